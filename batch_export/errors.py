@@ -64,11 +64,20 @@ class RequestGoneError(TargetError):
 
 
 class TransientError(ExportError):
-    """A failure that may go away if the same call is made again later."""
+    """A failure that may go away if the same call is made again later.
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    ``maybe_sent`` is True when the request may have reached the platform
+    before the failure (a reset or timeout while awaiting the answer): for a
+    POST that means the platform may have created a data request we never
+    heard of, which the journal records as an ambiguous submit.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, maybe_sent: bool = False
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.maybe_sent = maybe_sent
 
 
 class RateLimitedError(TransientError):

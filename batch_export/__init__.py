@@ -1,0 +1,53 @@
+"""batch_export: bulk, resumable, verified export of Copernica GDPR data requests.
+
+The public Python API is re-exported here; everything else is internal.
+
+    import asyncio
+    from pathlib import Path
+    from batch_export import ApiSettings, RunOptions, Secret, run_export
+
+    result = asyncio.run(run_export(RunOptions(
+        input="profiles.csv", out_dir=Path("exports"),
+        api=ApiSettings(token=Secret(token)), rate=20)))
+    print(result.exit_code, result.counts)
+"""
+
+from ._version import __version__
+from .client import ApiSettings
+from .errors import (
+    AuthError,
+    ConfigError,
+    ExportError,
+    InputError,
+    IntegrityError,
+    RateLimitedError,
+    RequestGoneError,
+    TargetError,
+    TransientError,
+)
+from .limits import RateLimiter, RetryPolicy
+from .pipeline import RunOptions, RunResult, run_export
+from .redaction import Secret
+from .targets import Target, TargetKind
+
+__all__ = [
+    "ApiSettings",
+    "AuthError",
+    "ConfigError",
+    "ExportError",
+    "InputError",
+    "IntegrityError",
+    "RateLimitedError",
+    "RateLimiter",
+    "RequestGoneError",
+    "RetryPolicy",
+    "RunOptions",
+    "RunResult",
+    "Secret",
+    "Target",
+    "TargetError",
+    "TargetKind",
+    "TransientError",
+    "__version__",
+    "run_export",
+]

@@ -1,0 +1,364 @@
+"""The ``batch-export`` command line: parse, wire, print. No logic of its own.
+
+Exit codes (documented in the README and tested):
+  0  every target done          1  finished, but some targets failed or were invalid
+  2  usage/configuration error, unreadable input, credentials rejected
+  130 stopped by SIGINT         143 stopped by SIGTERM
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import click
+
+from ._version import __version__
+from .client import ApiSettings
+from .errors import ConfigError, ExportError
+from .pipeline import EXIT_CONFIG, EXIT_SIGINT, RunOptions, RunResult, run_export
+from .progress import format_summary
+from .redaction import RedactingFilter, Redactor, Secret
+from .targets import TargetKind
+
+__all__ = ["cli", "main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+TOKEN_ENV = "COPERNICA_ACCESS_TOKEN"  # noqa: S105 - the variable's name, not a token
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(
+            {
+                "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": record.getMessage(),
+            }
+        )
+
+
+def setup_logging(verbose: int, quiet: bool, log_format: str, redactor: Redactor) -> None:
+    """Logs go to stderr, scrubbed of secrets, as text or JSON lines."""
+    level = (
+        logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter(redactor))
+    if log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("batch-export: %(levelname)s: %(message)s"))
+    root = logging.getLogger("batch_export")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    # aiohttp logs full URLs (with the token) at debug level: keep it out.
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
+
+
+def output_options(func: F) -> F:
+    """-v/-q/--log-format, shared by the commands that log."""
+    func = click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")(func)
+    func = click.option(
+        "-v", "--verbose", count=True, help="More detail on stderr (-vv for debug)."
+    )(func)
+    return click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="json: one JSON object per log line, for schedulers and log shippers.",
+    )(func)
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, option: str) -> str:
+    """An http(s) URL with a host, or a BadParameter saying what is expected."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.BadParameter(
+            f"{url!r} is not an http(s) URL with a host, e.g. https://api.copernica.com",
+            param_hint=option,
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        click.echo(
+            f"batch-export: warning: {option} uses plain http to {parts.hostname}: "
+            "the access token travels unencrypted",
+            err=True,
+        )
+    return url
+
+
+def read_token(token_file: Path | None) -> Secret:
+    """The access token from --token-file or the environment, never from the command line."""
+    if token_file is not None:
+        try:
+            value = token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read --token-file {token_file}: {exc.strerror}") from None
+        if not value:
+            raise ConfigError(f"--token-file {token_file} is empty")
+        return Secret(value)
+    value = os.environ.get(TOKEN_ENV, "").strip()
+    if not value:
+        raise ConfigError(
+            f"no access token: set {TOKEN_ENV} or pass --token-file PATH (or try --simulate)"
+        )
+    return Secret(value)
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="batch-export")
+def cli() -> None:
+    """Bulk export of Copernica GDPR data requests, resumable and verified.
+
+    \b
+    Example:
+      export COPERNICA_ACCESS_TOKEN=...      # or --token-file
+      batch-export run profiles.csv --out exports/
+      batch-export run sample_inputs/profiles.csv --out demo/ --simulate
+    """
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("input_csv", metavar="INPUT.csv", type=str)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output directory (created 0700; rerun with the same one to resume).",
+)
+@click.option(
+    "--kind",
+    type=click.Choice([k.value for k in TargetKind]),
+    default="profile",
+    show_default=True,
+    help="What the IDs in the CSV are.",
+)
+@click.option(
+    "--id-column",
+    help="Column holding the IDs (default: profile_id, id, profile, subprofile_id or email).",
+)
+@click.option(
+    "--encoding",
+    default="utf-8",
+    show_default=True,
+    help="Text encoding of INPUT.csv, e.g. cp1252.",
+)
+@click.option(
+    "--api-url",
+    default="https://api.copernica.com",
+    show_default=True,
+    help="Base URL of the REST API.",
+)
+@click.option(
+    "--api-version",
+    type=click.IntRange(1, 4),
+    default=2,
+    show_default=True,
+    help="REST API version (4 uses bearer JWTs).",
+)
+@click.option(
+    "--auth-url",
+    default="https://authenticate.copernica.com",
+    show_default=True,
+    help="Where v4 exchanges the token for a JWT.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help=f"File holding the access token (else ${TOKEN_ENV}).",
+)
+@click.option(
+    "--rate",
+    type=float,
+    help="Requests/second ceiling for this client (default: find the account's limit).",
+)
+@click.option(
+    "--concurrency", type=int, default=16, show_default=True, help="HTTP requests in flight."
+)
+@click.option(
+    "--max-pending",
+    type=int,
+    default=500,
+    show_default=True,
+    help="Data requests submitted but not yet downloaded.",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=3600.0,
+    show_default=True,
+    help="Seconds one data request may take before it is given up.",
+)
+@click.option(
+    "--report",
+    help="Passed to the platform: an email or web address to notify when a file is ready.",
+)
+@click.option("--gzip", is_flag=True, help="Store exports gzip-compressed (.json.gz).")
+@click.option(
+    "--insecure", is_flag=True, help="Do not verify HTTPS certificates (test platforms only!)."
+)
+@click.option(
+    "--simulate", is_flag=True, help="Run against the embedded simulator (no account needed)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
+@click.option(
+    "--no-progress",
+    is_flag=True,
+    help="No progress bars (they are off anyway when stderr is not a terminal).",
+)
+@output_options
+def run(
+    input_csv: str,
+    out_dir: Path,
+    kind: str,
+    id_column: str | None,
+    encoding: str,
+    api_url: str,
+    api_version: int,
+    auth_url: str,
+    token_file: Path | None,
+    rate: float | None,
+    concurrency: int,
+    max_pending: int,
+    timeout: float,
+    report: str | None,
+    gzip: bool,
+    insecure: bool,
+    simulate: bool,
+    as_json: bool,
+    no_progress: bool,
+    verbose: int,
+    quiet: bool,
+    log_format: str,
+) -> None:
+    """Export the data request of every target in INPUT.csv ('-' for stdin) into --out.
+
+    Each export is streamed to its own verified file; DIR/manifest.jsonl lists
+    every target's outcome and DIR/summary.json the run's totals. Rerunning
+    the same command resumes: finished targets are skipped and open requests
+    are picked up by their request ID.
+
+    \b
+    Examples:
+      batch-export run sample_inputs/profiles.csv --out demo-export --simulate
+      COPERNICA_ACCESS_TOKEN=... batch-export run ids.csv --out exports --rate 20
+      batch-export run emails.csv --kind email --api-version 4 --out exports --token-file ~/.copernica
+    """
+    redactor = Redactor()
+    setup_logging(verbose, quiet, log_format, redactor)
+    try:
+        if not simulate:
+            check_url(api_url, "--api-url")
+            if api_version == 4:
+                check_url(auth_url, "--auth-url")
+        if insecure:
+            click.echo(
+                "batch-export: WARNING: --insecure: HTTPS certificates are NOT verified; "
+                "anyone on the network path can read the token and the exports",
+                err=True,
+            )
+        token = Secret("") if simulate else read_token(token_file)
+        redactor.add(token.reveal())
+        options = RunOptions(
+            input=input_csv,
+            out_dir=out_dir,
+            api=ApiSettings(
+                api_url=api_url,
+                api_version=api_version,
+                auth_url=auth_url,
+                token=token,
+                insecure=insecure,
+            ),
+            kind=TargetKind(kind),
+            id_column=id_column,
+            encoding=encoding,
+            rate=rate,
+            concurrency=concurrency,
+            max_pending=max_pending,
+            timeout=timeout,
+            report=report,
+            gzip=gzip,
+            progress=not no_progress and not quiet and sys.stderr.isatty(),
+            redactor=redactor,
+        )
+        options.validate()
+        result = asyncio.run(_run(options, simulate, redactor))
+    except ExportError as exc:
+        raise _fail(str(exc), redactor) from None
+    except KeyboardInterrupt:
+        click.echo("batch-export: interrupted", err=True)
+        sys.exit(EXIT_SIGINT)
+    if as_json:
+        click.echo(json.dumps(result.summary, indent=2))
+    if not quiet:
+        click.echo(format_summary(result.summary), err=True)
+        click.echo(f"manifest: {result.out_dir / 'manifest.jsonl'}", err=True)
+    sys.exit(result.exit_code)
+
+
+async def _run(options: RunOptions, simulate: bool, redactor: Redactor) -> RunResult:
+    if not simulate:
+        return await run_export(options)
+    from .simulator import Simulator, SimulatorConfig
+
+    config = SimulatorConfig(prepare_delay="0.2:1.5", export_size=20_000, seed=7)
+    async with Simulator(config, host="127.0.0.1", port=0) as sim:
+        click.echo(f"batch-export: using the embedded simulator at {sim.base_url}", err=True)
+        redactor.add(sim.token)
+        options.api = ApiSettings(
+            api_url=sim.base_url,
+            api_version=options.api.api_version,
+            auth_url=sim.auth_url,
+            token=Secret(sim.token),
+        )
+        return await run_export(options)
+
+
+class _UsageFailure(click.ClickException):
+    exit_code = EXIT_CONFIG
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"batch-export: error: {self.format_message()}", err=True)
+
+
+def _fail(message: str, redactor: Redactor) -> click.ClickException:
+    return _UsageFailure(redactor(message))
+
+
+def _register_optional_commands() -> None:
+    """Commands living in their own modules, registered on the group."""
+    from .simulator.command import simulate
+
+    cli.add_command(simulate)
+
+
+_register_optional_commands()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="batch-export")

@@ -1,0 +1,302 @@
+"""The durable record of every target's progress: an append-only JSON-lines file.
+
+``DIR/journal.jsonl`` starts with a header line (format version, target kind)
+followed by one line per state change::
+
+    {"ts": 1764331200.1, "ev": "submitting", "id": "1001"}
+    {"ts": 1764331200.2, "ev": "submitted", "id": "1001", "rid": "dr_..."}
+    {"ts": 1764331203.9, "ev": "done", "id": "1001", "rid": "dr_...", "file": "exports/...",
+     "bytes": 20000, "sha256": "..."}
+
+Replaying the lines in order rebuilds each target's state, so a killed run
+resumes exactly where its last durable line left it. Lines are written by one
+flusher task that appends everything queued since its last write and fsyncs
+once ("group commit"): every ``record()`` returns only when its line is on
+disk, yet a thousand concurrent targets cost one fsync, not a thousand.
+
+A crash can tear the last line; ``open`` drops a torn tail and truncates the
+file back to its last complete line before appending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["JOURNAL_NAME", "Journal", "TargetState", "replay"]
+
+log = logging.getLogger("batch_export.journal")
+
+JOURNAL_NAME = "journal.jsonl"
+FORMAT = "batch-export-journal"
+VERSION = 1
+
+# Target statuses held in memory (manifest statuses are derived from these).
+NEW = "new"
+SUBMITTING = "submitting"  # a POST was (maybe) sent; no request ID known yet
+SUBMITTED = "submitted"
+DONE = "done"
+FAILED = "failed"
+
+
+class TargetState:
+    """Everything known about one target; slots keep a million of them small."""
+
+    __slots__ = (
+        "ambiguous",
+        "attempts",
+        "bytes",
+        "error",
+        "file",
+        "gzip",
+        "in_input",
+        "reissued",
+        "request_id",
+        "sha256",
+        "status",
+    )
+
+    def __init__(self) -> None:
+        self.status = NEW
+        self.request_id: str | None = None
+        self.attempts = 0  # POSTs sent for this target, over all runs
+        self.ambiguous = 0  # POSTs that may have created a request we never learnt of
+        self.reissued = 0  # requests that expired or vanished and were asked again
+        self.file: str | None = None
+        self.bytes = 0
+        self.sha256: str | None = None
+        self.gzip = False
+        self.error: str | None = None
+        self.in_input = False
+
+    def apply(self, record: dict[str, Any]) -> None:
+        """Fold one journal record into this state."""
+        event = record.get("ev")
+        if event == "submitting":
+            if self.status == SUBMITTING:
+                self.ambiguous += 1  # the previous POST never got an answer we recorded
+            self.status = SUBMITTING
+            self.request_id = None
+            self.attempts += 1
+        elif event == "ambiguous":
+            self.ambiguous += 1
+        elif event == "submitted":
+            self.status = SUBMITTED
+            self.request_id = record.get("rid")
+            self.error = None
+        elif event == "expired":
+            self.status = NEW
+            self.request_id = None
+            self.reissued += 1
+        elif event == "done":
+            self.status = DONE
+            self.request_id = record.get("rid", self.request_id)
+            self.file = record.get("file")
+            self.bytes = int(record.get("bytes", 0))
+            self.sha256 = record.get("sha256")
+            self.gzip = bool(record.get("gzip", False))
+            self.error = None
+        elif event == "failed":
+            self.status = FAILED
+            self.error = record.get("error")
+        elif event == "stale":
+            # a done target whose file went missing or bad: export it again
+            self.status = NEW
+            self.request_id = None
+            self.file = None
+            self.sha256 = None
+            self.error = record.get("error")
+
+
+class Journal:
+    """Append-only, fsync'd journal of target states, with group commit."""
+
+    def __init__(
+        self, path: Path, fd: int, header: dict[str, Any], states: dict[str, TargetState]
+    ) -> None:
+        self.path = path
+        self.header = header
+        self.states = states
+        self._fd = fd
+        self._buffer: list[str] = []
+        self._waiter: asyncio.Future[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self.fsyncs = 0
+        self.torn_lines = 0
+        self.skipped_lines = 0
+
+    # -- opening and replay ---------------------------------------------------
+
+    @classmethod
+    def open(cls, out_dir: Path, kind: str) -> Journal:
+        """Open (or create) the journal in ``out_dir`` and replay it."""
+        path = out_dir / JOURNAL_NAME
+        states: dict[str, TargetState] = {}
+        header: dict[str, Any] = {"format": FORMAT, "version": VERSION, "kind": kind}
+        torn = skipped = 0
+        if path.exists():
+            read_header, good_end, torn, skipped = replay(path, states)
+            if read_header is None:
+                good_end = 0  # nothing usable: start the file afresh
+            else:
+                _check_header(read_header, kind, path)
+                header = read_header
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            if good_end < os.fstat(fd).st_size:
+                os.ftruncate(fd, good_end)
+                os.fsync(fd)
+            if read_header is None:
+                _write_all(fd, (json.dumps({**header, "created": time.time()}) + "\n").encode())
+                os.fsync(fd)
+        else:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+            os.fchmod(fd, 0o600)
+            header["created"] = time.time()
+            _write_all(fd, (json.dumps(header) + "\n").encode())
+            os.fsync(fd)
+            _fsync_dir(out_dir)
+        journal = cls(path, fd, header, states)
+        journal.torn_lines, journal.skipped_lines = torn, skipped
+        return journal
+
+    # -- writing ----------------------------------------------------------------
+
+    def state(self, target_id: str) -> TargetState:
+        """The state of a target, created empty on first sight."""
+        found = self.states.get(target_id)
+        if found is None:
+            found = self.states[target_id] = TargetState()
+        return found
+
+    async def record(self, event: str, target_id: str, **fields: Any) -> None:
+        """Apply a state change and return once its line is durable on disk."""
+        record: dict[str, Any] = {"ts": round(time.time(), 3), "ev": event, "id": target_id}
+        record.update({k: v for k, v in fields.items() if v is not None})
+        self.state(target_id).apply(record)
+        self._buffer.append(json.dumps(record, separators=(",", ":")) + "\n")
+        loop = asyncio.get_running_loop()
+        if self._waiter is None:
+            self._waiter = loop.create_future()
+        waiter = self._waiter
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush_loop())
+        await asyncio.shield(waiter)
+
+    async def _flush_loop(self) -> None:
+        while self._buffer:
+            data = "".join(self._buffer).encode()
+            self._buffer = []
+            waiter, self._waiter = self._waiter, None
+            try:
+                await asyncio.to_thread(self._write_durably, data)
+            except BaseException as exc:
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(OSError(f"cannot write the journal {self.path}: {exc}"))
+                raise
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    def _write_durably(self, data: bytes) -> None:
+        _write_all(self._fd, data)
+        os.fsync(self._fd)
+        self.fsyncs += 1
+
+    async def close(self) -> None:
+        """Wait for queued lines to reach the disk, then close the file."""
+        if self._flusher is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._flusher
+        if self._buffer:  # left behind by a cancelled flusher
+            self._write_durably("".join(self._buffer).encode())
+            self._buffer = []
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def replay(
+    path: Path, states: dict[str, TargetState]
+) -> tuple[dict[str, Any] | None, int, int, int]:
+    """Fold every line of a journal into ``states``.
+
+    Returns the header (None if even that is unreadable), the byte offset just
+    past the last good line, and how many torn and skipped lines were seen.
+    """
+    header: dict[str, Any] | None = None
+    good_end = 0
+    torn = skipped = 0
+    offset = 0
+    for raw in _lines(path):
+        end = offset + len(raw)
+        complete = raw.endswith(b"\n")
+        try:
+            record = json.loads(raw) if complete else None
+        except ValueError:
+            record = None
+        if record is None or not isinstance(record, dict):
+            if not complete:
+                torn += 1  # a crash mid-write: the tail is dropped
+                break
+            skipped += 1
+            log.warning("journal %s: skipping an unreadable line at byte %d", path, offset)
+            offset = good_end = end
+            continue
+        if header is None:
+            if record.get("format") != FORMAT:
+                raise ConfigError(
+                    f"{path} is not a batch-export journal; use an empty --out directory"
+                )
+            header = record
+        else:
+            target_id = record.get("id")
+            if isinstance(target_id, str):
+                state = states.get(target_id)
+                if state is None:
+                    state = states[target_id] = TargetState()
+                state.apply(record)
+        offset = good_end = end
+    return header, good_end, torn, skipped
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        yield from handle
+
+
+def _check_header(header: dict[str, Any], kind: str, path: Path) -> None:
+    if header.get("version") != VERSION:
+        raise ConfigError(
+            f"{path} was written by journal format version {header.get('version')}; "
+            f"this batch-export reads version {VERSION}"
+        )
+    if header.get("kind") != kind:
+        raise ConfigError(
+            f"{path.parent} holds a {header.get('kind')} export; "
+            f"use another --out directory for --kind {kind}"
+        )
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

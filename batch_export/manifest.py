@@ -1,0 +1,196 @@
+"""The run's outputs for people and tools: ``manifest.jsonl`` and ``summary.json``.
+
+The manifest has exactly one line per distinct input target (and one per
+invalid input row), in input order, each with the same keys::
+
+    kind, id, status (done|failed|invalid|pending), request_id, file, bytes,
+    sha256, compressed, attempts, ambiguous_submits, reissued, error
+
+``pending`` appears only when a run was stopped before finishing. Both files
+are replaced atomically (temporary file, fsync, rename) and are owner-only:
+they name the people whose data was exported. Neither ever holds a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .journal import DONE, FAILED, Journal, TargetState
+from .targets import InvalidRow
+
+if TYPE_CHECKING:
+    from .pipeline import RunOptions
+
+__all__ = [
+    "MANIFEST_NAME",
+    "SUMMARY_NAME",
+    "RunCounts",
+    "manifest_line",
+    "write_manifest",
+    "write_summary",
+]
+
+MANIFEST_NAME = "manifest.jsonl"
+SUMMARY_NAME = "summary.json"
+
+
+@dataclass
+class RunCounts:
+    """How many targets ended in each status."""
+
+    done: int = 0
+    failed: int = 0
+    invalid: int = 0
+    pending: int = 0
+    bytes: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.done + self.failed + self.invalid + self.pending
+
+
+def manifest_status(state: TargetState) -> str:
+    if state.status == DONE:
+        return "done"
+    if state.status == FAILED:
+        return "failed"
+    return "pending"
+
+
+def manifest_line(kind: str, target_id: str, state: TargetState) -> dict[str, Any]:
+    """The manifest entry for one target."""
+    status = manifest_status(state)
+    done = status == "done"
+    return {
+        "kind": kind,
+        "id": target_id,
+        "status": status,
+        "request_id": state.request_id,
+        "file": state.file if done else None,
+        "bytes": state.bytes if done else 0,
+        "sha256": state.sha256 if done else None,
+        "compressed": "gzip" if done and state.gzip else None,
+        "attempts": state.attempts,
+        "ambiguous_submits": state.ambiguous,
+        "reissued": state.reissued,
+        "error": None if done else state.error,
+    }
+
+
+def invalid_line(kind: str, row: InvalidRow) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "id": row.value,
+        "status": "invalid",
+        "request_id": None,
+        "file": None,
+        "bytes": 0,
+        "sha256": None,
+        "compressed": None,
+        "attempts": 0,
+        "ambiguous_submits": 0,
+        "reissued": 0,
+        "error": row.reason,
+    }
+
+
+def write_manifest(
+    out_dir: Path,
+    journal: Journal,
+    kind: str,
+    target_ids: Iterable[str],
+    invalid: Iterable[InvalidRow],
+) -> RunCounts:
+    """Replace ``manifest.jsonl`` with the final state of every input target."""
+    counts = RunCounts()
+
+    def lines() -> Iterator[str]:
+        for target_id in target_ids:
+            entry = manifest_line(kind, target_id, journal.states[target_id])
+            status = entry["status"]
+            setattr(counts, status, getattr(counts, status) + 1)
+            counts.bytes += entry["bytes"]
+            yield json.dumps(entry, ensure_ascii=False) + "\n"
+        for row in invalid:
+            counts.invalid += 1
+            yield json.dumps(invalid_line(kind, row), ensure_ascii=False) + "\n"
+
+    write_atomically(out_dir / MANIFEST_NAME, lines())
+    return counts
+
+
+def write_summary(
+    out_dir: Path,
+    *,
+    options: RunOptions,
+    counts: RunCounts,
+    client_requests: dict[str, int],
+    responses: dict[str, int],
+    retries: int,
+    jwt_refreshes: int,
+    started: float,
+    exit_code: int,
+    interrupted: str | None,
+    version: str,
+    error: str | None,
+) -> dict[str, Any]:
+    """Write ``summary.json``: counts, timings, request totals; no secrets."""
+    finished = time.time()
+    api = urlsplit(options.api.api_url)
+    summary: dict[str, Any] = {
+        "tool": "batch-export",
+        "version": version,
+        "kind": options.kind.value,
+        "api_host": api.hostname,
+        "api_version": options.api.api_version,
+        "started_at": _iso(started),
+        "finished_at": _iso(finished),
+        "elapsed_seconds": round(finished - started, 3),
+        "counts": {**asdict(counts), "total": counts.total},
+        "requests": client_requests,
+        "requests_total": sum(client_requests.values()),
+        "responses": responses,
+        "retries": retries,
+        "jwt_refreshes": jwt_refreshes,
+        "exit_code": exit_code,
+        "interrupted": interrupted,
+        "error": error,
+        "settings": {
+            "rate": options.rate,
+            "concurrency": options.concurrency,
+            "max_pending": options.max_pending,
+            "timeout": options.timeout,
+            "gzip": options.gzip,
+            "report": bool(options.report),
+        },
+    }
+    write_atomically(out_dir / SUMMARY_NAME, [json.dumps(summary, indent=2) + "\n"])
+    return summary
+
+
+def _iso(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+def write_atomically(path: Path, chunks: Iterable[str]) -> None:
+    """Write ``path`` owner-only via a temporary file, fsync and rename."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", buffering=1024 * 1024) as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

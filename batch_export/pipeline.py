@@ -1,0 +1,499 @@
+"""The run: targets in, verified exports and a manifest out.
+
+One asyncio task per *open* data request, never more than ``max_pending`` of
+them: each submits (or resumes with a known request ID), sleeps until the
+readiness model says the file is probably there, asks, and streams the export
+to the store when it is. Every step is journalled before the next depends on
+it. All HTTP goes through the one ``PlatformClient``, so submits and checks
+share the same rate budget and the same 429 pause.
+
+Stopping: the first SIGINT/SIGTERM stops new submissions and wakes every
+sleeping task (their request IDs are already in the journal); requests in
+flight may finish for ``grace`` seconds. A second signal cancels them at
+once. Either way no file appears under its final name unless complete and
+verified, and the journal and manifest are written before the exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._version import __version__
+from .client import ApiSettings, PlatformClient
+from .errors import (
+    AuthError,
+    ConfigError,
+    ExportError,
+    RequestGoneError,
+    TargetError,
+    TransientError,
+)
+from .journal import DONE, FAILED, SUBMITTED, SUBMITTING, Journal, TargetState
+from .limits import RateLimiter, RetryPolicy
+from .manifest import RunCounts, write_manifest, write_summary
+from .progress import NullProgress, Progress
+from .redaction import Redactor
+from .scheduling import ReadinessModel
+from .store import ExportStore, RunLock, SavedExport, prepare_out_dir
+from .targets import InvalidRow, Target, TargetKind, TargetReader
+from .validate import PlaceholderError
+
+__all__ = ["RunOptions", "RunResult", "run_export"]
+
+log = logging.getLogger("batch_export.pipeline")
+
+EXIT_OK = 0
+EXIT_INCOMPLETE = 1
+EXIT_CONFIG = 2
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+@dataclass
+class RunOptions:
+    """Everything a run needs; the CLI builds one from its options."""
+
+    input: str
+    out_dir: Path
+    api: ApiSettings
+    kind: TargetKind = TargetKind.PROFILE
+    id_column: str | None = None
+    encoding: str = "utf-8"
+    rate: float | None = None
+    burst: int = 4
+    concurrency: int = 16
+    max_pending: int = 500
+    timeout: float = 3600.0
+    report: str | None = None
+    gzip: bool = False
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    max_reissues: int = 3
+    stall_timeout: float = 900.0
+    grace: float = 10.0
+    progress: bool = False
+    handle_signals: bool = True
+    stdin: Any = None
+    #: shared with the CLI's log filter so JWTs learnt mid-run are scrubbed there too
+    redactor: Redactor | None = None
+
+    def validate(self) -> None:
+        """Reject impossible settings with a message that says how to fix them."""
+        if self.rate is not None and self.rate <= 0:
+            raise ConfigError(
+                "--rate must be greater than 0 (requests per second); omit it to let the tool find the limit"
+            )
+        if self.concurrency < 1:
+            raise ConfigError("--concurrency must be at least 1")
+        if self.max_pending < 1:
+            raise ConfigError("--max-pending must be at least 1")
+        if self.timeout <= 0:
+            raise ConfigError("--timeout must be greater than 0 seconds")
+        if self.api.api_version not in (1, 2, 3, 4):
+            raise ConfigError(
+                f"unknown --api-version {self.api.api_version}; use 2, 3 or 4 (1 also works)"
+            )
+
+
+@dataclass
+class RunResult:
+    """What a finished (or stopped) run did."""
+
+    exit_code: int
+    counts: RunCounts
+    out_dir: Path
+    summary: dict[str, Any]
+    interrupted: str | None = None
+
+
+class _Stopped(Exception):
+    """Raised inside a target's task when the run is stopping."""
+
+
+class _Fatal(Exception):
+    """Wraps an error that ends the whole run (credentials, storage)."""
+
+
+class Exporter:
+    """One run of the pipeline."""
+
+    def __init__(self, options: RunOptions, progress: Progress | NullProgress) -> None:
+        self.options = options
+        self.kind = options.kind
+        self.progress = progress
+        self.redactor = options.redactor or Redactor()
+        self.limiter = RateLimiter(options.rate, burst=options.burst)
+        self.model = ReadinessModel()
+        self.store = ExportStore(options.out_dir, gzip=options.gzip)
+        self.stopping = asyncio.Event()
+        self.stop_reason: str | None = None
+        self.fatal: ExportError | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.last_progress = time.monotonic()
+        self.journal: Journal
+        self.client: PlatformClient
+
+    # -- the run ------------------------------------------------------------
+
+    async def run(self, journal: Journal, work: Iterable[str], resumed: set[str]) -> None:
+        self.journal = journal
+        window = asyncio.Semaphore(self.options.max_pending)
+        watchdog = asyncio.create_task(self._watchdog())
+        try:
+            async with PlatformClient(
+                self.options.api,
+                self.limiter,
+                concurrency=self.options.concurrency,
+                retry=self.options.retry,
+                redactor=self.redactor,
+            ) as client:
+                self.client = client
+                for target_id in work:
+                    if self.stopping.is_set():
+                        break
+                    await self._acquire(window)
+                    if self.stopping.is_set():
+                        window.release()
+                        break
+                    task = asyncio.create_task(self._process(target_id, target_id in resumed))
+                    self.tasks.add(task)
+                    task.add_done_callback(self._finished(window))
+                await self._drain()
+        finally:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+
+    async def _acquire(self, window: asyncio.Semaphore) -> None:
+        acquire = asyncio.ensure_future(window.acquire())
+        stop = asyncio.ensure_future(self.stopping.wait())
+        await asyncio.wait({acquire, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not acquire.done():
+            acquire.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await acquire
+            return
+        if self.stopping.is_set():
+            return  # the caller releases it
+
+    def _finished(self, window: asyncio.Semaphore) -> Callable[[asyncio.Task[None]], None]:
+        def done(task: asyncio.Task[None]) -> None:
+            self.tasks.discard(task)
+            window.release()
+
+        return done
+
+    async def _drain(self) -> None:
+        """Wait for open tasks; on a stop, give requests in flight ``grace`` seconds."""
+        while self.tasks:
+            if not self.stopping.is_set():
+                stop = asyncio.ensure_future(self.stopping.wait())
+                await asyncio.wait({*self.tasks, stop}, return_when=asyncio.FIRST_COMPLETED)
+                stop.cancel()
+                continue
+            _, still_running = await asyncio.wait(set(self.tasks), timeout=self.options.grace)
+            for task in still_running:
+                task.cancel()
+            if still_running:
+                await asyncio.wait(still_running)
+
+    def request_stop(self, reason: str, *, force: bool = False) -> None:
+        """Stop submitting; with ``force`` (a second signal), cancel everything now."""
+        if self.stopping.is_set() or force:
+            for task in list(self.tasks):
+                task.cancel()
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.stopping.set()
+
+    async def _watchdog(self) -> None:
+        """Stop the run if nothing at all has happened for ``stall_timeout`` seconds."""
+        while True:
+            await asyncio.sleep(min(5.0, self.options.stall_timeout / 4))
+            idle = time.monotonic() - self.last_progress
+            if idle > self.options.stall_timeout and self.tasks:
+                self.fatal = ExportError(
+                    f"no progress for {idle:.0f}s (no answer, no saved file): stopping; "
+                    "rerun the same command to resume"
+                )
+                self.request_stop("stalled", force=True)
+                return
+
+    # -- one target -----------------------------------------------------------
+
+    async def _process(self, target_id: str, resumed: bool) -> None:
+        target = Target(self.kind, target_id)
+        state = self.journal.state(target_id)
+        try:
+            await asyncio.wait_for(self._export_one(target, state, resumed), self.options.timeout)
+        except _Stopped:
+            return
+        except asyncio.TimeoutError:
+            await self._fail(target, f"no export within --timeout {self.options.timeout:g}s")
+        except TargetError as exc:
+            await self._fail(target, str(exc))
+        except (AuthError, ConfigError) as exc:
+            self._abort(exc)
+        except OSError as exc:
+            self._abort(
+                ExportError(f"cannot write to {self.options.out_dir}: {exc.strerror or exc}")
+            )
+        except asyncio.CancelledError:
+            return
+        except ExportError as exc:
+            await self._fail(target, str(exc))
+
+    def _abort(self, exc: ExportError) -> None:
+        if self.fatal is None:
+            self.fatal = exc
+        self.request_stop("fatal", force=True)
+
+    async def _fail(self, target: Target, reason: str) -> None:
+        await self.journal.record("failed", target.id, error=self.redactor(reason))
+        self.progress.failed()
+        self._alive()
+
+    def _alive(self) -> None:
+        self.last_progress = time.monotonic()
+
+    async def _export_one(self, target: Target, state: TargetState, resumed: bool) -> None:
+        check_now = resumed
+        while True:
+            if state.request_id is None:
+                await self._submit(target, state)
+                check_now = False
+            rid = state.request_id
+            assert rid is not None
+            saved = await self._await_export(target, rid, check_now)
+            if saved is None:  # expired or unknown to the platform
+                if state.reissued >= self.options.max_reissues:
+                    raise TargetError(
+                        f"the platform forgot or expired the request {state.reissued + 1} times; "
+                        "lower --max-pending so files are fetched sooner"
+                    )
+                await self.journal.record("expired", target.id, rid=rid)
+                self.progress.reissued()
+                continue
+            await self.journal.record(
+                "done",
+                target.id,
+                rid=rid,
+                file=saved.file,
+                bytes=saved.bytes,
+                sha256=saved.sha256,
+                gzip=saved.gzip or None,
+            )
+            self.progress.saved(saved.bytes)
+            self._alive()
+            return
+
+    async def _submit(self, target: Target, state: TargetState) -> None:
+        if state.status == SUBMITTING:
+            # A POST was in flight when an earlier run died: it may have created a request.
+            await self.journal.record("ambiguous", target.id)
+
+        async def post() -> str:
+            if self.stopping.is_set():
+                raise _Stopped
+            await self.journal.record("submitting", target.id)
+            return await self.client.submit(self.kind.value, target.id, self.options.report)
+
+        async def note(exc: TransientError) -> None:
+            if exc.maybe_sent:
+                await self.journal.record("ambiguous", target.id)
+
+        rid = await self.client.call(post, on_transient=note)
+        await self.journal.record("submitted", target.id, rid=rid)
+        self.progress.submitted()
+        self._alive()
+
+    async def _await_export(self, target: Target, rid: str, check_now: bool) -> SavedExport | None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        checks = 0
+
+        async def consume(head: bytes, rest: Any) -> SavedExport:
+            return await self.store.save(target, head, rest)
+
+        async def fetch() -> SavedExport | None:
+            try:
+                return await self.client.fetch_export(rid, consume)
+            except PlaceholderError:
+                return None
+
+        while True:
+            delay = (
+                0.0
+                if (check_now and checks == 0)
+                else self.model.delay(checks, loop.time() - started)
+            )
+            await self._pause(delay)
+            try:
+                saved = await self.client.call(fetch)
+            except RequestGoneError:
+                return None
+            checks += 1
+            if not (check_now and checks == 1):
+                self.model.observe(checks, saved is not None)
+            self._alive()
+            if saved is not None:
+                return saved
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once (raising _Stopped) when the run stops."""
+        if self.stopping.is_set():
+            raise _Stopped
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        if self.stopping.is_set():
+            raise _Stopped
+
+
+def _plan(
+    journal: Journal, store: ExportStore, targets: Iterable[str]
+) -> tuple[list[str], set[str], list[str]]:
+    """Order the work: open requests first (their files are being prepared), then the rest.
+
+    Returns the work list, the IDs resumed with a known request ID, and the
+    done targets whose files are missing or damaged.
+    """
+    resumed: list[str] = []
+    fresh: list[str] = []
+    stale: list[str] = []
+    for target_id in targets:
+        state = journal.states[target_id]
+        if state.status == DONE:
+            if store.is_intact(state.file, state.bytes):
+                continue
+            stale.append(target_id)
+            fresh.append(target_id)
+        elif state.request_id is not None and state.status in (SUBMITTED, FAILED):
+            resumed.append(target_id)
+        else:
+            fresh.append(target_id)
+    return resumed + fresh, set(resumed), stale
+
+
+async def run_export(options: RunOptions) -> RunResult:
+    """Run one export end to end: the Python API behind ``batch-export run``.
+
+    Raises ConfigError or AuthError for problems that stop the run before or
+    during it; target failures end up in the manifest instead.
+    """
+    options.validate()
+    started = time.time()
+    out_dir = prepare_out_dir(options.out_dir)
+    with RunLock(out_dir):
+        journal = Journal.open(out_dir, options.kind.value)
+        progress: Progress | NullProgress = Progress() if options.progress else NullProgress()
+        exporter = Exporter(options, progress)
+        invalid: list[InvalidRow] = []
+        try:
+            input_ids = _read_input(options, journal, invalid)
+            work, resumed, stale = _plan(journal, exporter.store, input_ids)
+            for target_id in stale:
+                await journal.record(
+                    "stale", target_id, error="file missing or changed since it was saved"
+                )
+            progress.start(
+                total=len(input_ids), already_done=len(input_ids) - len(work), invalid=len(invalid)
+            )
+            with _signals(exporter, options.handle_signals):
+                await exporter.run(journal, work, resumed)
+        finally:
+            progress.close()
+            await journal.close()
+        counts = write_manifest(out_dir, journal, options.kind.value, input_ids, invalid)
+        interrupted = (
+            exporter.stop_reason if exporter.stop_reason in ("SIGINT", "SIGTERM") else None
+        )
+        if exporter.fatal is not None:
+            exit_code = EXIT_CONFIG
+        elif interrupted == "SIGINT":
+            exit_code = EXIT_SIGINT
+        elif interrupted == "SIGTERM":
+            exit_code = EXIT_SIGTERM
+        elif counts.failed or counts.invalid or counts.pending:
+            exit_code = EXIT_INCOMPLETE
+        else:
+            exit_code = EXIT_OK
+        summary = write_summary(
+            out_dir,
+            options=options,
+            counts=counts,
+            client_requests=dict(exporter.client.requests) if hasattr(exporter, "client") else {},
+            responses={str(k): v for k, v in exporter.client.responses.items()}
+            if hasattr(exporter, "client")
+            else {},
+            retries=exporter.client.retries if hasattr(exporter, "client") else 0,
+            jwt_refreshes=exporter.client.jwt_refreshes if hasattr(exporter, "client") else 0,
+            started=started,
+            exit_code=exit_code,
+            interrupted=interrupted,
+            version=__version__,
+            error=str(exporter.fatal) if exporter.fatal else None,
+        )
+        if exporter.fatal is not None:
+            raise exporter.fatal
+        return RunResult(exit_code, counts, out_dir, summary, interrupted)
+
+
+def _read_input(options: RunOptions, journal: Journal, invalid: list[InvalidRow]) -> list[str]:
+    """Read every target, marking each in the journal's state table; invalid rows collected."""
+    reader = TargetReader(
+        options.input,
+        options.kind,
+        id_column=options.id_column,
+        encoding=options.encoding,
+        stdin=options.stdin,
+    )
+    ids: list[str] = []
+    for item in reader:
+        if isinstance(item, InvalidRow):
+            invalid.append(item)
+            continue
+        state = journal.state(item.id)
+        state.in_input = True
+        ids.append(item.id)
+    return ids
+
+
+@contextlib.contextmanager
+def _signals(exporter: Exporter, enabled: bool) -> Any:
+    """SIGINT/SIGTERM stop the run gracefully; a second one stops it at once."""
+    if not enabled:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    installed: list[int] = []
+
+    def handler(name: str) -> None:
+        force = exporter.stopping.is_set()
+        exporter.request_stop(name, force=force)
+        log.warning(
+            "%s received: %s",
+            name,
+            "stopping now"
+            if force
+            else "finishing requests in flight (signal again to stop at once)",
+        )
+
+    for signum, name in ((signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")):
+        try:
+            loop.add_signal_handler(signum, handler, name)
+            installed.append(signum)
+        except (NotImplementedError, RuntimeError):
+            pass
+    try:
+        yield
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)

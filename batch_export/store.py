@@ -1,0 +1,220 @@
+"""Where export files go and how they get there intact.
+
+Every export is streamed into ``DIR/.partial/`` under a unique temporary name,
+hashed (sha256 of the stored bytes) and checked (valid JSON, the right
+``info``, not a placeholder) while it streams, fsync'd, and only then renamed
+to its final name; the directory is fsync'd so the rename survives a crash.
+A file under its final name is therefore always complete and verified, and a
+crash leaves at most temporaries in ``.partial/``, which the next run clears.
+
+Writes go through aiofiles in buffers of ``WRITE_BUFFER`` bytes: each aiofiles
+call is a hop to a worker thread, so writing every 4 KB network chunk
+separately would cost more than the write itself.
+
+Personal data: files are created 0600 and directories 0700 whatever the umask.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import hashlib
+import itertools
+import os
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiofiles
+
+from .errors import ConfigError
+from .naming import export_relpath
+from .targets import Target
+from .validate import ExportChecker
+
+__all__ = ["ExportStore", "RunLock", "SavedExport", "make_private_dir", "prepare_out_dir"]
+
+WRITE_BUFFER = 1024 * 1024
+PARTIAL_DIR = ".partial"
+LOCK_NAME = ".lock"
+
+
+@dataclass(frozen=True, slots=True)
+class SavedExport:
+    """A verified export under its final name."""
+
+    file: str  # relative to the output directory, with '/' separators
+    bytes: int  # stored bytes
+    sha256: str  # of the stored bytes
+    gzip: bool
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents) as owner-only directories."""
+    missing: list[Path] = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
+        os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def prepare_out_dir(out_dir: Path) -> Path:
+    """Create or check the output directory; ConfigError with a fix if unusable."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} is a file, not a directory; choose a directory")
+    try:
+        make_private_dir(out_dir)
+        make_private_dir(out_dir / PARTIAL_DIR)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the output directory {out_dir}: {exc.strerror}") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise ConfigError(f"the output directory {out_dir} is not writable")
+    # Temporaries of a run that was killed: never complete, never needed.
+    for leftover in (out_dir / PARTIAL_DIR).iterdir():
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+    return out_dir
+
+
+class RunLock:
+    """An exclusive lock on the output directory: one run per directory at a time."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self._path = out_dir / LOCK_NAME
+        self._fd = -1
+
+    def __enter__(self) -> RunLock:
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise ConfigError(
+                    f"another batch-export run is using {self._path.parent}; "
+                    "wait for it to finish or choose another --out"
+                ) from None
+            raise
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _private_opener(path: str, flags: int) -> int:
+    fd = os.open(path, flags | os.O_EXCL, 0o600)
+    os.fchmod(fd, 0o600)  # open's mode is filtered by the umask; be explicit
+    return fd
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ExportStore:
+    """Streams exports into verified, owner-only files under the output directory."""
+
+    def __init__(self, out_dir: Path, *, gzip: bool = False) -> None:
+        self.out_dir = out_dir
+        self.gzip = gzip
+        self.suffix = ".json.gz" if gzip else ".json"
+        self._counter = itertools.count()
+        self._pid = os.getpid()
+        self._made_dirs: set[Path] = set()
+
+    def relpath(self, target: Target) -> str:
+        """Where ``target``'s export lives, relative to the output directory."""
+        return export_relpath(target, suffix=self.suffix).as_posix()
+
+    def is_intact(self, file: str | None, size: int) -> bool:
+        """Cheap resume check: the recorded file is there with the recorded size.
+
+        A full re-hash of every file is ``batch-export verify``'s job.
+        """
+        if not file:
+            return False
+        try:
+            return (self.out_dir / file).stat().st_size == size
+        except OSError:
+            return False
+
+    async def save(self, target: Target, head: bytes, rest: AsyncIterator[bytes]) -> SavedExport:
+        """Stream one export to disk; raises IntegrityError (nothing kept) if it is not valid."""
+        relative = self.relpath(target)
+        final = self.out_dir / relative
+        temporary = self.out_dir / PARTIAL_DIR / f"{next(self._counter)}-{self._pid}{self.suffix}"
+        checker = ExportChecker(target.kind.value, target.id)
+        digest = hashlib.sha256()
+        compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if self.gzip else None
+        stored = 0
+        pending: list[bytes] = []
+        pending_size = 0
+        complete = False
+        handle = await aiofiles.open(temporary, "wb", opener=_private_opener)
+        try:
+
+            async def write(block: bytes) -> None:
+                nonlocal stored
+                if compressor is not None:
+                    block = await asyncio.to_thread(compressor.compress, block)
+                if block:
+                    digest.update(block)
+                    stored += len(block)
+                    await handle.write(block)
+
+            chunk = head
+            iterator = rest.__aiter__()
+            while True:
+                if chunk:
+                    checker.feed(chunk)
+                    pending.append(chunk)
+                    pending_size += len(chunk)
+                    if pending_size >= WRITE_BUFFER:
+                        await write(b"".join(pending))
+                        pending, pending_size = [], 0
+                try:
+                    chunk = await iterator.__anext__()
+                except StopAsyncIteration:
+                    break
+            checker.finish()
+            await write(b"".join(pending))
+            if compressor is not None:
+                tail = compressor.flush()
+                digest.update(tail)
+                stored += len(tail)
+                await handle.write(tail)
+            await handle.flush()
+            await asyncio.to_thread(os.fsync, handle.fileno())
+            complete = True
+        finally:
+            await handle.close()
+            if not complete:
+                with contextlib.suppress(OSError):
+                    temporary.unlink()
+        await self._place(temporary, final)
+        return SavedExport(file=relative, bytes=stored, sha256=digest.hexdigest(), gzip=self.gzip)
+
+    async def _place(self, temporary: Path, final: Path) -> None:
+        directory = final.parent
+        if directory not in self._made_dirs:
+            make_private_dir(directory)
+            self._made_dirs.add(directory)
+        # An OSError here (disk full, permissions) ends the run: the pipeline
+        # reports it, and the temporary is cleared by the next run.
+        os.replace(temporary, final)
+        await asyncio.to_thread(_fsync_dir, directory)

@@ -1,0 +1,127 @@
+"""Checking, while it streams, that a body is the export of the target asked for.
+
+An export is ``{"info": {"type": ..., "id": ...}, "data": [[...], ...]}`` and
+can be gigabytes long, so it is parsed incrementally (ijson's C backend, fed
+the same chunks that are written to disk) and only its top-level shape is
+kept: what ``info`` says, and whether ``data`` is an array. A ``data`` that is
+a string is the platform's "not available (yet)" placeholder, which must never
+be saved as somebody's export.
+
+Messages never quote the body: it is personal data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ijson
+
+from .errors import IntegrityError
+
+__all__ = ["ExportChecker", "PlaceholderError", "ids_match"]
+
+
+class PlaceholderError(IntegrityError):
+    """The body is the platform's not-ready placeholder, not an export."""
+
+
+def ids_match(kind: str, expected: str, found: object) -> bool:
+    """Whether ``info.id`` names the target (a number or a string, emails in any case)."""
+    if isinstance(found, bool) or found is None:
+        return False
+    text = str(found).strip()
+    if kind == "email":
+        return text.casefold() == expected.casefold()
+    return text == expected
+
+
+class _ShapeSink:
+    """Receives ijson events and remembers the document's top-level shape."""
+
+    __slots__ = ("data_kind", "depth", "info", "info_key", "info_kind", "key", "top_kind")
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.top_kind: str | None = None
+        self.key: str | None = None  # current member name at depth 1
+        self.info_key: str | None = None
+        self.info: dict[str, Any] = {}
+        self.info_kind: str | None = None
+        self.data_kind: str | None = None
+
+    def send(self, item: tuple[str, Any]) -> None:
+        event, value = item
+        depth = self.depth
+        if event == "start_map" or event == "start_array":
+            if depth == 0:
+                self.top_kind = event
+            elif depth == 1:
+                self._member_kind(event)
+            self.depth = depth + 1
+        elif event == "end_map" or event == "end_array":
+            self.depth = depth - 1
+        elif event == "map_key":
+            if depth == 1:
+                self.key = value
+            elif depth == 2 and self.key == "info":
+                self.info_key = value
+        elif depth == 1:
+            self._member_kind(event)
+        elif depth == 2 and self.key == "info" and self.info_key is not None:
+            self.info[self.info_key] = value
+
+    def _member_kind(self, kind: str) -> None:
+        if self.key == "info":
+            self.info_kind = kind
+        elif self.key == "data":
+            self.data_kind = kind
+
+
+class ExportChecker:
+    """Feed it the body chunk by chunk, then ``finish()`` raises if it is not the export."""
+
+    def __init__(self, kind: str, target_id: str) -> None:
+        self.kind = kind
+        self.target_id = target_id
+        self._sink = _ShapeSink()
+        self._parser = ijson.basic_parse_coro(self._sink)
+        self._fed = 0
+
+    def feed(self, chunk: bytes) -> None:
+        """Parse one more chunk of the body."""
+        try:
+            self._parser.send(chunk)
+        except ijson.JSONError as exc:
+            raise IntegrityError(
+                f"the export is not valid JSON (error near byte {self._fed})"
+            ) from exc
+        self._fed += len(chunk)
+
+    def finish(self) -> None:
+        """Check the complete document; raises IntegrityError or PlaceholderError."""
+        try:
+            self._parser.close()
+        except ijson.JSONError as exc:
+            raise IntegrityError(
+                f"the export is not valid JSON (it ends or breaks near byte {self._fed})"
+            ) from exc
+        sink = self._sink
+        if sink.top_kind != "start_map":
+            raise IntegrityError("the export is not a JSON object")
+        if sink.data_kind == "string" and sink.info_kind is None:
+            raise PlaceholderError("the platform served its 'not available (yet)' placeholder")
+        if sink.info_kind != "start_map":
+            raise IntegrityError("the export has no 'info' object")
+        if sink.data_kind != "start_array":
+            raise IntegrityError("the export has no 'data' array")
+        found_type = sink.info.get("type")
+        if found_type != self.kind:
+            raise IntegrityError(
+                f"the export is for a {found_type!r} but a {self.kind} was requested "
+                "(not saved as this target's export)"
+            )
+        if not ids_match(self.kind, self.target_id, sink.info.get("id")):
+            raise IntegrityError(
+                f"the export's info.id does not match {self.kind} {self.target_id} "
+                "(not saved as this target's export)"
+            )
