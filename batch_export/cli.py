@@ -22,17 +22,22 @@ from urllib.parse import urlsplit
 import click
 
 from ._version import __version__
-from .client import ApiSettings
-from .errors import ConfigError, ExportError
+from .client import ApiSettings, PlatformClient
+from .errors import ConfigError, ExportError, TargetError
+from .limits import RateLimiter, RetryPolicy
+from .listing import iter_collection_subprofile_ids, iter_database_profile_ids
 from .pipeline import EXIT_CONFIG, EXIT_SIGINT, RunOptions, RunResult, run_export
 from .progress import format_summary
 from .redaction import RedactingFilter, Redactor, Secret
+from .status import collect_status, format_status
 from .targets import TargetKind
+from .verify import verify_directory
 
 __all__ = ["cli", "main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 TOKEN_ENV = "COPERNICA_ACCESS_TOKEN"  # noqa: S105 - the variable's name, not a token
+INSTANT_RETRIES_ENV = "BATCH_EXPORT_INSTANT_RETRIES"
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -304,6 +309,8 @@ def run(
             gzip=gzip,
             progress=not no_progress and not quiet and sys.stderr.isatty(),
             redactor=redactor,
+            # Documented switch for test suites: retries without waiting.
+            retry=RetryPolicy(instant=os.environ.get(INSTANT_RETRIES_ENV) == "1"),
         )
         options.validate()
         result = asyncio.run(_run(options, simulate, redactor))
@@ -347,6 +354,184 @@ class _UsageFailure(click.ClickException):
 
 def _fail(message: str, redactor: Redactor) -> click.ClickException:
     return _UsageFailure(redactor(message))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("out_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
+def status(out_dir: Path, as_json: bool) -> None:
+    """Show the progress of the export in DIR: counts, open requests, failures, ETA.
+
+    Read-only: safe to run while a run is still working in DIR.
+
+    \b
+    Examples:
+      batch-export status exports/
+      batch-export status exports/ --json | jq .remaining
+    """
+    try:
+        report = collect_status(out_dir)
+    except ExportError as exc:
+        raise _UsageFailure(str(exc)) from None
+    click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("out_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+def verify(out_dir: Path, as_json: bool) -> None:
+    """Re-hash every exported file in DIR against its manifest and re-check its JSON.
+
+    Exit status 0 when every done entry verifies, 1 when any problem is found
+    (each listed on stdout), 2 when DIR is not an export directory.
+
+    \b
+    Examples:
+      batch-export verify exports/
+      batch-export verify /archive/2026-11-01 --json > evidence.json
+    """
+    try:
+        report = verify_directory(out_dir)
+    except ExportError as exc:
+        raise _UsageFailure(str(exc)) from None
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "directory": str(out_dir),
+                    "ok": report.ok,
+                    "checked": report.checked,
+                    "verified": report.verified,
+                    "bytes": report.bytes,
+                    "not_done": report.not_done,
+                    "problems": [vars(p) for p in report.problems],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for problem in report.problems:
+            click.echo(f"{problem.file or '-'}: {problem.kind} {problem.id}: {problem.problem}")
+        click.echo(
+            f"verified {report.verified} of {report.checked} files ({report.bytes} bytes); "
+            f"{len(report.problems)} problems; {report.not_done} entries not done",
+            err=True,
+        )
+    sys.exit(0 if report.ok else 1)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--database", "database_id", help="List the profile IDs of this database.")
+@click.option("--collection", "collection_id", help="List the subprofile IDs of this collection.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the CSV here (default: stdout).",
+)
+@click.option(
+    "--api-url",
+    default="https://api.copernica.com",
+    show_default=True,
+    help="Base URL of the REST API.",
+)
+@click.option(
+    "--api-version",
+    type=click.IntRange(1, 4),
+    default=2,
+    show_default=True,
+    help="REST API version.",
+)
+@click.option(
+    "--auth-url",
+    default="https://authenticate.copernica.com",
+    show_default=True,
+    help="Where v4 exchanges the token for a JWT.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help=f"File holding the access token (else ${TOKEN_ENV}).",
+)
+@click.option("--rate", type=float, help="Requests/second ceiling (default: find the limit).")
+@output_options
+def ids(
+    database_id: str | None,
+    collection_id: str | None,
+    output: Path | None,
+    api_url: str,
+    api_version: int,
+    auth_url: str,
+    token_file: Path | None,
+    rate: float | None,
+    verbose: int,
+    quiet: bool,
+    log_format: str,
+) -> None:
+    """Write every profile ID of a database (or subprofile ID of a collection) as a CSV.
+
+    The CSV is what `batch-export run` reads, so a whole-account migration is
+    ids → run → verify.
+
+    \b
+    Examples:
+      batch-export ids --database 42 -o profiles.csv
+      batch-export ids --collection 7 -o subprofiles.csv
+      batch-export run subprofiles.csv --kind subprofile --out exports/
+    """
+    redactor = Redactor()
+    setup_logging(verbose, quiet, log_format, redactor)
+    if (database_id is None) == (collection_id is None):
+        raise click.UsageError("give exactly one of --database ID or --collection ID")
+    try:
+        check_url(api_url, "--api-url")
+        if rate is not None and rate <= 0:
+            raise ConfigError("--rate must be greater than 0")
+        token = read_token(token_file)
+        redactor.add(token.reveal())
+        settings = ApiSettings(
+            api_url=api_url, api_version=api_version, auth_url=auth_url, token=token
+        )
+        header = "profile_id" if database_id is not None else "subprofile_id"
+        count = asyncio.run(
+            _write_ids(settings, rate, database_id, collection_id, output, header, redactor)
+        )
+    except ExportError as exc:
+        raise _fail(str(exc), redactor) from None
+    if not quiet:
+        click.echo(
+            f"batch-export: {count} IDs written" + (f" to {output}" if output else ""), err=True
+        )
+
+
+async def _write_ids(
+    settings: ApiSettings,
+    rate: float | None,
+    database_id: str | None,
+    collection_id: str | None,
+    output: Path | None,
+    header: str,
+    redactor: Redactor,
+) -> int:
+    count = 0
+    handle = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        handle.write(header + "\n")
+        async with PlatformClient(settings, RateLimiter(rate), redactor=redactor) as client:
+            pages = (
+                iter_database_profile_ids(client, database_id)
+                if database_id is not None
+                else iter_collection_subprofile_ids(client, str(collection_id))
+            )
+            async for page in pages:
+                handle.write("".join(f"{value}\n" for value in page))
+                count += len(page)
+    except TargetError as exc:
+        raise ConfigError(str(exc)) from None
+    finally:
+        if output:
+            handle.close()
+    return count
 
 
 def _register_optional_commands() -> None:

@@ -182,6 +182,13 @@ class Journal:
         record: dict[str, Any] = {"ts": round(time.time(), 3), "ev": event, "id": target_id}
         record.update({k: v for k, v in fields.items() if v is not None})
         self.state(target_id).apply(record)
+        await self._append(record)
+
+    async def record_run(self, **fields: Any) -> None:
+        """A line about the run itself (no target): read by ``batch-export status``."""
+        await self._append({"ts": round(time.time(), 3), "ev": "run", **fields})
+
+    async def _append(self, record: dict[str, Any]) -> None:
         self._buffer.append(json.dumps(record, separators=(",", ":")) + "\n")
         loop = asyncio.get_running_loop()
         if self._waiter is None:

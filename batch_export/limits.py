@@ -101,7 +101,7 @@ class RateLimiter:
             tolerance = (self._burst - 1) * interval
             start = max(now, self._tat - tolerance)
             self._tat = max(self._tat, now) + interval
-            if start <= now:
+            if start <= now + 1e-9:  # float rounding must not cost a sleep
                 return
             self._queued_this_second = True
             await self._sleep(start - now)

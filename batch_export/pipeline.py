@@ -75,7 +75,7 @@ class RunOptions:
     report: str | None = None
     gzip: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    max_reissues: int = 3
+    max_reissues: int = 5
     stall_timeout: float = 900.0
     grace: float = 10.0
     progress: bool = False
@@ -339,6 +339,8 @@ class Exporter:
             try:
                 saved = await self.client.call(fetch)
             except RequestGoneError:
+                if checks or not check_now:
+                    self.model.observe_expired(checks + 1)
                 return None
             checks += 1
             if not (check_now and checks == 1):
@@ -403,6 +405,7 @@ async def run_export(options: RunOptions) -> RunResult:
                 await journal.record(
                     "stale", target_id, error="file missing or changed since it was saved"
                 )
+            await journal.record_run(targets=len(input_ids), todo=len(work), version=__version__)
             progress.start(
                 total=len(input_ids), already_done=len(input_ids) - len(work), invalid=len(invalid)
             )

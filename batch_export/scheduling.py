@@ -70,3 +70,13 @@ class ReadinessModel:
         gradient = self.target - (1.0 if ready else 0.0)
         updated = self.delays[level] * math.exp(self.step * gradient)
         self.delays[level] = min(self.max_interval, max(self.min_delay, updated))
+
+    def observe_expired(self, check_number: int) -> None:
+        """Check ``check_number`` found the file already expired: it was ready long before.
+
+        Missing a file costs a whole new request, so this halves the delay
+        rather than nudging it.
+        """
+        level = min(check_number, self.levels) - 1
+        if level >= 0:
+            self.delays[level] = max(self.min_delay, self.delays[level] * 0.5)

@@ -1,0 +1,238 @@
+"""End-to-end runs of ``batch-export run`` against the simulator over HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from .conftest import (
+    SAMPLES,
+    api_args,
+    read_manifest,
+    run_cli,
+    run_subprocess,
+    write_ids,
+)
+
+MANIFEST_KEYS = {"kind", "id", "status", "request_id", "file", "bytes", "sha256", "attempts", "error"}
+
+
+def assert_files_verify(out_dir: Path, entries: list[dict[str, object]]) -> None:
+    """Every done entry's file exists, re-hashes to its sha256 and is a JSON export."""
+    for entry in entries:
+        if entry["status"] != "done":
+            continue
+        path = out_dir / str(entry["file"])
+        data = path.read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+        assert len(data) == entry["bytes"]
+        doc = json.loads(data)
+        assert doc["info"]["type"] == entry["kind"]
+        assert str(doc["info"]["id"]).lower() == str(entry["id"]).lower()
+        assert isinstance(doc["data"], list)
+
+
+def test_sample_profiles_end_to_end(simulator, tmp_path):
+    """300 sample profiles all end done, each file byte-identical to what the platform serves."""
+    sim = simulator()
+    out = tmp_path / "out"
+    result = run_cli(["run", str(SAMPLES / "profiles.csv"), "--out", str(out), *api_args(sim)], sim.token)
+    assert result.exit_code == 0, result.stderr
+    entries = read_manifest(out)
+    assert len(entries) == 300
+    assert all(MANIFEST_KEYS <= set(e) for e in entries)
+    assert {e["status"] for e in entries} == {"done"}
+    assert len({e["file"] for e in entries}) == 300
+    assert_files_verify(out, entries)
+    # The simulator's own hash of what it served equals ours, for a sample.
+    for entry in entries[:5]:
+        served = sim.get(f"/_sim/datarequest/{entry['request_id']}")
+        assert served["sha256"] == entry["sha256"]
+    stats = sim.stats()
+    assert all(count == 1 for count in stats["posts_per_target"].values())
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["done"] == 300
+    assert summary["exit_code"] == 0
+
+
+def test_outputs_are_owner_only(simulator, tmp_path):
+    """Export files and the manifest are 0600 and directories 0700, whatever the umask."""
+    import os
+
+    sim = simulator()
+    out = tmp_path / "out"
+    old = os.umask(0)
+    try:
+        result = run_cli(["run", str(write_ids(tmp_path / "ids.csv", [5, 6])), "--out", str(out), *api_args(sim)], sim.token)
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.stderr
+    for path in [out, *out.rglob("*")]:
+        if path.name == ".lock":
+            continue
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
+
+
+@pytest.mark.parametrize(
+    ("kind", "csv_name"),
+    [("subprofile", "subprofiles.csv"), ("email", "emails.csv")],
+)
+def test_other_kinds(simulator, tmp_path, kind, csv_name):
+    """Subprofile and email targets export end to end with matching info."""
+    sim = simulator()
+    out = tmp_path / "out"
+    result = run_cli(["run", str(SAMPLES / csv_name), "--kind", kind, "--out", str(out), *api_args(sim)], sim.token)
+    assert result.exit_code == 0, result.stderr
+    entries = read_manifest(out)
+    assert entries and {e["kind"] for e in entries} == {kind}
+    assert {e["status"] for e in entries} == {"done"}
+    assert_files_verify(out, entries)
+
+
+@pytest.mark.parametrize("version", [2, 3, 4])
+def test_api_versions(simulator, tmp_path, version):
+    """v2/v3 (query token) and v4 (bearer JWT, refreshed when it lapses) both work."""
+    sim = simulator(jwt_lifetime=1.0, prepare_delay="0.3:0.8")
+    out = tmp_path / "out"
+    ids = write_ids(tmp_path / "ids.csv", range(1, 61))
+    result = run_cli(["run", str(ids), "--out", str(out), *api_args(sim, version), "--rate", "40"], sim.token)
+    assert result.exit_code == 0, result.stderr
+    assert {e["status"] for e in read_manifest(out)} == {"done"}
+    stats = sim.stats()
+    if version == 4:
+        # 60 targets at 40 req/s take well over the 1 s JWT lifetime: renewed, never rejected.
+        assert stats["requests"]["POST authenticate"] >= 2
+        assert stats["responses"].get("401", 0) == 0
+    else:
+        assert stats["requests"].get("POST authenticate", 0) == 0
+
+
+def test_resume_after_clean_finish_sends_nothing_new(simulator, tmp_path):
+    """Rerunning a finished export asks the platform for nothing and exits 0."""
+    sim = simulator()
+    out = tmp_path / "out"
+    ids = write_ids(tmp_path / "ids.csv", range(100, 140))
+    args = ["run", str(ids), "--out", str(out), *api_args(sim)]
+    assert run_cli(args, sim.token).exit_code == 0
+    before = sim.stats()["requests_total"]
+    first = read_manifest(out)
+    again = run_cli(args, sim.token)
+    assert again.exit_code == 0, again.stderr
+    assert sim.stats()["requests_total"] == before
+    assert read_manifest(out) == first
+
+
+def test_resume_reexports_a_deleted_file(simulator, tmp_path):
+    """A done target whose file vanished is exported again on the next run."""
+    sim = simulator()
+    out = tmp_path / "out"
+    ids = write_ids(tmp_path / "ids.csv", [7, 8, 9])
+    args = ["run", str(ids), "--out", str(out), *api_args(sim)]
+    assert run_cli(args, sim.token).exit_code == 0
+    victim = read_manifest(out)[1]
+    (out / victim["file"]).unlink()
+    assert run_cli(args, sim.token).exit_code == 0
+    assert sim.stats()["posts_per_target"]["profile:8"] == 2
+    assert sim.stats()["posts_per_target"]["profile:7"] == 1
+    assert_files_verify(out, read_manifest(out))
+
+
+def test_exit_code_1_with_failed_and_invalid(simulator, tmp_path):
+    """Unknown profiles fail, bad rows are invalid, the rest is done, and the exit code is 1."""
+    sim = simulator(missing_ids=frozenset({"13"}))
+    out = tmp_path / "out"
+    csv = tmp_path / "ids.csv"
+    csv.write_text("profile_id\n11\n12\n13\nabc\n12\n", encoding="utf-8")
+    result = run_cli(["run", str(csv), "--out", str(out), *api_args(sim)], sim.token)
+    assert result.exit_code == 1
+    by_id = {e["id"]: e for e in read_manifest(out)}
+    assert len(by_id) == 4  # the duplicate 12 collapsed
+    assert by_id["11"]["status"] == by_id["12"]["status"] == "done"
+    assert by_id["13"]["status"] == "failed" and "404" in by_id["13"]["error"]
+    assert by_id["abc"]["status"] == "invalid" and "line 5" in by_id["abc"]["error"]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rate", "0"], "--rate"),
+        (["--concurrency", "-1"], "--concurrency"),
+        (["--api-version", "7"], "--api-version"),
+        (["--api-url", "api.copernica.com"], "--api-url"),
+    ],
+)
+def test_bad_configuration_exits_2(tmp_path, args, message):
+    """Each impossible setting is a one-line message and exit code 2, no traceback."""
+    ids = write_ids(tmp_path / "ids.csv", [1])
+    result = run_cli(["run", str(ids), "--out", str(tmp_path / "out"), *args], "token-x")
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_token_exits_2(tmp_path):
+    """Without a token the run refuses to start and says where the token goes."""
+    ids = write_ids(tmp_path / "ids.csv", [1])
+    result = run_cli(["run", str(ids), "--out", str(tmp_path / "out")], None)
+    assert result.exit_code == 2
+    assert "COPERNICA_ACCESS_TOKEN" in result.stderr
+
+
+def test_rejected_token_exits_2(simulator, tmp_path):
+    """A token the platform rejects stops the run with exit 2 and a clear message."""
+    sim = simulator()
+    ids = write_ids(tmp_path / "ids.csv", [1, 2, 3])
+    result = run_cli(["run", str(ids), "--out", str(tmp_path / "out"), *api_args(sim)], "wrong-token")
+    assert result.exit_code == 2
+    assert "rejected the credentials" in result.stderr
+    assert "wrong-token" not in result.stderr + result.stdout
+
+
+def test_rate_ceiling_is_honoured(simulator, tmp_path):
+    """With --rate 25 the simulator never sees more than 25 requests in any second (+ burst)."""
+    sim = simulator(prepare_delay="0.1:0.4")
+    out = tmp_path / "out"
+    ids = write_ids(tmp_path / "ids.csv", range(1, 81))
+    result = run_cli(["run", str(ids), "--out", str(out), *api_args(sim), "--rate", "25"], sim.token)
+    assert result.exit_code == 0, result.stderr
+    times = sorted(entry[0] for entry in sim.get("/_sim/log") if not str(entry[2]).startswith("_"))
+    assert len(times) >= 160
+    worst = max(sum(1 for t in times[i:] if t - start < 1.0) for i, start in enumerate(times))
+    assert worst <= 25 + 4  # the client's burst allowance
+
+
+def test_subprocess_run_and_json_summary(simulator, tmp_path):
+    """As a real process: exit 0, the JSON summary on stdout, progress and logs on stderr only."""
+    sim = simulator()
+    out = tmp_path / "out"
+    ids = write_ids(tmp_path / "ids.csv", range(500, 530))
+    proc = run_subprocess(["run", str(ids), "--out", str(out), *api_args(sim), "--json"], sim.token)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["counts"]["done"] == 30
+    assert "done" in proc.stderr
+    assert len(read_manifest(out)) == 30
+
+
+def test_stdin_input(simulator, tmp_path):
+    """INPUT may be '-' for standard input."""
+    from click.testing import CliRunner
+
+    from batch_export.cli import cli
+
+    sim = simulator()
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli,
+        ["run", "-", "--out", str(out), *api_args(sim)],
+        input="profile_id\n1\n2\n",
+        env={"COPERNICA_ACCESS_TOKEN": sim.token},
+    )
+    assert result.exit_code == 0, result.stderr
+    assert [e["id"] for e in read_manifest(out)] == ["1", "2"]
