@@ -1,0 +1,540 @@
+"""The aiohttp.web application: routes, the auth/rate-limit middleware, handlers.
+
+Request flow for the API (``/v{N}/...`` and ``/authenticate``): count it,
+answer 301 when redirecting, take a rate-limit token for the caller's
+account, check credentials, then the handler (which may inject a fault or a
+hostile behaviour). The admin routes under ``/_sim/`` skip all of that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import re
+import socket
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from email.utils import format_datetime
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from .auth import account_of
+from .config import SimulatorConfig
+from .exports import ExportSpec, export_chunks, export_length
+from .ratelimit import TokenBuckets
+from .state import DataRequest, SimState
+from .webhooks import deliver_export, is_loopback_url
+
+__all__ = ["STATE", "build_app"]
+
+STATE = web.AppKey("sim_state", SimState)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+PLACEHOLDER = {1: "no data available (yet).", 2: "Data not available (yet)"}
+_ROUTE_ENDPOINTS = {
+    "post-datarequest": "POST datarequest",
+    "get-datarequest": "GET datarequest",
+    "get-status": "GET status",
+    "get-data": "GET data",
+    "post-authenticate": "POST authenticate",
+    "get-profileids": "GET profileids",
+    "get-subprofileids": "GET subprofileids",
+}
+_NUMERIC = re.compile(r"^[0-9]{1,18}$")
+_EMAIL = re.compile(r"^[^@\s/]+@[^@\s/]+\.[^@\s/.]+$")
+_ABORTED = "sim_aborted"
+_YIELD_EVERY = 8  # chunks streamed between explicit yields to the event loop
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    """The platform's error shape: ``{"error": {"message": ...}}``."""
+    return web.json_response({"error": {"message": message}}, status=status, headers=headers)
+
+
+def _abort(request: web.Request, *, reset: bool) -> None:
+    """Drop the connection: RST (reset) or an orderly close after flushing (truncate)."""
+    request[_ABORTED] = True
+    transport = request.transport
+    if transport is None:
+        return
+    if not reset:
+        transport.close()
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+def _aborted_response() -> web.Response:
+    """What a handler returns after dropping the connection (aiohttp cannot send it)."""
+    return web.Response(status=500)
+
+
+# --------------------------------------------------------------------------- middleware
+
+
+def _rate_limited(state: SimState, buckets: TokenBuckets, key: str) -> web.Response | None:
+    wait = buckets.take(key, state.now())
+    if wait <= 0:
+        return None
+    seconds = TokenBuckets.retry_after_seconds(wait)
+    if state.config.retry_after_http_date:
+        at = datetime.fromtimestamp(int(time.time()) + seconds + 1, tz=timezone.utc)
+        retry_after = format_datetime(at, usegmt=True)
+    else:
+        retry_after = str(seconds)
+    return error(429, "Too many requests: rate limit exceeded", {"Retry-After": retry_after})
+
+
+async def _authenticate(request: web.Request, state: SimState) -> tuple[str, web.Response | None]:
+    """(rate-limit key, 401 response or None) for an API request."""
+    cfg = state.config
+    if request.path == "/authenticate":
+        form = await request.post()
+        token = form.get("access_token")
+        if not isinstance(token, str) or not token:
+            return "anonymous", error(401, "Missing access_token")
+        if token != cfg.token:
+            return account_of(token), error(401, "Invalid access token")
+        return state.account, None
+    version = int(request.match_info.get("version", "2"))
+    if version >= 4:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return "anonymous", error(401, "Missing bearer token (Authorization: Bearer JWT)")
+        subject = state.jwt.verify(header[7:].strip())
+        if subject is None:
+            return "anonymous", error(401, "Invalid or expired JWT")
+        return subject, None
+    token = request.query.get("access_token")
+    if not token:
+        return "anonymous", error(401, "Missing access_token parameter")
+    if token != cfg.token:
+        return account_of(token), error(401, "Invalid access token")
+    return state.account, None
+
+
+@web.middleware
+async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Counting, redirects, rate limiting and auth for every API request."""
+    state = request.app[STATE]
+    path = request.path
+    if path.startswith("/_sim/"):
+        return await handler(request)
+    stats = state.stats
+    route = request.match_info.route.name
+    endpoint = _ROUTE_ENDPOINTS.get(route or "", "other")
+    if endpoint != "other":
+        stats.requests[endpoint] += 1
+    if "access_token" in request.query or "Authorization" in request.headers:
+        stats.credentials_received += 1
+    status = 0
+    try:
+        response = await _guarded(request, handler, state)
+        status = 0 if request.get(_ABORTED) else response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        stats.record(state.now() - state.started_at, request.method, endpoint, status)
+
+
+async def _guarded(request: web.Request, handler: Handler, state: SimState) -> web.StreamResponse:
+    cfg = state.config
+    is_api = request.path.startswith("/v")
+    if cfg.redirect_to is not None and is_api:
+        location = cfg.redirect_to.rstrip("/") + request.raw_path
+        return web.Response(status=301, headers={"Location": location})
+    if request.match_info.route.name is None:
+        return error(404, "Unknown call")
+    key, failure = await _authenticate(request, state)
+    if state.buckets is not None:
+        limited = _rate_limited(state, state.buckets, key)
+        if limited is not None:
+            return limited
+    if failure is not None:
+        return failure
+    return await handler(request)
+
+
+# ------------------------------------------------------------------------------ handlers
+
+
+async def post_authenticate(request: web.Request) -> web.StreamResponse:
+    """Exchange the access token (already checked) for a JWT."""
+    state = request.app[STATE]
+    return web.Response(text=state.jwt.issue(state.account), content_type="text/plain")
+
+
+async def _report_param(request: web.Request) -> tuple[str | None, web.Response | None]:
+    """The optional `report` parameter from the query, a JSON body or a form body."""
+    value: object = request.query.get("report")
+    if value is None and request.can_read_body:
+        if request.content_type == "application/json":
+            try:
+                body = await request.json()
+            except ValueError:
+                return None, error(400, "Request body is not valid JSON")
+            if isinstance(body, dict):
+                value = body.get("report")
+        elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            value = (await request.post()).get("report")
+        else:
+            await request.read()
+    if value is None or value == "":
+        return None, None
+    if not isinstance(value, str):
+        return None, error(400, "report must be an email address or a web address")
+    return value, None
+
+
+def _record_report(state: SimState, report: str, rid: str, req: DataRequest) -> web.Response | None:
+    if report.startswith(("http://", "https://")):
+        state.stats.report_urls += 1
+        if not is_loopback_url(report):
+            state.stats.webhooks["refused"] += 1
+            return None
+        session = state.session
+        if session is None:
+            return None
+        task = asyncio.ensure_future(
+            deliver_export(
+                session, report, rid, state.spec_for(req), req.ready_at - state.now(), state.stats
+            )
+        )
+        state.tasks.add(task)
+        task.add_done_callback(state.tasks.discard)
+        return None
+    if _EMAIL.match(report):
+        state.stats.report_emails.append(report)
+        return None
+    return error(400, "report must be an email address or a web address")
+
+
+async def post_datarequest(request: web.Request) -> web.StreamResponse:
+    """Start a data request for a profile, subprofile or email address."""
+    state = request.app[STATE]
+    cfg = state.config
+    kind = request.match_info["kind"]
+    target = request.match_info["target"]
+    version = int(request.match_info["version"])
+    state.stats.posts_per_target[f"{kind}:{target}"] += 1
+    fault = state.draw_fault()
+    if fault in ("500", "503"):
+        return error(int(fault or 0), "Internal error, please try again later")
+    if fault == "slow":
+        await asyncio.sleep(cfg.slow_seconds)
+    if kind == "email":
+        if not _EMAIL.match(target):
+            return error(400, f"Invalid email address: {target!r}")
+    elif not _NUMERIC.match(target):
+        return error(400, f"Invalid {kind} ID: must be numeric")
+    elif target in cfg.missing_ids:
+        return error(404, f"{kind.capitalize()} {target} does not exist")
+    behaviour = state.behaviour(target)
+    if behaviour == "html-error":
+        return web.Response(
+            status=500,
+            text="<html><body><h1>500 Internal Server Error</h1><hr>nginx</body></html>\n",
+            content_type="text/html",
+        )
+    if behaviour == "huge-error":
+        return error(400, "Invalid request: " + "x" * 5_000_000)
+    if behaviour == "bad-request":
+        return error(400, "Invalid profile")
+    report, failure = await _report_param(request)
+    if failure is not None:
+        return failure
+    if behaviour == "no-request-id":
+        return web.Response(status=201)
+    rid, req = state.create(kind, target)
+    if report is not None:
+        failure = _record_report(state, report, rid, req)
+        if failure is not None:
+            return failure
+    if fault in ("reset", "truncate"):
+        _abort(request, reset=True)
+        return _aborted_response()
+    return web.Response(
+        status=201,
+        headers={
+            "X-Created": rid,
+            "X-location": f"{state.base_url}/v{version}/datarequest/{rid}",
+        },
+    )
+
+
+async def _get_common(
+    request: web.Request,
+) -> tuple[SimState, str | None, DataRequest | None, str, web.StreamResponse | None]:
+    """Fault injection and lookup shared by the three datarequest GETs."""
+    state = request.app[STATE]
+    fault = state.draw_fault()
+    if fault in ("500", "503"):
+        return (
+            state,
+            fault,
+            None,
+            "",
+            error(int(fault or 0), "Internal error, please try again later"),
+        )
+    if fault == "slow":
+        await asyncio.sleep(state.config.slow_seconds)
+    req = state.requests.get(request.match_info["rid"])
+    phase = "unknown" if req is None else state.phase(req, state.now())
+    if phase == "expired":
+        state.stats.expired_seen += 1
+    return state, fault, req, phase, None
+
+
+def _placeholder(version: int) -> web.Response:
+    return web.json_response({"data": PLACEHOLDER[min(version, 2)]})
+
+
+async def get_datarequest(request: web.Request) -> web.StreamResponse:
+    """The export when ready, the placeholder JSON while pending, 404 when gone."""
+    return await _get_export(request, placeholder_while_pending=True)
+
+
+async def get_data(request: web.Request) -> web.StreamResponse:
+    """The export when ready; 404 while pending and when gone."""
+    return await _get_export(request, placeholder_while_pending=False)
+
+
+async def _get_export(
+    request: web.Request, *, placeholder_while_pending: bool
+) -> web.StreamResponse:
+    state, fault, req, phase, early = await _get_common(request)
+    if early is not None:
+        return early
+    version = int(request.match_info["version"])
+    if req is None or phase == "expired":
+        response: web.StreamResponse = error(404, "Data request does not exist or has expired")
+    elif phase == "pending":
+        if placeholder_while_pending:
+            response = _placeholder(version)
+        else:
+            response = error(404, "Data not available (yet)")
+    elif state.behaviour(req.target) == "placeholder-ready":
+        response = _placeholder(version)
+    else:
+        return await _stream_export(request, state, state.spec_for(req), fault)
+    if fault in ("reset", "truncate"):
+        _abort(request, reset=True)
+        return _aborted_response()
+    return response
+
+
+async def _stream_export(
+    request: web.Request, state: SimState, spec: ExportSpec, fault: str | None
+) -> web.StreamResponse:
+    """Stream the export; cut it short for reset/truncate faults and short-body."""
+    stats = state.stats
+    length = export_length(spec)
+    cut: int | None = None
+    if fault in ("reset", "truncate") or spec.behaviour == "short-body":
+        cut = max(0, min(length - 1, length // 2))
+    response = web.StreamResponse(status=200)
+    response.content_type = "application/json"
+    response.content_length = length
+    await response.prepare(request)
+    sent = 0
+    try:
+        for index, chunk in enumerate(export_chunks(spec)):
+            if cut is not None and sent + len(chunk) >= cut:
+                piece = chunk[: cut - sent]
+                if piece:
+                    await response.write(piece)
+                    sent += len(piece)
+                _abort(request, reset=fault == "reset")
+                return response
+            await response.write(chunk)
+            sent += len(chunk)
+            if index % _YIELD_EVERY == _YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # let other requests run during a big export
+        await response.write_eof()
+    except ConnectionError:
+        request[_ABORTED] = True
+        return response
+    finally:
+        stats.bytes_served += sent
+    stats.exports_served += 1
+    return response
+
+
+async def get_status(request: web.Request) -> web.StreamResponse:
+    """pending (with a growing byte count), available, or not available."""
+    state, fault, req, phase, early = await _get_common(request)
+    if early is not None:
+        return early
+    if fault in ("reset", "truncate"):
+        _abort(request, reset=True)
+        return _aborted_response()
+    if req is None or phase == "expired":
+        return web.json_response({"status": "not available"})
+    length = export_length(state.spec_for(req))
+    if phase == "pending":
+        span = req.ready_at - req.created_at
+        fraction = (state.now() - req.created_at) / span if span > 0 else 1.0
+        available = min(length - 1, int(length * fraction))
+        return web.json_response({"status": "pending", "available": max(0, available)})
+    return web.json_response(
+        {"status": "available", "available": length, "content-type": "application/json"}
+    )
+
+
+# ------------------------------------------------------------------------------ listings
+
+
+def _ids(owner: str, count: int, start: int, stop: int) -> list[int]:
+    """Ascending IDs from a base derived from the owner's ID (deterministic)."""
+    base = int(owner) * 100_000 + 1 if _NUMERIC.match(owner) else 1
+    return list(range(base + start, base + min(stop, count)))
+
+
+def _int_param(request: web.Request, name: str, default: int) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    return int(raw) if re.fullmatch(r"[0-9]{1,12}", raw) else None
+
+
+async def get_profileids(request: web.Request) -> web.StreamResponse:
+    """Paged profile IDs of a database (limit default 100, at most 1000)."""
+    state = request.app[STATE]
+    dbid = request.match_info["dbid"]
+    count = state.config.databases.get(dbid)
+    if count is None:
+        return error(404, f"Database {dbid} does not exist")
+    start = _int_param(request, "start", 0)
+    limit = _int_param(request, "limit", 100)
+    if start is None:
+        return error(400, "start must be a whole number >= 0")
+    if limit is None or limit > 1000:
+        return error(400, "limit must be a whole number between 0 and 1000")
+    ids = _ids(dbid, count, start, start + limit)
+    if not state.config.wrap_id_lists:
+        return web.json_response(ids)
+    body: dict[str, Any] = {"start": start, "limit": limit, "count": len(ids)}
+    if request.query.get("total", "").lower() not in ("false", "0", "no"):
+        body["total"] = count
+    body["data"] = ids
+    return web.json_response(body)
+
+
+async def get_subprofileids(request: web.Request) -> web.StreamResponse:
+    """All subprofile IDs of a collection, unpaged (as documented)."""
+    state = request.app[STATE]
+    cid = request.match_info["cid"]
+    count = state.config.collections.get(cid)
+    if count is None:
+        return error(404, f"Collection {cid} does not exist")
+    return web.json_response(_ids(cid, count, 0, count))
+
+
+# --------------------------------------------------------------------------------- admin
+
+
+async def admin_stats(request: web.Request) -> web.StreamResponse:
+    """GET /_sim/stats: all counters."""
+    return web.json_response(request.app[STATE].stats.snapshot())
+
+
+async def admin_log(request: web.Request) -> web.StreamResponse:
+    """GET /_sim/log: [t, method, endpoint, status] per request (most recent 200,000)."""
+    return web.json_response([list(entry) for entry in request.app[STATE].stats.log])
+
+
+async def admin_reset_stats(request: web.Request) -> web.StreamResponse:
+    """POST /_sim/reset-stats: zero the counters (data requests are kept)."""
+    request.app[STATE].stats.reset()
+    return web.json_response({"ok": True})
+
+
+def _sha256_of(spec: ExportSpec) -> str:
+    digest = hashlib.sha256()
+    for chunk in export_chunks(spec):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+async def admin_datarequest(request: web.Request) -> web.StreamResponse:
+    """GET /_sim/datarequest/{rid}: what the export is and its sha256."""
+    state = request.app[STATE]
+    rid = request.match_info["rid"]
+    req = state.requests.get(rid)
+    if req is None:
+        return error(404, f"Unknown data request {rid}")
+    spec = state.spec_for(req)
+    key = (spec.kind, spec.target_id, spec.size, spec.behaviour)
+    sha = state.sha_cache.get(key)
+    if sha is None:
+        sha = await asyncio.to_thread(_sha256_of, spec)
+        if len(state.sha_cache) < 10_000:
+            state.sha_cache[key] = sha
+    phase = state.phase(req, state.now())
+    target_id: object = req.target
+    if req.kind != "email" and not state.config.id_as_string:
+        target_id = int(req.target)
+    return web.json_response(
+        {
+            "rid": rid,
+            "kind": req.kind,
+            "id": target_id,
+            "size": export_length(spec),
+            "sha256": sha,
+            "ready": phase == "ready",
+            "expired": phase == "expired",
+        }
+    )
+
+
+# ----------------------------------------------------------------------------- the app
+
+
+async def _on_startup(app: web.Application) -> None:
+    state = app[STATE]
+    state.started_at = state.now()
+    state.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120, connect=5))
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    state = app[STATE]
+    for task in list(state.tasks):
+        task.cancel()
+    if state.tasks:
+        await asyncio.gather(*state.tasks, return_exceptions=True)
+    if state.session is not None:
+        await state.session.close()
+
+
+def build_app(config: SimulatorConfig) -> web.Application:
+    """A fresh application (and its state) for one simulated platform."""
+    app = web.Application(middlewares=[api_middleware], client_max_size=16 * 1024 * 1024)
+    app[STATE] = SimState(config)
+    version = "/v{version:[1-4]}"
+    add = app.router.add_route
+    add("POST", version + "/{kind:profile|subprofile|email}/{target}/datarequest",
+        post_datarequest, name="post-datarequest")  # fmt: skip
+    add("GET", version + "/datarequest/{rid}", get_datarequest, name="get-datarequest")
+    add("GET", version + "/datarequest/{rid}/status", get_status, name="get-status")
+    add("GET", version + "/datarequest/{rid}/data", get_data, name="get-data")
+    add("GET", version + "/database/{dbid}/profileids", get_profileids, name="get-profileids")
+    add("GET", version + "/collection/{cid}/subprofileids", get_subprofileids,
+        name="get-subprofileids")  # fmt: skip
+    add("POST", "/authenticate", post_authenticate, name="post-authenticate")
+    add("GET", "/_sim/stats", admin_stats)
+    add("GET", "/_sim/log", admin_log)
+    add("POST", "/_sim/reset-stats", admin_reset_stats)
+    add("GET", "/_sim/datarequest/{rid}", admin_datarequest)
+    app.on_startup.append(_on_startup)
+    app.on_shutdown.append(_on_shutdown)
+    return app
