@@ -1,0 +1,66 @@
+"""Where a target's export lives: a safe, short, unique path relative to the output dir.
+
+Target IDs come from a user's CSV and, for emails, may hold almost anything
+RFC 5322 allows in a local part — ``/``, ``..``, quotes, unicode. The path is
+built so that:
+
+* personal data can never escape the output directory: the result is always
+  relative, has no ``.`` or ``..`` component and no separator except the ones
+  put there on purpose;
+* distinct targets never share a file, even on case-insensitive file systems
+  (macOS, Windows: ``A@x.nl`` and ``a@x.nl`` are different targets) and after
+  long names are cut: every email name ends in a hash of the exact target key;
+* no directory grows huge: files are spread over 4096 buckets (the first three
+  hex digits of the key's sha256), so 40 million exports leave about 10,000
+  entries per directory;
+* the same target always gets the same path, so resume finds its files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import PurePosixPath
+
+from .targets import Target, TargetKind
+
+__all__ = ["export_relpath"]
+
+_READABLE_MAX = 80  # characters of the email kept for humans browsing the directory
+_UNSAFE = re.compile(r"[^a-z0-9._+-]")
+_SUFFIX = re.compile(r"(?:\.[A-Za-z0-9]{1,10}){0,3}")
+
+
+def _digest(target: Target) -> str:
+    # surrogatepass keeps the encoding injective even for an id built outside
+    # validate_id that carries a lone surrogate.
+    return hashlib.sha256(target.key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _readable(text: str) -> str:
+    """A lowercase ASCII rendering of ``text`` for the file name (not unique by itself)."""
+    name = _UNSAFE.sub("_", text.lower().replace("@", "_at_"))[:_READABLE_MAX]
+    # A leading dot hides the file; a leading hyphen reads as an option to shell tools.
+    if name[:1] in (".", "-"):
+        name = "_" + name[1:]
+    return name
+
+
+def export_relpath(target: Target, *, suffix: str = ".json") -> PurePosixPath:
+    """``exports/<kind>/<bucket>/<name><suffix>`` for ``target``; deterministic and safe.
+
+    ``name`` is the canonical ID for (sub)profiles and a readable form of the
+    address plus 16 hex digits of the key's hash for emails. ``suffix`` must be
+    like ``.json`` or ``.json.gz``.
+    """
+    if _SUFFIX.fullmatch(suffix) is None:
+        raise ValueError(f"unsafe file suffix {suffix!r}")
+    digest = _digest(target)
+    kind = TargetKind(target.kind).value
+    ident = target.id
+    if kind != TargetKind.EMAIL.value and ident.isascii() and ident.isdigit() and len(ident) <= 20:
+        name = ident
+    else:
+        # Emails, and defensively any id that did not pass validate_id.
+        name = f"{_readable(ident)}-{digest[:16]}"
+    return PurePosixPath("exports", kind, digest[:3], name + suffix)
