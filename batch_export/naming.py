@@ -62,5 +62,5 @@ def export_relpath(target: Target, *, suffix: str = ".json") -> PurePosixPath:
         name = ident
     else:
         # Emails, and defensively any id that did not pass validate_id.
-        name = f"{_readable(ident)}-{digest[:16]}"
+        name = f"{_readable(ident) or '_'}-{digest[:16]}"
     return PurePosixPath("exports", kind, digest[:3], name + suffix)
