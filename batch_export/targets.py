@@ -84,7 +84,14 @@ _SCIENTIFIC = re.compile(r"[0-9]+(?:[.,][0-9]+)?[eE][+-]?[0-9]+")
 _LOCAL_SPECIALS = frozenset('()<>[]:;,\\"')
 # surrogateescape turns undecodable bytes into U+DC80..U+DCFF; finding one in a
 # decoded line tells us exactly which line held the bad byte.
+# The common case — a plain ASCII address — is accepted by one regex; anything
+# else takes the slow path, which accepts a superset and explains rejections.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PLAIN_EMAIL = re.compile(rf"[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~.-]{{1,64}}@(?:{_LABEL}\.)+{_LABEL}")
 _ESCAPED = re.compile("[\udc80-\udcff]")
+# Appended after the last line: if the parser swallows it into a field, a quote
+# was opened and never closed (csv itself ends such a field silently at EOF).
+_EOF = "\ue000batch-export-end-of-input\ue000"
 _SNIFF_BYTES = 16 * 1024
 _SNIFF_LINES = 200
 _DELIMITERS = (",", ";", "\t")
@@ -137,6 +144,9 @@ def _bad_char(text: str) -> str | None:
 
 def _validate_email(raw: str) -> str:
     text = raw.strip()
+    if len(text) <= 254 and _PLAIN_EMAIL.fullmatch(text) is not None:
+        local, _, domain = text.partition("@")
+        return f"{local}@{domain.lower()}"
     shown = _show(raw)
     if not text:
         raise ValueError("empty email address")
@@ -367,6 +377,8 @@ class TargetReader:
                 if bad is not None:
                     raise self._decode_error(number, ord(bad.group()) - 0xDC00)
             yield line
+        yield "\n"  # ends a last line that has no line break of its own
+        yield _EOF + "\n"
 
     def _next_record(self) -> tuple[int, list[str]] | None:
         """The next non-blank record and the physical line it starts on."""
@@ -384,6 +396,13 @@ class TargetReader:
                     f"{self.name} line {start} cannot be parsed as CSV ({exc}); "
                     "a quote '\"' may be missing its closing partner"
                 ) from None
+            if row and _EOF in row[-1]:
+                if row[-1] == _EOF and len(row) == 1:
+                    return None
+                raise InputError(
+                    f"{self.name} line {start}: a quote '\"' is never closed, so every line "
+                    "after it was read as part of one field; fix the quote and run again"
+                )
             # Rows of nothing but delimiters and spaces are what spreadsheets
             # leave below the data: blank, not invalid.
             if any(cell.strip() for cell in row):
@@ -441,7 +460,6 @@ class TargetReader:
         index = self._index
         column = self.column if self.column is not None else "1"
         seen: set[str] = set()
-        last: tuple[int, list[str]] | None = None
         if self._first is not None:
             pending: tuple[int, list[str]] | None = (self._first_line, self._first)
             self._first = None
@@ -449,7 +467,6 @@ class TargetReader:
             pending = self._next_record()
         while pending is not None:
             line, row = pending
-            last = pending
             self.rows += 1
             if len(row) <= index:
                 self.invalid += 1
@@ -471,11 +488,3 @@ class TargetReader:
             pending = self._next_record()
         if self.rows == 0:
             raise InputError(f"{self.name} has a header but no data rows")
-        # csv silently ends a quoted field at end of file: an opening quote with no
-        # partner swallows every later row into one cell. Such a cell ends with the
-        # file's last line break, which a properly closed field almost never does.
-        if last is not None and last[1][-1].endswith(("\n", "\r")):
-            raise InputError(
-                f"{self.name} line {last[0]}: a quote '\"' is never closed, so every "
-                "line after it was read as part of one field; fix the quote and run again"
-            )
