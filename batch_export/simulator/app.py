@@ -47,7 +47,6 @@ _ROUTE_ENDPOINTS = {
 }
 _NUMERIC = re.compile(r"^[0-9]{1,18}$")
 _EMAIL = re.compile(r"^[^@\s/]+@[^@\s/]+\.[^@\s/.]+$")
-_ABORTED = "sim_aborted"
 _YIELD_EVERY = 8  # chunks streamed between explicit yields to the event loop
 
 
@@ -58,7 +57,6 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> w
 
 def _abort(request: web.Request, *, reset: bool) -> None:
     """Drop the connection: RST (reset) or an orderly close after flushing (truncate)."""
-    request[_ABORTED] = True
     transport = request.transport
     if transport is None:
         return
@@ -72,9 +70,15 @@ def _abort(request: web.Request, *, reset: bool) -> None:
     transport.abort()
 
 
+class _Aborted(web.Response):
+    """Returned after dropping the connection: aiohttp's attempt to send it fails quietly.
+
+    The middleware logs its status as 0 (no answer reached the client).
+    """
+
+
 def _aborted_response() -> web.Response:
-    """What a handler returns after dropping the connection (aiohttp cannot send it)."""
-    return web.Response(status=500)
+    return _Aborted(status=500)
 
 
 # --------------------------------------------------------------------------- middleware
@@ -138,7 +142,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     status = 0
     try:
         response = await _guarded(request, handler, state)
-        status = 0 if request.get(_ABORTED) else response.status
+        status = 0 if isinstance(response, _Aborted) else response.status
         return response
     except web.HTTPException as exc:
         status = exc.status
@@ -355,15 +359,14 @@ async def _stream_export(
                     await response.write(piece)
                     sent += len(piece)
                 _abort(request, reset=fault == "reset")
-                return response
+                return _aborted_response()
             await response.write(chunk)
             sent += len(chunk)
             if index % _YIELD_EVERY == _YIELD_EVERY - 1:
                 await asyncio.sleep(0)  # let other requests run during a big export
         await response.write_eof()
-    except ConnectionError:
-        request[_ABORTED] = True
-        return response
+    except ConnectionError:  # the client went away mid-body
+        return _aborted_response()
     finally:
         stats.bytes_served += sent
     stats.exports_served += 1

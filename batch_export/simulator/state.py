@@ -79,6 +79,7 @@ class SimState:
         rid = self.new_rid()
         self.requests[rid] = req
         self.stats.created += 1
+        self.stats.created_per_target[f"{kind}:{target}"] += 1
         return rid, req
 
     def draw_fault(self) -> str | None:

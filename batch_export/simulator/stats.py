@@ -38,6 +38,7 @@ class Stats:
         self.requests: Counter[str] = Counter(dict.fromkeys(ENDPOINTS, 0))
         self.posts_per_target: Counter[str] = Counter()
         self.created = 0
+        self.created_per_target: Counter[str] = Counter()
         self.responses: Counter[str] = Counter()
         self.faults: Counter[str] = Counter(dict.fromkeys(FAULT_NAMES, 0))
         self.bytes_served = 0
@@ -62,6 +63,7 @@ class Stats:
             "requests_total": sum(self.requests.values()),
             "posts_per_target": dict(self.posts_per_target),
             "created": self.created,
+            "created_per_target": dict(self.created_per_target),
             "responses": dict(self.responses),
             "responses_429": self.responses.get("429", 0),
             "faults": dict(self.faults),
