@@ -162,6 +162,10 @@ def _validate_email(raw: str) -> str:
         problem = "no '@'" if ats == 0 else "more than one '@'"
         raise ValueError(f"{shown} is not an email address ({problem})")
     local, domain = text.split("@")
+    # Domains are case-insensitive; local parts may not be (RFC 5321), so only
+    # the domain is folded — before checking it, as lower() can change a
+    # character's class ('İ' becomes 'i' plus a combining dot).
+    domain = domain.lower()
     if not local:
         raise ValueError(f"{shown} is not an email address (nothing before the '@')")
     if len(local) > 64:
@@ -190,9 +194,10 @@ def _validate_email(raw: str) -> str:
             raise ValueError(
                 f"{shown} is not an email address (domain part {label!r} starts or ends with '-')"
             )
-    # Domains are case-insensitive; local parts may not be (RFC 5321), so only
-    # the domain is folded.
-    return f"{local}@{domain.lower()}"
+    canonical = f"{local}@{domain}"
+    if len(canonical) > 254:
+        raise ValueError(f"{shown} is not an email address (longer than 254 characters)")
+    return canonical
 
 
 def validate_id(kind: TargetKind, raw: str) -> str:

@@ -370,3 +370,22 @@ def test_never_crashes(data: bytes, kind: TargetKind) -> None:
                 assert validate_id(kind, item.id) == item.id
     except InputError as exc:
         assert str(exc)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=80), st.sampled_from(list(TargetKind)))
+def test_validate_id_canonical_is_clean(raw: str, kind: TargetKind) -> None:
+    """A canonical ID is a fixed point of validate_id and holds no whitespace or control char."""
+    try:
+        canonical = validate_id(kind, raw)
+    except ValueError as exc:
+        assert str(exc)
+        return
+    assert validate_id(kind, canonical) == canonical
+    assert canonical and all(ch.isprintable() and not ch.isspace() for ch in canonical)
+
+
+def test_lowercasing_domain_is_revalidated() -> None:
+    """A domain whose lowercase form is not a valid label ('İ' → 'i̇') is rejected, not passed on."""
+    with pytest.raises(ValueError, match="in the domain"):
+        validate_id(E, "a@İx.nl")
