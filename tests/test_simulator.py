@@ -16,10 +16,10 @@ import pytest
 from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.simulator_helpers import Api, running, wait_for
 
 from batch_export.simulator import Simulator, SimulatorConfig, parse_delay, parse_size
 from batch_export.simulator.exports import ExportSpec, export_chunks, export_length
+from tests.simulator_helpers import Api, running, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
