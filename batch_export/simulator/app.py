@@ -230,7 +230,8 @@ async def post_datarequest(request: web.Request) -> web.StreamResponse:
     kind = request.match_info["kind"]
     target = request.match_info["target"]
     version = int(request.match_info["version"])
-    state.stats.posts_per_target[f"{kind}:{target}"] += 1
+    key = f"{kind}:{target}"
+    state.stats.posts_per_target[key] += 1
     fault = state.draw_fault()
     if fault in ("500", "503"):
         return error(int(fault or 0), "Internal error, please try again later")
@@ -259,7 +260,7 @@ async def post_datarequest(request: web.Request) -> web.StreamResponse:
         return failure
     if behaviour == "no-request-id":
         return web.Response(status=201)
-    rid, req = state.create(kind, target)
+    rid, req = state.create(kind, target, key)
     if report is not None:
         failure = _record_report(state, report, rid, req)
         if failure is not None:
