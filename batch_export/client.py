@@ -95,8 +95,6 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    if when is None:
-        return None
     reference = time.time() if now is None else now
     return max(0.0, when.timestamp() - reference)
 

@@ -476,7 +476,7 @@ def _signals(exporter: Exporter, enabled: bool) -> Any:
         yield
         return
     loop = asyncio.get_running_loop()
-    installed: list[int] = []
+    installed: list[signal.Signals] = []
 
     def handler(name: str) -> None:
         force = exporter.stopping.is_set()
@@ -498,5 +498,5 @@ def _signals(exporter: Exporter, enabled: bool) -> Any:
     try:
         yield
     finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
+        for installed_signal in installed:
+            loop.remove_signal_handler(installed_signal)

@@ -89,6 +89,8 @@ class ExportChecker:
 
     def feed(self, chunk: bytes) -> None:
         """Parse one more chunk of the body."""
+        if not chunk:
+            return  # an empty send would tell ijson the document has ended
         try:
             self._parser.send(chunk)
         except ijson.JSONError as exc:

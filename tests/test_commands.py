@@ -36,7 +36,17 @@ def test_version_option():
 
 def _export(sim, tmp_path, ids, *extra):
     out = tmp_path / "out"
-    result = run_cli(["run", str(write_ids(tmp_path / "ids.csv", ids)), "--out", str(out), *api_args(sim), *extra], sim.token)
+    result = run_cli(
+        [
+            "run",
+            str(write_ids(tmp_path / "ids.csv", ids)),
+            "--out",
+            str(out),
+            *api_args(sim),
+            *extra,
+        ],
+        sim.token,
+    )
     assert result.exit_code == 0, result.stderr
     return out
 
@@ -97,7 +107,18 @@ def test_status_during_and_after_a_run(simulator, tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ) | {"COPERNICA_ACCESS_TOKEN": sim.token}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "batch_export", "run", str(ids), "--out", str(out), *api_args(sim), "--rate", "40"],
+        [
+            sys.executable,
+            "-m",
+            "batch_export",
+            "run",
+            str(ids),
+            "--out",
+            str(out),
+            *api_args(sim),
+            "--rate",
+            "40",
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

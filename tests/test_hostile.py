@@ -36,7 +36,11 @@ def test_token_and_jwt_never_written_anywhere(simulator, tmp_path, version):
     )
     out = tmp_path / "out"
     ids = write_ids(tmp_path / "ids.csv", [*range(1, 40), "bad-id"])
-    result = run_cli(["run", str(ids), "--out", str(out), *api_args(sim, version), "-vv", "--json"], SECRET, **INSTANT)
+    result = run_cli(
+        ["run", str(ids), "--out", str(out), *api_args(sim, version), "-vv", "--json"],
+        SECRET,
+        **INSTANT,
+    )
     assert result.exit_code == 1, result.stderr
     assert "DEBUG" in result.stderr  # the debug log really was on
     blob = _everything_written(out, result.stdout, result.stderr)
@@ -91,7 +95,7 @@ def test_hostile_server_answers(simulator, tmp_path, behaviour, message):
     assert len(bad["error"]) < 500
     assert bad["file"] is None
     assert not list((out / ".partial").iterdir())
-    saved = [p for p in (out / "exports").rglob("*.json")]
+    saved = list((out / "exports").rglob("*.json"))
     assert len(saved) == 2
 
 
@@ -116,7 +120,10 @@ def test_unusable_input_exits_2(tmp_path, setup, message):
         path.write_bytes("profile_id\n1\n2\nJos\xe9\n".encode("latin-1"))
     elif setup == "no-column":
         path.write_text("name,city\nann,delft\n", encoding="utf-8")
-    result = run_cli(["run", str(path), "--out", str(tmp_path / "out"), "--api-url", "http://127.0.0.1:9"], "t0ken")
+    result = run_cli(
+        ["run", str(path), "--out", str(tmp_path / "out"), "--api-url", "http://127.0.0.1:9"],
+        "t0ken",
+    )
     assert result.exit_code == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -136,7 +143,17 @@ def test_insecure_and_plain_http_warn(simulator, tmp_path):
     """--insecure says so loudly; plain http to a non-loopback host warns about the token."""
     ids = write_ids(tmp_path / "ids.csv", [1])
     result = run_cli(
-        ["run", str(ids), "--out", str(tmp_path / "out"), "--insecure", "--api-url", "http://192.0.2.1", "--rate", "-1"],
+        [
+            "run",
+            str(ids),
+            "--out",
+            str(tmp_path / "out"),
+            "--insecure",
+            "--api-url",
+            "http://192.0.2.1",
+            "--rate",
+            "-1",
+        ],
         "t0ken",
     )
     assert result.exit_code == 2  # --rate -1 stops it before any request

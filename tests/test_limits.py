@@ -97,7 +97,9 @@ def test_retry_after_parsing():
     """Retry-After is read as seconds or as an HTTP date; junk is ignored."""
     assert parse_retry_after("3") == 3.0
     assert parse_retry_after(" 0 ") == 0.0
-    assert parse_retry_after("Sat, 28 Nov 2026 12:00:10 GMT", now=1795867200.0) == pytest.approx(10.0)
+    assert parse_retry_after("Sat, 28 Nov 2026 12:00:10 GMT", now=1795867200.0) == pytest.approx(
+        10.0
+    )
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
 

@@ -18,7 +18,9 @@ from .test_run import assert_files_verify
 
 def _comparable(entries: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """What must match between an undisturbed and a disturbed run."""
-    return sorted((e["kind"], e["id"], e["status"], e["file"], e["bytes"], e["sha256"]) for e in entries)
+    return sorted(
+        (e["kind"], e["id"], e["status"], e["file"], e["bytes"], e["sha256"]) for e in entries
+    )
 
 
 def _journal_lines(out: Path) -> int:
@@ -40,7 +42,9 @@ def _spawn(args: list[str], token: str) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for_journal(out: Path, lines: int, proc: subprocess.Popen[str], deadline: float = 60.0) -> bool:
+def _wait_for_journal(
+    out: Path, lines: int, proc: subprocess.Popen[str], deadline: float = 60.0
+) -> bool:
     """Poll (with a deadline) until the journal has ``lines`` lines or the process ended."""
     end = time.monotonic() + deadline
     while time.monotonic() < end:
@@ -54,10 +58,14 @@ def _wait_for_journal(out: Path, lines: int, proc: subprocess.Popen[str], deadli
 
 def test_mixed_faults_every_target_done(simulator, tmp_path):
     """5% mixed faults (5xx, resets mid-body, truncation, slow) on 500 targets: all done and verified."""
-    sim = simulator(fault_rate=0.05, slow_seconds=0.3, prepare_delay="0.05:0.3", export_size=3_000, seed=11)
+    sim = simulator(
+        fault_rate=0.05, slow_seconds=0.3, prepare_delay="0.05:0.3", export_size=3_000, seed=11
+    )
     out = tmp_path / "out"
     ids = write_ids(tmp_path / "ids.csv", range(1, 501))
-    result = run_cli(["run", str(ids), "--out", str(out), *api_args(sim), "--concurrency", "32"], sim.token)
+    result = run_cli(
+        ["run", str(ids), "--out", str(out), *api_args(sim), "--concurrency", "32"], sim.token
+    )
     assert result.exit_code == 0, result.stderr
     entries = read_manifest(out)
     assert len(entries) == 500
@@ -76,7 +84,10 @@ def test_sigkill_at_random_moments_then_resume(simulator, tmp_path):
     sim = simulator(prepare_delay="0.1:0.6", export_size=4_000, seed=5)
     ids = write_ids(tmp_path / "ids.csv", range(1, 151))
     reference = tmp_path / "reference"
-    assert run_cli(["run", str(ids), "--out", str(reference), *api_args(sim)], sim.token).exit_code == 0
+    assert (
+        run_cli(["run", str(ids), "--out", str(reference), *api_args(sim)], sim.token).exit_code
+        == 0
+    )
     created_before = dict(sim.stats()["created_per_target"])
 
     out = tmp_path / "out"
@@ -135,7 +146,9 @@ def test_expired_requests_are_asked_again(simulator, tmp_path):
     ids = write_ids(tmp_path / "ids.csv", range(1, 41))
     out = tmp_path / "out"
     # A slow client: the first checks arrive after the 0.4 s availability window.
-    result = run_cli(["run", str(ids), "--out", str(out), *api_args(sim), "--rate", "30"], sim.token)
+    result = run_cli(
+        ["run", str(ids), "--out", str(out), *api_args(sim), "--rate", "30"], sim.token
+    )
     entries = read_manifest(out)
     reissued = sum(e["reissued"] for e in entries)
     assert reissued > 0

@@ -18,7 +18,17 @@ from .conftest import (
     write_ids,
 )
 
-MANIFEST_KEYS = {"kind", "id", "status", "request_id", "file", "bytes", "sha256", "attempts", "error"}
+MANIFEST_KEYS = {
+    "kind",
+    "id",
+    "status",
+    "request_id",
+    "file",
+    "bytes",
+    "sha256",
+    "attempts",
+    "error",
+}
 
 
 def assert_files_verify(out_dir: Path, entries: list[dict[str, object]]) -> None:
@@ -40,11 +50,13 @@ def test_sample_profiles_end_to_end(simulator, tmp_path):
     """300 sample profiles all end done, each file byte-identical to what the platform serves."""
     sim = simulator()
     out = tmp_path / "out"
-    result = run_cli(["run", str(SAMPLES / "profiles.csv"), "--out", str(out), *api_args(sim)], sim.token)
+    result = run_cli(
+        ["run", str(SAMPLES / "profiles.csv"), "--out", str(out), *api_args(sim)], sim.token
+    )
     assert result.exit_code == 0, result.stderr
     entries = read_manifest(out)
     assert len(entries) == 300
-    assert all(MANIFEST_KEYS <= set(e) for e in entries)
+    assert all(set(e) >= MANIFEST_KEYS for e in entries)
     assert {e["status"] for e in entries} == {"done"}
     assert len({e["file"] for e in entries}) == 300
     assert_files_verify(out, entries)
@@ -67,7 +79,16 @@ def test_outputs_are_owner_only(simulator, tmp_path):
     out = tmp_path / "out"
     old = os.umask(0)
     try:
-        result = run_cli(["run", str(write_ids(tmp_path / "ids.csv", [5, 6])), "--out", str(out), *api_args(sim)], sim.token)
+        result = run_cli(
+            [
+                "run",
+                str(write_ids(tmp_path / "ids.csv", [5, 6])),
+                "--out",
+                str(out),
+                *api_args(sim),
+            ],
+            sim.token,
+        )
     finally:
         os.umask(old)
     assert result.exit_code == 0, result.stderr
@@ -86,7 +107,10 @@ def test_other_kinds(simulator, tmp_path, kind, csv_name):
     """Subprofile and email targets export end to end with matching info."""
     sim = simulator()
     out = tmp_path / "out"
-    result = run_cli(["run", str(SAMPLES / csv_name), "--kind", kind, "--out", str(out), *api_args(sim)], sim.token)
+    result = run_cli(
+        ["run", str(SAMPLES / csv_name), "--kind", kind, "--out", str(out), *api_args(sim)],
+        sim.token,
+    )
     assert result.exit_code == 0, result.stderr
     entries = read_manifest(out)
     assert entries and {e["kind"] for e in entries} == {kind}
@@ -100,7 +124,9 @@ def test_api_versions(simulator, tmp_path, version):
     sim = simulator(jwt_lifetime=1.0, prepare_delay="0.3:0.8")
     out = tmp_path / "out"
     ids = write_ids(tmp_path / "ids.csv", range(1, 61))
-    result = run_cli(["run", str(ids), "--out", str(out), *api_args(sim, version), "--rate", "40"], sim.token)
+    result = run_cli(
+        ["run", str(ids), "--out", str(out), *api_args(sim, version), "--rate", "40"], sim.token
+    )
     assert result.exit_code == 0, result.stderr
     assert {e["status"] for e in read_manifest(out)} == {"done"}
     stats = sim.stats()
@@ -188,7 +214,9 @@ def test_rejected_token_exits_2(simulator, tmp_path):
     """A token the platform rejects stops the run with exit 2 and a clear message."""
     sim = simulator()
     ids = write_ids(tmp_path / "ids.csv", [1, 2, 3])
-    result = run_cli(["run", str(ids), "--out", str(tmp_path / "out"), *api_args(sim)], "wrong-token")
+    result = run_cli(
+        ["run", str(ids), "--out", str(tmp_path / "out"), *api_args(sim)], "wrong-token"
+    )
     assert result.exit_code == 2
     assert "rejected the credentials" in result.stderr
     assert "wrong-token" not in result.stderr + result.stdout
@@ -199,7 +227,9 @@ def test_rate_ceiling_is_honoured(simulator, tmp_path):
     sim = simulator(prepare_delay="0.1:0.4")
     out = tmp_path / "out"
     ids = write_ids(tmp_path / "ids.csv", range(1, 81))
-    result = run_cli(["run", str(ids), "--out", str(out), *api_args(sim), "--rate", "25"], sim.token)
+    result = run_cli(
+        ["run", str(ids), "--out", str(out), *api_args(sim), "--rate", "25"], sim.token
+    )
     assert result.exit_code == 0, result.stderr
     times = sorted(entry[0] for entry in sim.get("/_sim/log") if not str(entry[2]).startswith("_"))
     assert len(times) >= 160

@@ -150,7 +150,10 @@ async def test_report_parameter_in_query_json_and_form():
         far = await api.post("profile", "5", params={"report": "https://example.com/hook"})
         assert far.status == 201
         stats = api.sim.stats()
-        assert stats["reports"] == {"email": ["a@example.nl", "b@example.nl", "c@example.nl"], "url": 1}
+        assert stats["reports"] == {
+            "email": ["a@example.nl", "b@example.nl", "c@example.nl"],
+            "url": 1,
+        }
         assert stats["webhooks"]["refused"] == 1
 
 
@@ -498,7 +501,9 @@ async def test_hostile_placeholder_forever_and_short_body():
             assert await resp.json() == {"data": "Data not available (yet)"}
         rid = await api.create("profile", "6")
         params, headers = await api.auth()
-        async with api.session.get(api.url(f"datarequest/{rid}"), params=params, headers=headers) as r:
+        async with api.session.get(
+            api.url(f"datarequest/{rid}"), params=params, headers=headers
+        ) as r:
             with pytest.raises(aiohttp.ClientPayloadError):
                 await r.read()
 
@@ -566,9 +571,7 @@ async def test_report_webhook_delivers_export_to_loopback():
     port = runner.addresses[0][1]
     try:
         async with running(prepare_delay="0.2", export_size=50_000) as api:
-            resp = await api.post(
-                "profile", "31", json={"report": f"http://127.0.0.1:{port}/hook"}
-            )
+            resp = await api.post("profile", "31", json={"report": f"http://127.0.0.1:{port}/hook"})
             rid = resp.headers["X-Created"]
             await asyncio.wait_for(arrived.wait(), 10)
             body = received["body"]
