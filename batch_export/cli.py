@@ -222,6 +222,23 @@ def cli() -> None:
     "--report",
     help="Passed to the platform: an email or web address to notify when a file is ready.",
 )
+@click.option(
+    "--push-listen",
+    metavar="HOST:PORT",
+    help="Push mode: receive finished exports on this address instead of polling for them.",
+)
+@click.option(
+    "--push-url",
+    metavar="URL",
+    help="Push mode: the URL under which the platform reaches --push-listen (default http://HOST:PORT).",
+)
+@click.option(
+    "--push-grace",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Push mode: seconds to wait for a delivery before polling for it.",
+)
 @click.option("--gzip", is_flag=True, help="Store exports gzip-compressed (.json.gz).")
 @click.option(
     "--insecure", is_flag=True, help="Do not verify HTTPS certificates (test platforms only!)."
@@ -251,6 +268,9 @@ def run(
     max_pending: int,
     timeout: float,
     report: str | None,
+    push_listen: str | None,
+    push_url: str | None,
+    push_grace: float,
     gzip: bool,
     insecure: bool,
     simulate: bool,
@@ -306,6 +326,9 @@ def run(
             max_pending=max_pending,
             timeout=timeout,
             report=report,
+            push_listen=push_listen,
+            push_public_url=push_url,
+            push_grace=push_grace,
             gzip=gzip,
             progress=not no_progress and not quiet and sys.stderr.isatty(),
             redactor=redactor,

@@ -40,6 +40,7 @@ from .journal import DONE, FAILED, SUBMITTED, SUBMITTING, Journal, TargetState
 from .limits import RateLimiter, RetryPolicy
 from .manifest import RunCounts, write_manifest, write_summary
 from .progress import NullProgress, Progress
+from .push import PushReceiver, wait_for_push
 from .redaction import Redactor
 from .scheduling import ReadinessModel
 from .store import ExportStore, RunLock, SavedExport, prepare_out_dir
@@ -83,6 +84,12 @@ class RunOptions:
     stdin: Any = None
     #: shared with the CLI's log filter so JWTs learnt mid-run are scrubbed there too
     redactor: Redactor | None = None
+    #: push mode: "HOST:PORT" to listen on for exports the platform POSTs to us
+    push_listen: str | None = None
+    #: push mode: the URL under which the platform reaches the listener
+    push_public_url: str | None = None
+    #: push mode: seconds to wait for a delivery before polling instead
+    push_grace: float = 60.0
 
     def validate(self) -> None:
         """Reject impossible settings with a message that says how to fix them."""
@@ -96,6 +103,12 @@ class RunOptions:
             raise ConfigError("--max-pending must be at least 1")
         if self.timeout <= 0:
             raise ConfigError("--timeout must be greater than 0 seconds")
+        if self.push_listen is not None:
+            if self.report:
+                raise ConfigError(
+                    "--report and --push-listen both set the platform's report address; use one"
+                )
+            _split_listen(self.push_listen)
         if self.api.api_version not in (1, 2, 3, 4):
             raise ConfigError(
                 f"unknown --api-version {self.api.api_version}; use 2, 3 or 4 (1 also works)"
@@ -111,6 +124,13 @@ class RunResult:
     out_dir: Path
     summary: dict[str, Any]
     interrupted: str | None = None
+
+
+def _split_listen(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"--push-listen {address!r} is not HOST:PORT, e.g. 127.0.0.1:8080")
+    return host.strip("[]"), int(port)
 
 
 class _Stopped(Exception):
@@ -139,39 +159,62 @@ class Exporter:
         self.last_progress = time.monotonic()
         self.journal: Journal
         self.client: PlatformClient
+        self.receiver: PushReceiver | None = None
+        self.report = options.report
 
     # -- the run ------------------------------------------------------------
 
     async def run(self, journal: Journal, work: Iterable[str], resumed: set[str]) -> None:
         self.journal = journal
-        window = asyncio.Semaphore(self.options.max_pending)
         watchdog = asyncio.create_task(self._watchdog())
         try:
-            async with PlatformClient(
-                self.options.api,
-                self.limiter,
-                concurrency=self.options.concurrency,
-                retry=self.options.retry,
-                redactor=self.redactor,
-            ) as client:
-                self.client = client
-                for target_id in work:
-                    if self.stopping.is_set():
-                        break
-                    await self._acquire(window)
-                    if self.stopping.is_set():
-                        window.release()
-                        break
-                    task = asyncio.create_task(self._process(target_id, target_id in resumed))
-                    self.tasks.add(task)
-                    task.add_done_callback(self._finished(window))
+            async with contextlib.AsyncExitStack() as stack:
+                self.client = await stack.enter_async_context(
+                    PlatformClient(
+                        self.options.api,
+                        self.limiter,
+                        concurrency=self.options.concurrency,
+                        retry=self.options.retry,
+                        redactor=self.redactor,
+                    )
+                )
+                if self.options.push_listen is not None:
+                    await self._start_receiver(stack, self.options.push_listen)
+                await self._feed(work, resumed)
                 await self._drain()
         finally:
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
 
-    async def _acquire(self, window: asyncio.Semaphore) -> None:
+    async def _start_receiver(self, stack: contextlib.AsyncExitStack, listen: str) -> None:
+        host, port = _split_listen(listen)
+        receiver = PushReceiver(
+            self.store, self.kind, host=host, port=port, public_url=self.options.push_public_url
+        )
+        try:
+            self.receiver = await stack.enter_async_context(receiver)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on --push-listen {listen}: {exc.strerror}") from None
+        # The URL's path is the receiver's only credential: scrub it like the token.
+        self.redactor.add(receiver.report_url)
+        self.report = receiver.report_url
+        log.info("push mode: listening on %s", listen)
+
+    async def _feed(self, work: Iterable[str], resumed: set[str]) -> None:
+        """Start a task per target, never more than ``max_pending`` at once."""
+        window = asyncio.Semaphore(self.options.max_pending)
+        for target_id in work:
+            if not await self._acquire(window):
+                return
+            task = asyncio.create_task(self._process(target_id, target_id in resumed))
+            self.tasks.add(task)
+            task.add_done_callback(self._finished(window))
+
+    async def _acquire(self, window: asyncio.Semaphore) -> bool:
+        """Take a window slot; False (and no slot held) when the run is stopping."""
+        if self.stopping.is_set():
+            return False
         acquire = asyncio.ensure_future(window.acquire())
         stop = asyncio.ensure_future(self.stopping.wait())
         await asyncio.wait({acquire, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -180,9 +223,10 @@ class Exporter:
             acquire.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await acquire
-            return
-        if self.stopping.is_set():
-            return  # the caller releases it
+        if acquire.done() and not acquire.cancelled() and self.stopping.is_set():
+            window.release()
+            return False
+        return acquire.done() and not acquire.cancelled()
 
     def _finished(self, window: asyncio.Semaphore) -> Callable[[asyncio.Task[None]], None]:
         def done(task: asyncio.Task[None]) -> None:
@@ -304,7 +348,7 @@ class Exporter:
             if self.stopping.is_set():
                 raise _Stopped
             await self.journal.record("submitting", target.id)
-            return await self.client.submit(self.kind.value, target.id, self.options.report)
+            return await self.client.submit(self.kind.value, target.id, self.report)
 
         async def note(exc: TransientError) -> None:
             if exc.maybe_sent:
@@ -329,6 +373,11 @@ class Exporter:
             except PlaceholderError:
                 return None
 
+        if self.receiver is not None and not check_now:
+            pushed = await self._wait_for_push(target, rid)
+            if pushed is not None:
+                return pushed
+            check_now = True  # the grace period is over: the file is most likely ready
         while True:
             delay = (
                 0.0
@@ -348,6 +397,18 @@ class Exporter:
             self._alive()
             if saved is not None:
                 return saved
+
+    async def _wait_for_push(self, target: Target, rid: str) -> SavedExport | None:
+        """The export if the platform pushes it within the grace period, else None."""
+        assert self.receiver is not None
+        delivered = self.receiver.expect(target, rid)
+        try:
+            pushed = await wait_for_push(delivered, self.options.push_grace, self.stopping)
+        finally:
+            self.receiver.forget(target.id)
+        if pushed is None and self.stopping.is_set():
+            raise _Stopped
+        return pushed
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once (raising _Stopped) when the run stops."""
