@@ -121,7 +121,6 @@ async def test_receiver_accepts_only_expected_exports(tmp_path: Path):
             delivered = receiver.expect(target, "dr_1")
             async with session.post(url, data=good) as resp:  # identified by its info alone
                 assert resp.status == 204
-            import asyncio
 
             saved = await wait_for_push(delivered, 5, asyncio.Event())
     assert saved is not None
