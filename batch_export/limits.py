@@ -9,10 +9,11 @@ the next free slot in first-come-first-served order, in O(1), and sleeps until
 it. Bursts are kept small (``burst`` slots) because the platform's limit is per
 account and shared with everything else using the token.
 
-Without a configured rate it *finds* the account's limit: it starts low,
-doubles while callers queue up and nothing is throttled ("slow start"), and on
-the first 429 settles just below the throughput the platform accepted; after
-that it probes upward slowly, so that throttling stays rare. Any 429 pauses
+Without a configured rate it *finds* the account's limit (``LimitSearch``):
+it starts low, doubles while callers queue up and nothing is throttled
+("slow start"), then bisects between the fastest rate that worked and the
+slowest that was throttled, and settles just under the limit, so that
+throttling stays rare. Any 429 pauses
 every caller for the server's ``Retry-After``: the limit is shared, so one
 throttled request means all of them would be.
 """
@@ -25,7 +26,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-__all__ = ["RateLimiter", "RetryPolicy"]
+__all__ = ["LimitSearch", "RateLimiter", "RetryPolicy"]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -35,21 +36,87 @@ def _loop_clock() -> float:
     return asyncio.get_running_loop().time()
 
 
+class LimitSearch:
+    """Finds an unknown rate limit by bisection between a working and a throttled rate.
+
+    ``low`` is the fastest rate that ran for ``confirm_seconds`` busy seconds
+    without a 429; ``high`` the slowest that drew one. Until the first 429
+    the rate doubles every busy second (slow start); after it, each probe is
+    the midpoint, until ``high / low`` is within ``precision``, and the
+    search settles a little under ``low``. Each probe above the limit costs one
+    429 and a pause of the server's Retry-After, so a handful of probes — not a
+    sawtooth of them — is what it spends. After ``reprobe_seconds`` at the
+    settled rate it tries higher again, in case the account's limit rose.
+    """
+
+    initial_rate = 10.0
+    min_rate = 0.5
+    confirm_seconds = 3
+    precision = 1.06
+    settle_factor = 0.98
+    reprobe_seconds = 60.0
+
+    def __init__(self) -> None:
+        self.rate = self.initial_rate
+        self.low: float | None = None
+        self.high: float | None = None
+        self._clean_seconds = 0
+        self._settled_seconds = 0
+
+    def __repr__(self) -> str:
+        return f"<LimitSearch rate={self.rate:.1f} low={self.low} high={self.high}>"
+
+    @property
+    def settled(self) -> bool:
+        return (
+            self.low is not None
+            and self.high is not None
+            and self.high <= self.low * self.precision
+        )
+
+    def busy_second(self) -> None:
+        """A second passed in which callers queued for slots and nothing was throttled."""
+        if self.high is None:  # slow start: nothing throttled yet
+            self.low = self.rate
+            self.rate *= 2.0
+            return
+        self._clean_seconds += 1
+        if self.settled:
+            self._settled_seconds += 1
+            if self._settled_seconds >= self.reprobe_seconds:
+                self.high = (self.low or self.rate) * 1.12  # re-open the search upward
+                self._settled_seconds = 0
+                self.rate = self._next_probe()
+            return
+        if self._clean_seconds >= self.confirm_seconds:
+            self.low = self.rate
+            self._clean_seconds = 0
+            self.rate = self._next_probe()
+
+    def throttled(self) -> None:
+        """A 429 arrived while running at ``rate``."""
+        if self.low is not None and self.rate <= self.low:
+            self.low = self.rate * 0.95  # what "worked" was a bucket draining
+        self.high = self.rate
+        if self.low is None or self.low >= self.high:
+            self.low = self.high / 2
+        self._clean_seconds = 0
+        self._settled_seconds = 0
+        self.rate = max(self.min_rate, self._next_probe())
+
+    def _next_probe(self) -> float:
+        assert self.low is not None and self.high is not None
+        if self.settled:
+            return self.low * self.settle_factor
+        return (self.low + self.high) / 2
+
+
 class RateLimiter:
     """Paces requests to ``rate`` per second, adaptively when ``rate`` is None.
 
     ``acquire()`` is called once per HTTP request; ``on_accepted()`` and
     ``on_throttled()`` report what the platform answered.
     """
-
-    #: starting rate when the account's limit is unknown (requests/second)
-    initial_rate = 8.0
-    #: lowest rate the adaptive mode falls to, however often it is throttled
-    min_rate = 0.5
-    #: after a throttle, run at this fraction of the throughput that was accepted
-    backoff_factor = 0.93
-    #: probe upward by this fraction per second in which callers had to queue
-    probe_growth = 0.004
 
     def __init__(
         self,
@@ -63,19 +130,21 @@ class RateLimiter:
             raise ValueError("rate must be positive")
         if burst < 1:
             raise ValueError("burst must be at least 1")
-        self.adaptive = rate is None
-        self._rate = self.initial_rate if rate is None else float(rate)
+        self.search = LimitSearch() if rate is None else None
+        self._rate = self.search.rate if self.search else float(rate or 0)
         self._burst = burst
         self._clock = clock or _loop_clock
         self._sleep = sleep or asyncio.sleep
         self._tat = -math.inf  # theoretical arrival time of the next request
         self._paused_until = -math.inf
-        self._slow_start = self.adaptive
-        # per-second bookkeeping for the adaptive mode
         self._second_start = -math.inf
         self._queued_this_second = False
-        self._accepted_window: list[tuple[float, int]] = []
+        self._throttled_this_second = False
         self.throttled = 0
+
+    @property
+    def adaptive(self) -> bool:
+        return self.search is not None
 
     @property
     def rate(self) -> float:
@@ -83,10 +152,10 @@ class RateLimiter:
         return self._rate
 
     def __repr__(self) -> str:
-        mode = "adaptive" if self.adaptive else "fixed"
+        mode = f"adaptive {self.search!r}" if self.search else "fixed"
         return (
             f"<RateLimiter {mode} rate={self._rate:.2f}/s burst={self._burst} "
-            f"slow_start={self._slow_start} throttled={self.throttled}>"
+            f"throttled={self.throttled}>"
         )
 
     async def acquire(self) -> None:
@@ -111,16 +180,6 @@ class RateLimiter:
 
     def on_accepted(self) -> None:
         """The platform answered a request without throttling it."""
-        if not self.adaptive:
-            return
-        second = math.floor(self._clock())
-        window = self._accepted_window
-        if window and window[-1][0] == second:
-            window[-1] = (second, window[-1][1] + 1)
-        else:
-            window.append((second, 1))
-            while len(window) > 3:
-                window.pop(0)
 
     def on_throttled(self, retry_after: float | None) -> None:
         """The platform answered 429: pause everyone, and in adaptive mode slow down."""
@@ -129,30 +188,23 @@ class RateLimiter:
         already_paused = now < self._paused_until
         pause = retry_after if retry_after is not None else 1.0
         self._paused_until = max(self._paused_until, now + max(0.0, pause))
-        if self.adaptive and not already_paused:
-            accepted = self._accepted_rate(now)
-            target = accepted if accepted > 0 else self._rate / 2
-            self._rate = max(self.min_rate, min(self._rate, target) * self.backoff_factor)
-            self._slow_start = False
+        if self.search is not None and not already_paused:
+            # Answers to requests sent before the pause carry no news: count one per pause.
+            self.search.throttled()
+            self._rate = self.search.rate
+            self._throttled_this_second = True
         # Requests reserved before the pause must not fire in a burst right after it.
         self._tat = max(self._tat, self._paused_until)
 
-    def _accepted_rate(self, now: float) -> float:
-        """Accepted responses per second over the last full seconds."""
-        current = math.floor(now)
-        full = [count for second, count in self._accepted_window if second < current]
-        return sum(full) / len(full) if full else 0.0
-
     def _tick(self, now: float) -> None:
-        """Once a second, grow the adaptive rate if callers had to queue for slots."""
-        if not self.adaptive or now - self._second_start < 1.0:
+        """Once a second, tell the limit search whether callers had to queue for slots."""
+        if self.search is None or now - self._second_start < 1.0:
             return
-        if self._queued_this_second:
-            if self._slow_start:
-                self._rate *= 2.0
-            else:
-                self._rate *= 1.0 + self.probe_growth
+        if self._queued_this_second and not self._throttled_this_second:
+            self.search.busy_second()
+            self._rate = self.search.rate
         self._queued_this_second = False
+        self._throttled_this_second = False
         self._second_start = now
 
 

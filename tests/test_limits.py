@@ -7,7 +7,7 @@ import random
 import pytest
 
 from batch_export.client import parse_retry_after
-from batch_export.limits import RateLimiter, RetryPolicy
+from batch_export.limits import LimitSearch, RateLimiter, RetryPolicy
 from batch_export.scheduling import ReadinessModel
 
 
@@ -55,21 +55,33 @@ async def test_throttle_pauses_everyone_for_retry_after():
     assert time.now >= 1002.0
 
 
-async def test_adaptive_rate_settles_below_the_accepted_throughput():
-    """Adaptive mode grows while callers queue and drops below what was accepted on a 429."""
+async def test_adaptive_rate_doubles_until_throttled():
+    """Adaptive mode doubles its pace each busy second, then backs off on a 429."""
     time = FakeTime()
     limiter = RateLimiter(None, burst=1, clock=time.clock, sleep=time.sleep)
     start_rate = limiter.rate
-    # Saturate it for five seconds, with every request accepted.
-    while time.now < 1005.0:
+    while time.now < 1004.5:
         await limiter.acquire()
-        limiter.on_accepted()
-    assert limiter.rate > start_rate * 4  # slow start doubled several times
-    accepted_pace = limiter.rate
+    assert limiter.rate >= start_rate * 8  # slow start doubled several times
+    before = limiter.rate
     limiter.on_throttled(1.0)
-    assert limiter.rate < accepted_pace
+    assert limiter.rate < before
     assert limiter.throttled == 1
     assert "adaptive" in repr(limiter)
+
+
+def test_limit_search_converges_on_a_hidden_limit():
+    """Against a hidden limit of 100/s, the search settles within 6% under it after few 429s."""
+    search = LimitSearch()
+    throttles = 0
+    for _ in range(200):
+        if search.rate > 100.0:
+            search.throttled()
+            throttles += 1
+        else:
+            search.busy_second()
+    assert 100.0 / LimitSearch.precision * 0.97 <= search.rate <= 100.0
+    assert throttles <= 8
 
 
 def test_invalid_limiter_settings_are_rejected():
