@@ -219,6 +219,13 @@ def cli() -> None:
     help="Seconds one data request may take before it is given up.",
 )
 @click.option(
+    "--stall-timeout",
+    type=float,
+    default=900.0,
+    show_default=True,
+    help="Stop the run (resumably) when nothing at all has happened for this many seconds.",
+)
+@click.option(
     "--report",
     help="Passed to the platform: an email or web address to notify when a file is ready.",
 )
@@ -267,6 +274,7 @@ def run(
     concurrency: int,
     max_pending: int,
     timeout: float,
+    stall_timeout: float,
     report: str | None,
     push_listen: str | None,
     push_url: str | None,
@@ -325,6 +333,7 @@ def run(
             concurrency=concurrency,
             max_pending=max_pending,
             timeout=timeout,
+            stall_timeout=stall_timeout,
             report=report,
             push_listen=push_listen,
             push_public_url=push_url,

@@ -103,6 +103,8 @@ class RunOptions:
             raise ConfigError("--max-pending must be at least 1")
         if self.timeout <= 0:
             raise ConfigError("--timeout must be greater than 0 seconds")
+        if self.stall_timeout <= 0:
+            raise ConfigError("--stall-timeout must be greater than 0 seconds")
         if self.push_listen is not None:
             if self.report:
                 raise ConfigError(
@@ -365,6 +367,7 @@ class Exporter:
         checks = 0
 
         async def consume(head: bytes, rest: Any) -> SavedExport:
+            self.progress.ready()
             return await self.store.save(target, head, rest)
 
         async def fetch() -> SavedExport | None:

@@ -20,6 +20,7 @@ class NullProgress:
 
     def start(self, *, total: int, already_done: int, invalid: int) -> None: ...
     def submitted(self) -> None: ...
+    def ready(self) -> None: ...
     def saved(self, size: int) -> None: ...
     def failed(self) -> None: ...
     def reissued(self) -> None: ...
@@ -27,7 +28,7 @@ class NullProgress:
 
 
 class Progress(NullProgress):
-    """Three tqdm bars: submitted, saved (with rate and ETA) and failed/reissued."""
+    """tqdm bars: submitted, ready (being downloaded), saved (rate and ETA), failed."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stderr
@@ -37,11 +38,12 @@ class Progress(NullProgress):
         todo = total - already_done
         common: dict[str, Any] = {"file": self._stream, "dynamic_ncols": True, "mininterval": 0.5}
         self._submitted = tqdm(total=todo, desc="submitted", unit="req", position=0, **common)
-        self._saved = tqdm(total=todo, desc="saved    ", unit="file", position=1, **common)
+        self._ready = tqdm(total=todo, desc="ready    ", unit="file", position=1, **common)
+        self._saved = tqdm(total=todo, desc="saved    ", unit="file", position=2, **common)
         self._failed = tqdm(
-            desc="failed   ", unit="", position=2, bar_format="{desc}: {n_fmt}{postfix}", **common
+            desc="failed   ", unit="", position=3, bar_format="{desc}: {n_fmt}{postfix}", **common
         )
-        self._bars = [self._submitted, self._saved, self._failed]
+        self._bars = [self._submitted, self._ready, self._saved, self._failed]
         self._reissued = 0
         if already_done or invalid:
             self._saved.write(
@@ -52,6 +54,9 @@ class Progress(NullProgress):
 
     def submitted(self) -> None:
         self._submitted.update()
+
+    def ready(self) -> None:
+        self._ready.update()
 
     def saved(self, size: int) -> None:
         self._saved.update()
