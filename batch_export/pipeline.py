@@ -477,6 +477,7 @@ async def run_export(options: RunOptions) -> RunResult:
                 await exporter.run(journal, work, resumed)
         finally:
             progress.close()
+            await exporter.store.sync()
             await journal.close()
         counts = write_manifest(out_dir, journal, options.kind.value, input_ids, invalid)
         interrupted = (

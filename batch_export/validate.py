@@ -12,13 +12,14 @@ Messages never quote the body: it is personal data.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import ijson
 
 from .errors import IntegrityError
 
-__all__ = ["ExportChecker", "PlaceholderError", "ids_match"]
+__all__ = ["ExportChecker", "PlaceholderError", "check_whole", "ids_match"]
 
 
 class PlaceholderError(IntegrityError):
@@ -108,22 +109,75 @@ class ExportChecker:
                 f"the export is not valid JSON (it ends or breaks near byte {self._fed})"
             ) from exc
         sink = self._sink
-        if sink.top_kind != "start_map":
-            raise IntegrityError("the export is not a JSON object")
-        if sink.data_kind == "string" and sink.info_kind is None:
-            raise PlaceholderError("the platform served its 'not available (yet)' placeholder")
-        if sink.info_kind != "start_map":
-            raise IntegrityError("the export has no 'info' object")
-        if sink.data_kind != "start_array":
-            raise IntegrityError("the export has no 'data' array")
-        found_type = sink.info.get("type")
-        if found_type != self.kind:
-            raise IntegrityError(
-                f"the export is for a {found_type!r} but a {self.kind} was requested "
-                "(not saved as this target's export)"
-            )
-        if not ids_match(self.kind, self.target_id, sink.info.get("id")):
-            raise IntegrityError(
-                f"the export's info.id does not match {self.kind} {self.target_id} "
-                "(not saved as this target's export)"
-            )
+        _check_shape(
+            self.kind,
+            self.target_id,
+            is_object=sink.top_kind == "start_map",
+            info=sink.info if sink.info_kind == "start_map" else None,
+            has_info=sink.info_kind is not None,
+            data_kind=sink.data_kind,
+        )
+
+
+def check_whole(kind: str, target_id: str, body: bytes) -> None:
+    """The same checks as ExportChecker for a body held in memory, at C speed.
+
+    Most exports are small enough to arrive in one piece; ``json.loads`` checks
+    them an order of magnitude faster than an event-per-token parser.
+    """
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        raise IntegrityError("the export is not valid JSON") from exc
+    is_object = isinstance(document, dict)
+    info = document.get("info") if is_object else None
+    data = document.get("data") if is_object else None
+    _check_shape(
+        kind,
+        target_id,
+        is_object=is_object,
+        info=info if isinstance(info, dict) else None,
+        has_info=is_object and "info" in document,
+        data_kind=_json_kind(data) if is_object and "data" in document else None,
+    )
+
+
+def _json_kind(value: object) -> str:
+    """The ijson event name a value would start with."""
+    if isinstance(value, list):
+        return "start_array"
+    if isinstance(value, dict):
+        return "start_map"
+    if isinstance(value, str):
+        return "string"
+    return "scalar"
+
+
+def _check_shape(
+    kind: str,
+    target_id: str,
+    *,
+    is_object: bool,
+    info: dict[str, Any] | None,
+    has_info: bool,
+    data_kind: str | None,
+) -> None:
+    if not is_object:
+        raise IntegrityError("the export is not a JSON object")
+    if data_kind == "string" and not has_info:
+        raise PlaceholderError("the platform served its 'not available (yet)' placeholder")
+    if info is None:
+        raise IntegrityError("the export has no 'info' object")
+    if data_kind != "start_array":
+        raise IntegrityError("the export has no 'data' array")
+    found_type = info.get("type")
+    if found_type != kind:
+        raise IntegrityError(
+            f"the export is for a {found_type!r} but a {kind} was requested "
+            "(not saved as this target's export)"
+        )
+    if not ids_match(kind, target_id, info.get("id")):
+        raise IntegrityError(
+            f"the export's info.id does not match {kind} {target_id} "
+            "(not saved as this target's export)"
+        )

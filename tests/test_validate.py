@@ -1,0 +1,67 @@
+"""The export checks: streamed and whole-body paths give the same verdicts."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from batch_export.errors import IntegrityError
+from batch_export.validate import ExportChecker, PlaceholderError, check_whole
+
+CASES = [
+    (b'{"info": {"type": "profile", "id": 7}, "data": [[{"a": 1}], []]}', None),
+    (b'{"data": [], "info": {"id": "7", "type": "profile"}}', None),
+    (b'{"data": "Data not available (yet)"}', PlaceholderError),
+    (b'{"data": "no data available (yet)."}', PlaceholderError),
+    (b'{"info": {"type": "profile", "id": 8}, "data": []}', IntegrityError),
+    (b'{"info": {"type": "email", "id": 7}, "data": []}', IntegrityError),
+    (b'{"info": {"type": "profile", "id": 7}}', IntegrityError),
+    (b'{"info": {"type": "profile", "id": 7}, "data": {}}', IntegrityError),
+    (b'{"other": 1}', IntegrityError),
+    (b"[1, 2]", IntegrityError),
+    (b"<html>502 Bad Gateway</html>", IntegrityError),
+    (b'{"info": {"type": "profile", "id": 7}, "data": [', IntegrityError),
+    (b"", IntegrityError),
+]
+
+
+def _streamed(body: bytes, cuts: list[int]) -> None:
+    checker = ExportChecker("profile", "7")
+    previous = 0
+    for cut in sorted(c % (len(body) + 1) for c in cuts):
+        checker.feed(body[previous:cut])
+        previous = max(previous, cut)
+    checker.feed(body[previous:])
+    checker.finish()
+
+
+@pytest.mark.parametrize(("body", "error"), CASES)
+def test_whole_and_streamed_agree(body, error):
+    """Each case is accepted or rejected with the same error class by both checkers."""
+    for check in (lambda: check_whole("profile", "7", body), lambda: _streamed(body, [3, 10])):
+        if error is None:
+            check()
+        else:
+            with pytest.raises(error):
+                check()
+
+
+@given(st.sampled_from(CASES), st.lists(st.integers(min_value=0, max_value=200), max_size=6))
+def test_any_chunking_gives_the_same_verdict(case, cuts):
+    """However a body is split into chunks, the streamed verdict does not change."""
+    body, error = case
+    if error is None:
+        _streamed(body, cuts)
+    else:
+        with pytest.raises(error):
+            _streamed(body, cuts)
+
+
+def test_email_ids_match_case_insensitively():
+    """An email export whose info.id differs only in case is accepted."""
+    check_whole(
+        "email",
+        "Ann@example.com",
+        b'{"info": {"type": "email", "id": "ann@EXAMPLE.com"}, "data": []}',
+    )
