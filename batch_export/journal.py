@@ -55,13 +55,11 @@ class TargetState:
         "ambiguous",
         "attempts",
         "bytes",
+        "digest",
         "error",
-        "file",
         "gzip",
-        "in_input",
         "reissued",
         "request_id",
-        "sha256",
         "status",
     )
 
@@ -71,12 +69,17 @@ class TargetState:
         self.attempts = 0  # POSTs sent for this target, over all runs
         self.ambiguous = 0  # POSTs that may have created a request we never learnt of
         self.reissued = 0  # requests that expired or vanished and were asked again
-        self.file: str | None = None
         self.bytes = 0
-        self.sha256: str | None = None
+        # raw sha256 of the saved file: 32 bytes instead of a 64-character string,
+        # and no file name (derivable from the target) — a million of these must fit
+        self.digest: bytes | None = None
         self.gzip = False
         self.error: str | None = None
-        self.in_input = False
+
+    @property
+    def sha256(self) -> str | None:
+        """The saved file's sha256 in hex."""
+        return self.digest.hex() if self.digest is not None else None
 
     def apply(self, record: dict[str, Any]) -> None:
         """Fold one journal record into this state."""
@@ -100,9 +103,9 @@ class TargetState:
         elif event == "done":
             self.status = DONE
             self.request_id = record.get("rid", self.request_id)
-            self.file = record.get("file")
             self.bytes = int(record.get("bytes", 0))
-            self.sha256 = record.get("sha256")
+            sha256 = record.get("sha256")
+            self.digest = bytes.fromhex(sha256) if isinstance(sha256, str) else None
             self.gzip = bool(record.get("gzip", False))
             self.error = None
         elif event == "failed":
@@ -112,8 +115,7 @@ class TargetState:
             # a done target whose file went missing or bad: export it again
             self.status = NEW
             self.request_id = None
-            self.file = None
-            self.sha256 = None
+            self.digest = None
             self.error = record.get("error")
 
 
@@ -125,6 +127,7 @@ class Journal:
     ) -> None:
         self.path = path
         self.header = header
+        self.kind = str(header.get("kind"))
         self.states = states
         self._fd = fd
         self._buffer: list[str] = []

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .journal import DONE, FAILED, Journal, TargetState
+from .store import saved_file
 from .targets import InvalidRow
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def manifest_line(kind: str, target_id: str, state: TargetState) -> dict[str, An
         "id": target_id,
         "status": status,
         "request_id": state.request_id,
-        "file": state.file if done else None,
+        "file": saved_file(kind, target_id, gzip=state.gzip) if done else None,
         "bytes": state.bytes if done else 0,
         "sha256": state.sha256 if done else None,
         "compressed": "gzip" if done and state.gzip else None,

@@ -43,7 +43,7 @@ from .progress import NullProgress, Progress
 from .push import PushReceiver, wait_for_push
 from .redaction import Redactor
 from .scheduling import ReadinessModel
-from .store import ExportStore, RunLock, SavedExport, prepare_out_dir
+from .store import ExportStore, RunLock, SavedExport, prepare_out_dir, saved_file
 from .targets import InvalidRow, Target, TargetKind, TargetReader
 from .validate import PlaceholderError
 
@@ -437,7 +437,7 @@ def _plan(
     for target_id in targets:
         state = journal.states[target_id]
         if state.status == DONE:
-            if store.is_intact(state.file, state.bytes):
+            if store.is_intact(saved_file(journal.kind, target_id, gzip=state.gzip), state.bytes):
                 continue
             stale.append(target_id)
             fresh.append(target_id)
@@ -528,8 +528,7 @@ def _read_input(options: RunOptions, journal: Journal, invalid: list[InvalidRow]
         if isinstance(item, InvalidRow):
             invalid.append(item)
             continue
-        state = journal.state(item.id)
-        state.in_input = True
+        journal.state(item.id)
         ids.append(item.id)
     return ids
 

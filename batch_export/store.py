@@ -33,10 +33,17 @@ import aiofiles
 
 from .errors import ConfigError
 from .naming import export_relpath
-from .targets import Target
+from .targets import Target, TargetKind
 from .validate import ExportChecker, check_whole
 
-__all__ = ["ExportStore", "RunLock", "SavedExport", "make_private_dir", "prepare_out_dir"]
+__all__ = [
+    "ExportStore",
+    "RunLock",
+    "SavedExport",
+    "make_private_dir",
+    "prepare_out_dir",
+    "saved_file",
+]
 
 WRITE_BUFFER = 1024 * 1024
 PARTIAL_DIR = ".partial"
@@ -51,6 +58,12 @@ class SavedExport:
     bytes: int  # stored bytes
     sha256: str  # of the stored bytes
     gzip: bool
+
+
+def saved_file(kind: str, target_id: str, *, gzip: bool) -> str:
+    """Where a target's export is stored, relative to the output directory."""
+    suffix = ".json.gz" if gzip else ".json"
+    return export_relpath(Target(TargetKind(kind), target_id), suffix=suffix).as_posix()
 
 
 def make_private_dir(path: Path) -> None:
@@ -148,13 +161,11 @@ class ExportStore:
         """Where ``target``'s export lives, relative to the output directory."""
         return export_relpath(target, suffix=self.suffix).as_posix()
 
-    def is_intact(self, file: str | None, size: int) -> bool:
+    def is_intact(self, file: str, size: int) -> bool:
         """Cheap resume check: the recorded file is there with the recorded size.
 
         A full re-hash of every file is ``batch-export verify``'s job.
         """
-        if not file:
-            return False
         try:
             return (self.out_dir / file).stat().st_size == size
         except OSError:
