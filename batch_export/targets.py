@@ -324,8 +324,7 @@ class TargetReader:
             name = codecs.lookup(self.encoding).name
         except LookupError:
             raise InputError(
-                f"unknown encoding {self.encoding!r} for {self.name}; "
-                "try utf-8, cp1252 or latin-1"
+                f"unknown encoding {self.encoding!r} for {self.name}; try utf-8, cp1252 or latin-1"
             ) from None
         # utf-8-sig drops a leading BOM (Excel writes one) and reads plain UTF-8 too.
         return "utf-8-sig" if name == "utf-8" else name
