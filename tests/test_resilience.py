@@ -191,3 +191,23 @@ def test_second_run_in_same_directory_is_refused(simulator, tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
     assert proc.returncode == 143
+
+
+def test_second_sigint_stops_at_once_without_damage(simulator, tmp_path):
+    """Two SIGINTs in a row stop at once (exit 130) with no half file and a resumable journal."""
+    sim = simulator(prepare_delay="0.2:0.6", export_size=300_000)
+    ids = write_ids(tmp_path / "ids.csv", range(1, 121))
+    out = tmp_path / "out"
+    args = ["run", str(ids), "--out", str(out), *api_args(sim), "--no-progress"]
+    proc = _spawn(args, sim.token)
+    assert _wait_for_journal(out, 60, proc)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert not list((out / ".partial").iterdir())
+    assert_files_verify(out, read_manifest(out))
+    final = run_cli(args, sim.token)
+    assert final.exit_code == 0, final.stderr
+    assert_files_verify(out, read_manifest(out))
