@@ -1,0 +1,624 @@
+"""Benchmark harness for batch-export: every figure measured next to its goal.
+
+Each scenario starts the embedded simulator in its own process
+(``python -m batch_export.simulator --port 0 --json ...``) and runs the
+exporter (``python -m batch_export run ...``) as a separate subprocess. The
+exporter's own CPU (user+sys) and peak RSS come from ``os.wait4`` on its pid,
+so nothing of the simulator or of this harness is mixed in; wall time is
+measured around the exporter process (interpreter start included).
+
+    python benchmarks/run.py                       # every scenario, default sizes
+    python benchmarks/run.py --scenario rate-bound # one scenario (repeatable)
+    python benchmarks/run.py --smoke               # everything, tiny, < 30 s
+    python benchmarks/run.py --scale 0.1           # every N divided by 10
+
+Prints a markdown table and writes raw results to
+``benchmarks/results/<scenario>.json`` (git-ignored). See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+DEFAULT_RESULTS = BENCH / "results"
+PY = sys.executable
+
+# --------------------------------------------------------------------------- processes
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for child processes: no proxies, only 127.0.0.1 traffic."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env.update(extra)
+    return env
+
+
+def rusage_dict(ru: Any) -> dict[str, float]:
+    """CPU seconds and peak RSS (ru_maxrss is KB on Linux) of one reaped process."""
+    return {
+        "cpu_user_s": round(ru.ru_utime, 3),
+        "cpu_sys_s": round(ru.ru_stime, 3),
+        "cpu_s": round(ru.ru_utime + ru.ru_stime, 3),
+        "max_rss_mb": round(ru.ru_maxrss / 1024, 1),
+    }
+
+
+def measure(
+    cmd: list[str], *, workdir: Path, name: str, env: dict[str, str], timeout: float
+) -> dict[str, Any]:
+    """Run ``cmd`` to completion; wall time around it, its own rusage via os.wait4."""
+    out_path, err_path = workdir / f"{name}.stdout", workdir / f"{name}.stderr"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env=env)
+        killer = threading.Timer(timeout, proc.kill)
+        killer.start()
+        try:
+            _, status, ru = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stdout = out_path.read_text(errors="replace")
+    stderr = err_path.read_text(errors="replace")
+    parsed: Any = None
+    text = stdout.strip()
+    if text:
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+    return {
+        "cmd": cmd,
+        "returncode": proc.returncode,
+        "timed_out": wall >= timeout,
+        "wall_s": round(wall, 3),
+        **rusage_dict(ru),
+        "stdout_json": parsed,
+        "stderr_tail": stderr[-3000:],
+        "traceback_in_stderr": "Traceback (most recent call last)" in stderr,
+    }
+
+
+class Simulator:
+    """The simulator in its own process; counters via /_sim/stats; rusage on stop."""
+
+    def __init__(self, workdir: Path, options: list[str], name: str = "simulator") -> None:
+        self.workdir = workdir
+        self.options = options
+        self.name = name
+        self.info: dict[str, str] = {}
+        self.rusage: dict[str, float] = {}
+        self.returncode: int | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Simulator:
+        out_path = self.workdir / f"{self.name}.stdout"
+        cmd = [PY, "-m", "batch_export.simulator", "--host", "127.0.0.1", "--port", "0"]
+        cmd += ["--json", *self.options]
+        with out_path.open("wb") as out, (self.workdir / f"{self.name}.stderr").open("wb") as err:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env=clean_env())
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = out_path.read_text().split("\n", 1)
+            if len(line) == 2 and line[0].strip():
+                self.info = json.loads(line[0])
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        err = (self.workdir / f"{self.name}.stderr").read_text(errors="replace")
+        raise RuntimeError(f"simulator did not start: {' '.join(cmd)}\n{err[-2000:]}")
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The simulator's base URL."""
+        return self.info["base_url"]
+
+    @property
+    def token(self) -> str:
+        """The simulator's valid access token."""
+        return self.info["token"]
+
+    def stats(self) -> dict[str, Any]:
+        """GET /_sim/stats, with the per-target dicts reduced to a summary."""
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"{self.url}/_sim/stats", timeout=60) as resp:
+            stats = json.loads(resp.read())
+        posts = stats.pop("posts_per_target", {}) or {}
+        stats.pop("created_per_target", None)
+        stats["posts_max_per_target"] = max(posts.values(), default=0)
+        stats["targets_posted_more_than_once"] = sum(1 for v in posts.values() if v > 1)
+        return stats
+
+    def stop(self) -> None:
+        """SIGTERM, then reap with os.wait4 to read the simulator's own CPU and RSS."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            killer = threading.Timer(20, proc.kill)
+            killer.start()
+            try:
+                _, status, ru = os.wait4(proc.pid, 0)
+            finally:
+                killer.cancel()
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            self.rusage = rusage_dict(ru)
+        self.returncode = proc.returncode
+
+
+def write_ids(path: Path, n: int, start: int = 1) -> Path:
+    """A CSV with a profile_id header and ``n`` sequential IDs."""
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write("profile_id\n")
+        chunk = 100_000
+        for lo in range(start, start + n, chunk):
+            hi = min(lo + chunk, start + n)
+            handle.write("".join(f"{i}\n" for i in range(lo, hi)))
+    return path
+
+
+def run_exporter(
+    sim: Simulator,
+    csv_path: Path,
+    out_dir: Path,
+    args: list[str],
+    *,
+    workdir: Path,
+    name: str,
+    timeout: float,
+) -> dict[str, Any]:
+    """The exporter as a real subprocess against ``sim``; its summary and rusage."""
+    cmd = [PY, "-m", "batch_export", "run", str(csv_path), "--out", str(out_dir)]
+    cmd += ["--api-url", sim.url, *args, "--no-progress", "--json"]
+    env = clean_env(COPERNICA_ACCESS_TOKEN=sim.token)
+    return measure(cmd, workdir=workdir, name=name, env=env, timeout=timeout)
+
+
+# --------------------------------------------------------------------------- table rows
+
+
+@dataclass
+class Row:
+    """One figure of the table: value next to its goal."""
+
+    scenario: str
+    run: str
+    figure: str
+    value: str
+    goal: str = ""
+    met: bool | None = None
+
+
+@dataclass
+class Result:
+    """What a scenario hands back: rows for the table, raw data for the JSON file."""
+
+    scenario: str
+    rows: list[Row] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def add(self, run: str, figure: str, value: str, goal: str = "", met: bool | None = None):
+        """Append one row."""
+        self.rows.append(Row(self.scenario, run, figure, value, goal, met))
+
+
+def fmt(x: float, digits: int = 2) -> str:
+    """A number with ``digits`` decimals."""
+    return f"{x:.{digits}f}"
+
+
+def check_run(result: Result, run: str, measured: dict[str, Any], expected_done: int) -> bool:
+    """Add a row when the exporter did not finish cleanly; True when it did."""
+    summary = measured.get("stdout_json") or {}
+    done = (summary.get("counts") or {}).get("done")
+    ok = measured["returncode"] == 0 and done == expected_done
+    if not ok:
+        result.add(
+            run,
+            "completed",
+            f"exit {measured['returncode']}, done {done}/{expected_done}"
+            + (" (TIMED OUT)" if measured["timed_out"] else ""),
+            "exit 0, all done",
+            False,
+        )
+    if measured.get("traceback_in_stderr"):
+        result.add(run, "traceback on stderr", "yes", "none", False)
+    return ok
+
+
+def request_split(stats: dict[str, Any]) -> str:
+    """'POST n / GET n' from the simulator's per-endpoint counters."""
+    req = stats.get("requests", {})
+    return f"POST {req.get('POST datarequest', 0)} / GET {req.get('GET datarequest', 0)}"
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+@dataclass
+class Config:
+    """Sizes for one invocation (defaults, scaled, or smoke)."""
+
+    smoke: bool
+    scale: float
+    rows: int | None
+    journal_rows: int | None
+    big_export_size: str | None
+    timeout: float
+
+    def n(self, default: int, smoke: int) -> int:
+        """A target count: ``smoke`` in smoke mode, else ``default`` times the scale."""
+        return smoke if self.smoke else max(1, round(default * self.scale))
+
+
+def scenario_rate_bound(cfg: Config, work: Path) -> Result:
+    """1. Rate-bound: with --rate R and with the limit left for the exporter to find."""
+    res = Result("rate-bound")
+    n = cfg.n(3000, 30)
+    rate, burst = 100.0, 20
+    delay, max_delay = ("0.1:0.3", 0.3) if cfg.smoke else ("0.5:3", 3.0)
+    ideal = 2 * n / rate + max_delay
+    sim_opts = ["--rate-limit", str(rate), "--burst", str(burst), "--prepare-delay", delay]
+    sim_opts += ["--export-size", "20k"]
+    csv_path = write_ids(work / "ids.csv", n)
+    res.raw.update(n=n, rate_limit=rate, burst=burst, prepare_delay=delay, ideal_s=ideal)
+    res.add("both", "N / ideal 2N/R + max delay", f"{n} / {fmt(ideal, 1)} s")
+    for label, extra, eff_goal, max_429_pct in (
+        ("--rate 100", ["--rate", "100"], 0.90, 0.0),
+        ("no --rate", [], 0.85, 2.0),
+    ):
+        with Simulator(work, sim_opts, name=f"sim-{label[:4]}") as sim:
+            m = run_exporter(
+                sim,
+                csv_path,
+                work / f"out-{len(extra)}",
+                [*extra, "--max-pending", "1000"],
+                workdir=work,
+                name=f"exporter-{len(extra)}",
+                timeout=cfg.timeout,
+            )
+            stats = sim.stats()
+        m["simulator"] = {"rusage": sim.rusage, "stats": stats}
+        res.raw[label] = m
+        check_run(res, label, m, n)
+        eff = ideal / m["wall_s"]
+        per = stats["requests_total"] / n
+        n429 = stats["responses_429"]
+        pct = 100 * n429 / max(1, stats["requests_total"])
+        res.add(label, "wall time", f"{fmt(m['wall_s'], 1)} s")
+        res.add(label, "efficiency (ideal / wall)", fmt(eff), f">= {eff_goal:.2f}", eff >= eff_goal)
+        res.add(label, "requests per export", fmt(per), "<= 2.2", per <= 2.2)
+        res.add(label, "429s received", str(n429), "0" if max_429_pct == 0 else "", n429 == 0
+                if max_429_pct == 0 else None)
+        res.add(label, "429s as % of requests", f"{fmt(pct)} %", f"<= {max_429_pct:g} %",
+                pct <= max_429_pct)
+        res.add(label, "requests: submits / polls", request_split(stats))
+        res.add(label, "exporter CPU / peak RSS", f"{m['cpu_s']} s / {m['max_rss_mb']} MB")
+    return res
+
+
+def scenario_overhead(cfg: Config, work: Path) -> Result:
+    """2. Overhead: exporter vs a minimal reference client, CPU per export."""
+    res = Result("overhead")
+    n = cfg.n(20000, 200)
+    concurrency = 16
+    sim_opts = ["--rate-limit", "0", "--prepare-delay", "0", "--export-size", "5k"]
+    csv_path = write_ids(work / "ids.csv", n)
+    res.raw.update(n=n, concurrency=concurrency, simulator_options=sim_opts)
+    runs: dict[str, dict[str, Any]] = {}
+    with Simulator(work, sim_opts, name="sim-exporter") as sim:
+        m = run_exporter(sim, csv_path, work / "out", ["--concurrency", str(concurrency)],
+                         workdir=work, name="exporter", timeout=cfg.timeout)
+        stats = sim.stats()
+    m["simulator"] = {"rusage": sim.rusage, "stats": stats}
+    check_run(res, "exporter", m, n)
+    runs["exporter"] = m
+    with Simulator(work, sim_opts, name="sim-reference") as sim:
+        cmd = [PY, str(BENCH / "reference_client.py"), "--base-url", sim.url, "--token",
+               sim.token, "--csv", str(csv_path), "--concurrency", str(concurrency)]
+        r = measure(cmd, workdir=work, name="reference", env=clean_env(), timeout=cfg.timeout)
+        stats = sim.stats()
+    r["simulator"] = {"rusage": sim.rusage, "stats": stats}
+    done = (r.get("stdout_json") or {}).get("done")
+    if r["returncode"] != 0 or done != n:
+        res.add("reference", "completed", f"exit {r['returncode']}, done {done}/{n}",
+                "exit 0, all done", False)
+    runs["reference"] = r
+    res.raw.update(runs)
+    per = {}
+    for label, run in runs.items():
+        per[label] = run["cpu_s"] / n
+        sim_cpu = run["simulator"]["rusage"].get("cpu_s", float("nan"))
+        res.add(label, "exports/s", fmt(n / run["wall_s"], 1))
+        res.add(label, "CPU s per 1000 exports", fmt(1000 * per[label], 3))
+        res.add(label, "peak RSS", f"{run['max_rss_mb']} MB")
+        res.add(label, "simulator CPU (s) / wall (s)",
+                f"{fmt(sim_cpu)} / {fmt(run['wall_s'])} ({fmt(100 * sim_cpu / run['wall_s'], 0)} % of a core)")
+    ratio = per["exporter"] / per["reference"] if per["reference"] else float("inf")
+    res.raw["cpu_ratio"] = ratio
+    res.add("exporter vs reference", "CPU per export ratio", fmt(ratio), "<= 1.5", ratio <= 1.5)
+    return res
+
+
+def scenario_memory_1g(cfg: Config, work: Path) -> Result:
+    """3a. One big export streamed: peak RSS and MB/s."""
+    res = Result("memory-1g")
+    size = cfg.big_export_size or ("5m" if cfg.smoke else "1g")
+    sim_opts = ["--prepare-delay", "0", "--export-size", size, "--rate-limit", "0"]
+    csv_path = write_ids(work / "ids.csv", 1)
+    with Simulator(work, sim_opts) as sim:
+        m = run_exporter(sim, csv_path, work / "out", [], workdir=work, name="exporter",
+                         timeout=cfg.timeout)
+        stats = sim.stats()
+    m["simulator"] = {"rusage": sim.rusage, "stats": stats}
+    res.raw.update(export_size=size, run=m)
+    check_run(res, f"1 x {size}", m, 1)
+    nbytes = stats.get("bytes_served", 0)
+    res.add(f"1 x {size}", "exporter peak RSS", f"{m['max_rss_mb']} MB", "<= 80 MB",
+            m["max_rss_mb"] <= 80)
+    res.add(f"1 x {size}", "throughput", f"{fmt(nbytes / 1e6 / m['wall_s'], 1)} MB/s")
+    res.add(f"1 x {size}", "wall / exporter CPU", f"{fmt(m['wall_s'], 1)} s / {m['cpu_s']} s")
+    return res
+
+
+def scenario_memory_csv(cfg: Config, work: Path) -> Result:
+    """3b. A huge CSV of tiny exports: peak RSS."""
+    res = Result("memory-csv")
+    rows = cfg.rows if cfg.rows is not None else cfg.n(1_000_000, 300)
+    sim_opts = ["--prepare-delay", "0", "--export-size", "300", "--rate-limit", "0"]
+    csv_path = write_ids(work / "ids.csv", rows)
+    with Simulator(work, sim_opts) as sim:
+        m = run_exporter(sim, csv_path, work / "out", [], workdir=work, name="exporter",
+                         timeout=cfg.timeout)
+        stats = sim.stats()
+    m["simulator"] = {"rusage": sim.rusage, "stats": stats}
+    res.raw.update(rows=rows, run=m)
+    label = f"{rows:,} rows"
+    check_run(res, label, m, rows)
+    res.add(label, "rows used", f"{rows:,}")
+    res.add(label, "exporter peak RSS", f"{m['max_rss_mb']} MB", "<= 300 MB",
+            m["max_rss_mb"] <= 300)
+    res.add(label, "wall / exports/s", f"{fmt(m['wall_s'], 1)} s / {fmt(rows / m['wall_s'], 0)}")
+    res.add(label, "exporter CPU / simulator CPU",
+            f"{m['cpu_s']} s / {sim.rusage.get('cpu_s', float('nan'))} s")
+    return res
+
+
+def write_done_journal(out_dir: Path, rows: int) -> None:
+    """A journal of ``rows`` done records (and its CSV), without any export files."""
+    out_dir.mkdir(parents=True)
+    with (out_dir / "journal.jsonl").open("w", encoding="utf-8") as handle:
+        header = {"format": "batch-export-journal", "version": 1, "kind": "profile",
+                  "created": time.time()}
+        handle.write(json.dumps(header) + "\n")
+        chunk = 50_000
+        ts = 1764331200.0
+        for lo in range(1, rows + 1, chunk):
+            handle.write("".join(
+                f'{{"ts":{ts + i / 1000:.3f},"ev":"done","id":"{i}","rid":"dr_{i:x}",'
+                f'"file":"exports/profile/{i % 4096:03x}/{i}.json","bytes":300,'
+                f'"sha256":"{i:064x}"}}\n'
+                for i in range(lo, min(lo + chunk, rows + 1))
+            ))
+
+
+def scenario_memory_resume(cfg: Config, work: Path) -> Result:
+    """3c. `status` over a journal of 1,000,000 done records: wall time."""
+    res = Result("memory-resume")
+    rows = cfg.journal_rows if cfg.journal_rows is not None else cfg.n(1_000_000, 2000)
+    out_dir = work / "out"
+    t0 = time.perf_counter()
+    write_done_journal(out_dir, rows)
+    write_ids(work / "ids.csv", rows)
+    build = time.perf_counter() - t0
+    cmd = [PY, "-m", "batch_export", "status", str(out_dir), "--json"]
+    m = measure(cmd, workdir=work, name="status", env=clean_env(), timeout=cfg.timeout)
+    res.raw.update(rows=rows, build_s=build, journal_bytes=(out_dir / "journal.jsonl").stat().st_size,
+                   run=m)
+    label = f"{rows:,} done records"
+    report = m.get("stdout_json") or {}
+    if m["returncode"] != 0 or report.get("done") != rows:
+        res.add(label, "completed", f"exit {m['returncode']}, done {report.get('done')}/{rows}",
+                f"exit 0, done {rows}", False)
+    res.add(label, "status --json wall time", f"{fmt(m['wall_s'])} s", "<= 10 s",
+            m["wall_s"] <= 10)
+    res.add(label, "status CPU / peak RSS", f"{m['cpu_s']} s / {m['max_rss_mb']} MB")
+    return res
+
+
+def scenario_one_at_a_time(cfg: Config, work: Path) -> Result:
+    """4. The documented sequential usage vs the exporter."""
+    res = Result("one-at-a-time")
+    n = cfg.n(50, 3)
+    delay = "0.1:0.3" if cfg.smoke else "0.5:3"
+    poll = 0.25 if cfg.smoke else 1.0
+    sim_opts = ["--rate-limit", "0", "--prepare-delay", delay, "--export-size", "20k"]
+    csv_path = write_ids(work / "ids.csv", n)
+    with Simulator(work, sim_opts, name="sim-seq") as sim:
+        cmd = [PY, str(BENCH / "one_at_a_time.py"), "--base-url", sim.url, "--token", sim.token,
+               "--csv", str(csv_path), "--out", str(work / "seq-out"), "--poll-interval", str(poll)]
+        seq = measure(cmd, workdir=work, name="sequential", env=clean_env(), timeout=cfg.timeout)
+        seq["simulator"] = {"stats": sim.stats()}
+    with Simulator(work, sim_opts, name="sim-exp") as sim:
+        exp = run_exporter(sim, csv_path, work / "out", [], workdir=work, name="exporter",
+                           timeout=cfg.timeout)
+        exp["simulator"] = {"stats": sim.stats()}
+    res.raw.update(n=n, prepare_delay=delay, poll_interval=poll, sequential=seq, exporter=exp)
+    if seq["returncode"] != 0:
+        res.add("one-at-a-time", "completed", f"exit {seq['returncode']}", "exit 0", False)
+    check_run(res, "exporter", exp, n)
+    speedup = seq["wall_s"] / exp["wall_s"]
+    res.add("one-at-a-time", f"wall time ({n} targets, poll {poll:g} s)", f"{fmt(seq['wall_s'], 1)} s")
+    res.add("exporter", f"wall time ({n} targets)", f"{fmt(exp['wall_s'], 1)} s")
+    res.add("exporter vs one-at-a-time", "speed-up", f"{fmt(speedup, 1)}x", "> 1", speedup > 1)
+    return res
+
+
+def scenario_long_tail(cfg: Config, work: Path) -> Result:
+    """5. Long-tail preparation with a small window (--max-pending 50)."""
+    res = Result("long-tail")
+    n = cfg.n(2000, 30)
+    rate, window = 100.0, (10 if cfg.smoke else 50)
+    low, high, p, factor = (0.05, 0.2, 0.05, 5.0) if cfg.smoke else (0.2, 1.0, 0.05, 20.0)
+    spec = f"longtail:{low:g}:{high:g}:{p:g}:{factor:g}"
+    max_delay = high * factor
+    # the simulator stretches an unlucky draw by uniform(factor/2, factor): mean 0.75 x factor
+    mean_delay = (low + high) / 2 * ((1 - p) + p * 0.75 * factor)
+    ideal_rate = 2 * n / rate + max_delay
+    ideal_window = max(ideal_rate, n * mean_delay / window)
+    sim_opts = ["--rate-limit", str(rate), "--burst", "20", "--prepare-delay", spec,
+                "--export-size", "20k"]
+    csv_path = write_ids(work / "ids.csv", n)
+    with Simulator(work, sim_opts) as sim:
+        m = run_exporter(sim, csv_path, work / "out",
+                         ["--rate", str(rate), "--max-pending", str(window)],
+                         workdir=work, name="exporter", timeout=cfg.timeout)
+        stats = sim.stats()
+    m["simulator"] = {"rusage": sim.rusage, "stats": stats}
+    res.raw.update(n=n, prepare_delay=spec, max_pending=window, mean_delay_s=mean_delay,
+                   max_delay_s=max_delay, ideal_rate_s=ideal_rate, ideal_window_s=ideal_window,
+                   run=m)
+    label = f"--rate {rate:g} --max-pending {window}"
+    check_run(res, label, m, n)
+    per = stats["requests_total"] / n
+    res.add(label, "requests per export", fmt(per), "<= 2.3", per <= 2.3)
+    res.add(label, "requests: submits / polls", request_split(stats))
+    res.add(label, "429s received", str(stats["responses_429"]))
+    res.add(label, "wall time", f"{fmt(m['wall_s'], 1)} s")
+    res.add(label, f"ideal A = 2N/R + max delay ({fmt(max_delay, 1)} s)", f"{fmt(ideal_rate, 1)} s")
+    res.add(label, "efficiency vs ideal A", fmt(ideal_rate / m["wall_s"]))
+    res.add(label, f"ideal B = max(A, N x mean prep ({fmt(mean_delay)} s) / max-pending)",
+            f"{fmt(ideal_window, 1)} s")
+    res.add(label, "efficiency vs ideal B (window-bound)", fmt(ideal_window / m["wall_s"]))
+    return res
+
+
+SCENARIOS: dict[str, Callable[[Config, Path], Result]] = {
+    "rate-bound": scenario_rate_bound,
+    "overhead": scenario_overhead,
+    "memory-1g": scenario_memory_1g,
+    "memory-csv": scenario_memory_csv,
+    "memory-resume": scenario_memory_resume,
+    "one-at-a-time": scenario_one_at_a_time,
+    "long-tail": scenario_long_tail,
+}
+ALIASES = {"memory": ["memory-1g", "memory-csv", "memory-resume"]}
+
+
+# --------------------------------------------------------------------------- output
+
+
+def markdown_table(results: list[Result]) -> str:
+    """Every row of every result as one markdown table."""
+    lines = [
+        "| scenario | run | figure | measured | goal | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        for row in result.rows:
+            met = "" if row.met is None else ("yes" if row.met else "**NO**")
+            lines.append(
+                f"| {row.scenario} | {row.run} | {row.figure} | {row.value} | {row.goal} | {met} |"
+            )
+    lines.append("")
+    lines.append("| scenario | took |")
+    lines.append("|---|---|")
+    lines.extend(f"| {r.scenario} | {fmt(r.seconds, 1)} s |" for r in results)
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        description="Benchmark batch-export against its simulator (see benchmarks/README.md)."
+    )
+    names = [*SCENARIOS, *ALIASES]
+    parser.add_argument("--scenario", action="append", choices=names,
+                        help="Run only this scenario (repeatable; 'memory' = all three parts).")
+    parser.add_argument("--smoke", action="store_true",
+                        help="Every scenario tiny, to check the harness works (< 30 s).")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="Multiply every target count by this factor (default 1).")
+    parser.add_argument("--rows", type=int, help="Rows of the memory-csv CSV (default 1,000,000).")
+    parser.add_argument("--journal-rows", type=int,
+                        help="Done records in the memory-resume journal (default 1,000,000).")
+    parser.add_argument("--big-export-size", help="Size of the memory-1g export (default 1g).")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="Seconds any one process may run (default 7200; 60 with --smoke).")
+    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS,
+                        help="Where <scenario>.json goes (default benchmarks/results).")
+    parser.add_argument("--keep", action="store_true", help="Keep the temporary work directories.")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen scenarios, print the table, write the JSON results."""
+    args = parse_args(argv)
+    chosen: list[str] = []
+    for name in args.scenario or list(SCENARIOS):
+        for real in ALIASES.get(name, [name]):
+            if real not in chosen:
+                chosen.append(real)
+    cfg = Config(
+        smoke=args.smoke,
+        scale=args.scale,
+        rows=args.rows,
+        journal_rows=args.journal_rows,
+        big_export_size=args.big_export_size,
+        timeout=args.timeout or (60.0 if args.smoke else 7200.0),
+    )
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    results: list[Result] = []
+    failed = False
+    for name in chosen:
+        work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+        print(f"== {name} (work dir {work}) ...", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        try:
+            result = SCENARIOS[name](cfg, work)
+        except Exception as exc:  # a broken scenario must not hide the others
+            failed = True
+            result = Result(name)
+            result.add("harness", "error", f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300])
+            result.raw["error"] = repr(exc)
+        result.seconds = time.perf_counter() - start
+        result.raw.update(scenario=name, smoke=cfg.smoke, scale=cfg.scale,
+                          took_s=round(result.seconds, 1), finished_at=time.time())
+        result.raw["table_rows"] = [row.__dict__ for row in result.rows]
+        (args.results_dir / f"{name}.json").write_text(json.dumps(result.raw, indent=2,
+                                                                   default=str))
+        print(f"== {name} took {result.seconds:.1f} s", file=sys.stderr, flush=True)
+        results.append(result)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print(markdown_table(results))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
