@@ -38,6 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 DEFAULT_RESULTS = BENCH / "results"
 PY = sys.executable
+#: where `python -m batch_export` is imported from (``--code-dir``; default: this checkout)
+CODE_DIR = ROOT
 
 # --------------------------------------------------------------------------- processes
 
@@ -46,6 +48,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     """The environment for child processes: no proxies, only 127.0.0.1 traffic."""
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    if CODE_DIR != ROOT:
+        env["PYTHONPATH"] = str(CODE_DIR)
     env.update(extra)
     return env
 
@@ -67,7 +71,7 @@ def measure(
     out_path, err_path = workdir / f"{name}.stdout", workdir / f"{name}.stderr"
     with out_path.open("wb") as out, err_path.open("wb") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env=env)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=CODE_DIR, env=env)
         killer = threading.Timer(timeout, proc.kill)
         killer.start()
         try:
@@ -114,7 +118,7 @@ class Simulator:
         cmd = [PY, "-m", "batch_export.simulator", "--host", "127.0.0.1", "--port", "0"]
         cmd += ["--json", *self.options]
         with out_path.open("wb") as out, (self.workdir / f"{self.name}.stderr").open("wb") as err:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env=clean_env())
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=CODE_DIR, env=clean_env())
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             line = out_path.read_text().split("\n", 1)
@@ -279,7 +283,7 @@ class Config:
 def scenario_rate_bound(cfg: Config, work: Path) -> Result:
     """1. Rate-bound: with --rate R and with the limit left for the exporter to find."""
     res = Result("rate-bound")
-    n = cfg.n(3000, 30)
+    n = cfg.n(3000, 20)
     rate, burst = 100.0, 20
     delay, max_delay = ("0.1:0.3", 0.3) if cfg.smoke else ("0.5:3", 3.0)
     ideal = 2 * n / rate + max_delay
@@ -313,10 +317,20 @@ def scenario_rate_bound(cfg: Config, work: Path) -> Result:
         res.add(label, "wall time", f"{fmt(m['wall_s'], 1)} s")
         res.add(label, "efficiency (ideal / wall)", fmt(eff), f">= {eff_goal:.2f}", eff >= eff_goal)
         res.add(label, "requests per export", fmt(per), "<= 2.2", per <= 2.2)
-        res.add(label, "429s received", str(n429), "0" if max_429_pct == 0 else "", n429 == 0
-                if max_429_pct == 0 else None)
-        res.add(label, "429s as % of requests", f"{fmt(pct)} %", f"<= {max_429_pct:g} %",
-                pct <= max_429_pct)
+        res.add(
+            label,
+            "429s received",
+            str(n429),
+            "0" if max_429_pct == 0 else "",
+            n429 == 0 if max_429_pct == 0 else None,
+        )
+        res.add(
+            label,
+            "429s as % of requests",
+            f"{fmt(pct)} %",
+            f"<= {max_429_pct:g} %",
+            pct <= max_429_pct,
+        )
         res.add(label, "requests: submits / polls", request_split(stats))
         res.add(label, "exporter CPU / peak RSS", f"{m['cpu_s']} s / {m['max_rss_mb']} MB")
     return res
@@ -325,29 +339,51 @@ def scenario_rate_bound(cfg: Config, work: Path) -> Result:
 def scenario_overhead(cfg: Config, work: Path) -> Result:
     """2. Overhead: exporter vs a minimal reference client, CPU per export."""
     res = Result("overhead")
-    n = cfg.n(20000, 200)
+    n = cfg.n(20000, 60)
     concurrency = 16
     sim_opts = ["--rate-limit", "0", "--prepare-delay", "0", "--export-size", "5k"]
     csv_path = write_ids(work / "ids.csv", n)
     res.raw.update(n=n, concurrency=concurrency, simulator_options=sim_opts)
     runs: dict[str, dict[str, Any]] = {}
     with Simulator(work, sim_opts, name="sim-exporter") as sim:
-        m = run_exporter(sim, csv_path, work / "out", ["--concurrency", str(concurrency)],
-                         workdir=work, name="exporter", timeout=cfg.timeout)
+        m = run_exporter(
+            sim,
+            csv_path,
+            work / "out",
+            ["--concurrency", str(concurrency)],
+            workdir=work,
+            name="exporter",
+            timeout=cfg.timeout,
+        )
         stats = sim.stats()
     m["simulator"] = {"rusage": sim.rusage, "stats": stats}
     check_run(res, "exporter", m, n)
     runs["exporter"] = m
     with Simulator(work, sim_opts, name="sim-reference") as sim:
-        cmd = [PY, str(BENCH / "reference_client.py"), "--base-url", sim.url, "--token",
-               sim.token, "--csv", str(csv_path), "--concurrency", str(concurrency)]
+        cmd = [
+            PY,
+            str(BENCH / "reference_client.py"),
+            "--base-url",
+            sim.url,
+            "--token",
+            sim.token,
+            "--csv",
+            str(csv_path),
+            "--concurrency",
+            str(concurrency),
+        ]
         r = measure(cmd, workdir=work, name="reference", env=clean_env(), timeout=cfg.timeout)
         stats = sim.stats()
     r["simulator"] = {"rusage": sim.rusage, "stats": stats}
     done = (r.get("stdout_json") or {}).get("done")
     if r["returncode"] != 0 or done != n:
-        res.add("reference", "completed", f"exit {r['returncode']}, done {done}/{n}",
-                "exit 0, all done", False)
+        res.add(
+            "reference",
+            "completed",
+            f"exit {r['returncode']}, done {done}/{n}",
+            "exit 0, all done",
+            False,
+        )
     runs["reference"] = r
     res.raw.update(runs)
     per = {}
@@ -357,8 +393,11 @@ def scenario_overhead(cfg: Config, work: Path) -> Result:
         res.add(label, "exports/s", fmt(n / run["wall_s"], 1))
         res.add(label, "CPU s per 1000 exports", fmt(1000 * per[label], 3))
         res.add(label, "peak RSS", f"{run['max_rss_mb']} MB")
-        res.add(label, "simulator CPU (s) / wall (s)",
-                f"{fmt(sim_cpu)} / {fmt(run['wall_s'])} ({fmt(100 * sim_cpu / run['wall_s'], 0)} % of a core)")
+        res.add(
+            label,
+            "simulator CPU (s) / wall (s)",
+            f"{fmt(sim_cpu)} / {fmt(run['wall_s'])} ({fmt(100 * sim_cpu / run['wall_s'], 0)} % of a core)",
+        )
     ratio = per["exporter"] / per["reference"] if per["reference"] else float("inf")
     res.raw["cpu_ratio"] = ratio
     res.add("exporter vs reference", "CPU per export ratio", fmt(ratio), "<= 1.5", ratio <= 1.5)
@@ -372,15 +411,21 @@ def scenario_memory_1g(cfg: Config, work: Path) -> Result:
     sim_opts = ["--prepare-delay", "0", "--export-size", size, "--rate-limit", "0"]
     csv_path = write_ids(work / "ids.csv", 1)
     with Simulator(work, sim_opts) as sim:
-        m = run_exporter(sim, csv_path, work / "out", [], workdir=work, name="exporter",
-                         timeout=cfg.timeout)
+        m = run_exporter(
+            sim, csv_path, work / "out", [], workdir=work, name="exporter", timeout=cfg.timeout
+        )
         stats = sim.stats()
     m["simulator"] = {"rusage": sim.rusage, "stats": stats}
     res.raw.update(export_size=size, run=m)
     check_run(res, f"1 x {size}", m, 1)
     nbytes = stats.get("bytes_served", 0)
-    res.add(f"1 x {size}", "exporter peak RSS", f"{m['max_rss_mb']} MB", "<= 80 MB",
-            m["max_rss_mb"] <= 80)
+    res.add(
+        f"1 x {size}",
+        "exporter peak RSS",
+        f"{m['max_rss_mb']} MB",
+        "<= 80 MB",
+        m["max_rss_mb"] <= 80,
+    )
     res.add(f"1 x {size}", "throughput", f"{fmt(nbytes / 1e6 / m['wall_s'], 1)} MB/s")
     res.add(f"1 x {size}", "wall / exporter CPU", f"{fmt(m['wall_s'], 1)} s / {m['cpu_s']} s")
     return res
@@ -389,23 +434,28 @@ def scenario_memory_1g(cfg: Config, work: Path) -> Result:
 def scenario_memory_csv(cfg: Config, work: Path) -> Result:
     """3b. A huge CSV of tiny exports: peak RSS."""
     res = Result("memory-csv")
-    rows = cfg.rows if cfg.rows is not None else cfg.n(1_000_000, 300)
+    rows = cfg.rows if cfg.rows is not None else cfg.n(1_000_000, 60)
     sim_opts = ["--prepare-delay", "0", "--export-size", "300", "--rate-limit", "0"]
     csv_path = write_ids(work / "ids.csv", rows)
     with Simulator(work, sim_opts) as sim:
-        m = run_exporter(sim, csv_path, work / "out", [], workdir=work, name="exporter",
-                         timeout=cfg.timeout)
+        m = run_exporter(
+            sim, csv_path, work / "out", [], workdir=work, name="exporter", timeout=cfg.timeout
+        )
         stats = sim.stats()
     m["simulator"] = {"rusage": sim.rusage, "stats": stats}
     res.raw.update(rows=rows, run=m)
     label = f"{rows:,} rows"
     check_run(res, label, m, rows)
     res.add(label, "rows used", f"{rows:,}")
-    res.add(label, "exporter peak RSS", f"{m['max_rss_mb']} MB", "<= 300 MB",
-            m["max_rss_mb"] <= 300)
+    res.add(
+        label, "exporter peak RSS", f"{m['max_rss_mb']} MB", "<= 300 MB", m["max_rss_mb"] <= 300
+    )
     res.add(label, "wall / exports/s", f"{fmt(m['wall_s'], 1)} s / {fmt(rows / m['wall_s'], 0)}")
-    res.add(label, "exporter CPU / simulator CPU",
-            f"{m['cpu_s']} s / {sim.rusage.get('cpu_s', float('nan'))} s")
+    res.add(
+        label,
+        "exporter CPU / simulator CPU",
+        f"{m['cpu_s']} s / {sim.rusage.get('cpu_s', float('nan'))} s",
+    )
     return res
 
 
@@ -413,18 +463,24 @@ def write_done_journal(out_dir: Path, rows: int) -> None:
     """A journal of ``rows`` done records (and its CSV), without any export files."""
     out_dir.mkdir(parents=True)
     with (out_dir / "journal.jsonl").open("w", encoding="utf-8") as handle:
-        header = {"format": "batch-export-journal", "version": 1, "kind": "profile",
-                  "created": time.time()}
+        header = {
+            "format": "batch-export-journal",
+            "version": 1,
+            "kind": "profile",
+            "created": time.time(),
+        }
         handle.write(json.dumps(header) + "\n")
         chunk = 50_000
         ts = 1764331200.0
         for lo in range(1, rows + 1, chunk):
-            handle.write("".join(
-                f'{{"ts":{ts + i / 1000:.3f},"ev":"done","id":"{i}","rid":"dr_{i:x}",'
-                f'"file":"exports/profile/{i % 4096:03x}/{i}.json","bytes":300,'
-                f'"sha256":"{i:064x}"}}\n'
-                for i in range(lo, min(lo + chunk, rows + 1))
-            ))
+            handle.write(
+                "".join(
+                    f'{{"ts":{ts + i / 1000:.3f},"ev":"done","id":"{i}","rid":"dr_{i:x}",'
+                    f'"file":"exports/profile/{i % 4096:03x}/{i}.json","bytes":300,'
+                    f'"sha256":"{i:064x}"}}\n'
+                    for i in range(lo, min(lo + chunk, rows + 1))
+                )
+            )
 
 
 def scenario_memory_resume(cfg: Config, work: Path) -> Result:
@@ -438,15 +494,20 @@ def scenario_memory_resume(cfg: Config, work: Path) -> Result:
     build = time.perf_counter() - t0
     cmd = [PY, "-m", "batch_export", "status", str(out_dir), "--json"]
     m = measure(cmd, workdir=work, name="status", env=clean_env(), timeout=cfg.timeout)
-    res.raw.update(rows=rows, build_s=build, journal_bytes=(out_dir / "journal.jsonl").stat().st_size,
-                   run=m)
+    res.raw.update(
+        rows=rows, build_s=build, journal_bytes=(out_dir / "journal.jsonl").stat().st_size, run=m
+    )
     label = f"{rows:,} done records"
     report = m.get("stdout_json") or {}
     if m["returncode"] != 0 or report.get("done") != rows:
-        res.add(label, "completed", f"exit {m['returncode']}, done {report.get('done')}/{rows}",
-                f"exit 0, done {rows}", False)
-    res.add(label, "status --json wall time", f"{fmt(m['wall_s'])} s", "<= 10 s",
-            m["wall_s"] <= 10)
+        res.add(
+            label,
+            "completed",
+            f"exit {m['returncode']}, done {report.get('done')}/{rows}",
+            f"exit 0, done {rows}",
+            False,
+        )
+    res.add(label, "status --json wall time", f"{fmt(m['wall_s'])} s", "<= 10 s", m["wall_s"] <= 10)
     res.add(label, "status CPU / peak RSS", f"{m['cpu_s']} s / {m['max_rss_mb']} MB")
     return res
 
@@ -454,26 +515,41 @@ def scenario_memory_resume(cfg: Config, work: Path) -> Result:
 def scenario_one_at_a_time(cfg: Config, work: Path) -> Result:
     """4. The documented sequential usage vs the exporter."""
     res = Result("one-at-a-time")
-    n = cfg.n(50, 3)
+    n = cfg.n(50, 2)
     delay = "0.1:0.3" if cfg.smoke else "0.5:3"
     poll = 0.25 if cfg.smoke else 1.0
     sim_opts = ["--rate-limit", "0", "--prepare-delay", delay, "--export-size", "20k"]
     csv_path = write_ids(work / "ids.csv", n)
     with Simulator(work, sim_opts, name="sim-seq") as sim:
-        cmd = [PY, str(BENCH / "one_at_a_time.py"), "--base-url", sim.url, "--token", sim.token,
-               "--csv", str(csv_path), "--out", str(work / "seq-out"), "--poll-interval", str(poll)]
+        cmd = [
+            PY,
+            str(BENCH / "one_at_a_time.py"),
+            "--base-url",
+            sim.url,
+            "--token",
+            sim.token,
+            "--csv",
+            str(csv_path),
+            "--out",
+            str(work / "seq-out"),
+            "--poll-interval",
+            str(poll),
+        ]
         seq = measure(cmd, workdir=work, name="sequential", env=clean_env(), timeout=cfg.timeout)
         seq["simulator"] = {"stats": sim.stats()}
     with Simulator(work, sim_opts, name="sim-exp") as sim:
-        exp = run_exporter(sim, csv_path, work / "out", [], workdir=work, name="exporter",
-                           timeout=cfg.timeout)
+        exp = run_exporter(
+            sim, csv_path, work / "out", [], workdir=work, name="exporter", timeout=cfg.timeout
+        )
         exp["simulator"] = {"stats": sim.stats()}
     res.raw.update(n=n, prepare_delay=delay, poll_interval=poll, sequential=seq, exporter=exp)
     if seq["returncode"] != 0:
         res.add("one-at-a-time", "completed", f"exit {seq['returncode']}", "exit 0", False)
     check_run(res, "exporter", exp, n)
     speedup = seq["wall_s"] / exp["wall_s"]
-    res.add("one-at-a-time", f"wall time ({n} targets, poll {poll:g} s)", f"{fmt(seq['wall_s'], 1)} s")
+    res.add(
+        "one-at-a-time", f"wall time ({n} targets, poll {poll:g} s)", f"{fmt(seq['wall_s'], 1)} s"
+    )
     res.add("exporter", f"wall time ({n} targets)", f"{fmt(exp['wall_s'], 1)} s")
     res.add("exporter vs one-at-a-time", "speed-up", f"{fmt(speedup, 1)}x", "> 1", speedup > 1)
     return res
@@ -482,7 +558,7 @@ def scenario_one_at_a_time(cfg: Config, work: Path) -> Result:
 def scenario_long_tail(cfg: Config, work: Path) -> Result:
     """5. Long-tail preparation with a small window (--max-pending 50)."""
     res = Result("long-tail")
-    n = cfg.n(2000, 30)
+    n = cfg.n(2000, 20)
     rate, window = 100.0, (10 if cfg.smoke else 50)
     low, high, p, factor = (0.05, 0.2, 0.05, 5.0) if cfg.smoke else (0.2, 1.0, 0.05, 20.0)
     spec = f"longtail:{low:g}:{high:g}:{p:g}:{factor:g}"
@@ -491,18 +567,39 @@ def scenario_long_tail(cfg: Config, work: Path) -> Result:
     mean_delay = (low + high) / 2 * ((1 - p) + p * 0.75 * factor)
     ideal_rate = 2 * n / rate + max_delay
     ideal_window = max(ideal_rate, n * mean_delay / window)
-    sim_opts = ["--rate-limit", str(rate), "--burst", "20", "--prepare-delay", spec,
-                "--export-size", "20k"]
+    sim_opts = [
+        "--rate-limit",
+        str(rate),
+        "--burst",
+        "20",
+        "--prepare-delay",
+        spec,
+        "--export-size",
+        "20k",
+    ]
     csv_path = write_ids(work / "ids.csv", n)
     with Simulator(work, sim_opts) as sim:
-        m = run_exporter(sim, csv_path, work / "out",
-                         ["--rate", str(rate), "--max-pending", str(window)],
-                         workdir=work, name="exporter", timeout=cfg.timeout)
+        m = run_exporter(
+            sim,
+            csv_path,
+            work / "out",
+            ["--rate", str(rate), "--max-pending", str(window)],
+            workdir=work,
+            name="exporter",
+            timeout=cfg.timeout,
+        )
         stats = sim.stats()
     m["simulator"] = {"rusage": sim.rusage, "stats": stats}
-    res.raw.update(n=n, prepare_delay=spec, max_pending=window, mean_delay_s=mean_delay,
-                   max_delay_s=max_delay, ideal_rate_s=ideal_rate, ideal_window_s=ideal_window,
-                   run=m)
+    res.raw.update(
+        n=n,
+        prepare_delay=spec,
+        max_pending=window,
+        mean_delay_s=mean_delay,
+        max_delay_s=max_delay,
+        ideal_rate_s=ideal_rate,
+        ideal_window_s=ideal_window,
+        run=m,
+    )
     label = f"--rate {rate:g} --max-pending {window}"
     check_run(res, label, m, n)
     per = stats["requests_total"] / n
@@ -512,8 +609,11 @@ def scenario_long_tail(cfg: Config, work: Path) -> Result:
     res.add(label, "wall time", f"{fmt(m['wall_s'], 1)} s")
     res.add(label, f"ideal A = 2N/R + max delay ({fmt(max_delay, 1)} s)", f"{fmt(ideal_rate, 1)} s")
     res.add(label, "efficiency vs ideal A", fmt(ideal_rate / m["wall_s"]))
-    res.add(label, f"ideal B = max(A, N x mean prep ({fmt(mean_delay)} s) / max-pending)",
-            f"{fmt(ideal_window, 1)} s")
+    res.add(
+        label,
+        f"ideal B = max(A, N x mean prep ({fmt(mean_delay)} s) / max-pending)",
+        f"{fmt(ideal_window, 1)} s",
+    )
     res.add(label, "efficiency vs ideal B (window-bound)", fmt(ideal_window / m["wall_s"]))
     return res
 
@@ -558,27 +658,58 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Benchmark batch-export against its simulator (see benchmarks/README.md)."
     )
     names = [*SCENARIOS, *ALIASES]
-    parser.add_argument("--scenario", action="append", choices=names,
-                        help="Run only this scenario (repeatable; 'memory' = all three parts).")
-    parser.add_argument("--smoke", action="store_true",
-                        help="Every scenario tiny, to check the harness works (< 30 s).")
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="Multiply every target count by this factor (default 1).")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=names,
+        help="Run only this scenario (repeatable; 'memory' = all three parts).",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="Every scenario tiny, to check the harness works (< 30 s).",
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="Multiply every target count by this factor (default 1).",
+    )
     parser.add_argument("--rows", type=int, help="Rows of the memory-csv CSV (default 1,000,000).")
-    parser.add_argument("--journal-rows", type=int,
-                        help="Done records in the memory-resume journal (default 1,000,000).")
+    parser.add_argument(
+        "--journal-rows",
+        type=int,
+        help="Done records in the memory-resume journal (default 1,000,000).",
+    )
     parser.add_argument("--big-export-size", help="Size of the memory-1g export (default 1g).")
-    parser.add_argument("--timeout", type=float, default=None,
-                        help="Seconds any one process may run (default 7200; 60 with --smoke).")
-    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS,
-                        help="Where <scenario>.json goes (default benchmarks/results).")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="Seconds any one process may run (default 7200; 60 with --smoke).",
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=DEFAULT_RESULTS,
+        help="Where <scenario>.json goes (default benchmarks/results).",
+    )
+    parser.add_argument(
+        "--code-dir",
+        type=Path,
+        default=ROOT,
+        help="Import batch_export from this directory instead of this checkout "
+        "(e.g. a frozen copy while others edit the tree).",
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the temporary work directories.")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen scenarios, print the table, write the JSON results."""
+    global CODE_DIR
     args = parse_args(argv)
+    CODE_DIR = args.code_dir.resolve()
     chosen: list[str] = []
     for name in args.scenario or list(SCENARIOS):
         for real in ALIASES.get(name, [name]):
@@ -607,11 +738,18 @@ def main(argv: list[str] | None = None) -> int:
             result.add("harness", "error", f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300])
             result.raw["error"] = repr(exc)
         result.seconds = time.perf_counter() - start
-        result.raw.update(scenario=name, smoke=cfg.smoke, scale=cfg.scale,
-                          took_s=round(result.seconds, 1), finished_at=time.time())
+        result.raw.update(
+            scenario=name,
+            smoke=cfg.smoke,
+            scale=cfg.scale,
+            code_dir=str(CODE_DIR),
+            took_s=round(result.seconds, 1),
+            finished_at=time.time(),
+        )
         result.raw["table_rows"] = [row.__dict__ for row in result.rows]
-        (args.results_dir / f"{name}.json").write_text(json.dumps(result.raw, indent=2,
-                                                                   default=str))
+        (args.results_dir / f"{name}.json").write_text(
+            json.dumps(result.raw, indent=2, default=str)
+        )
         print(f"== {name} took {result.seconds:.1f} s", file=sys.stderr, flush=True)
         results.append(result)
         if not args.keep:
