@@ -49,15 +49,22 @@ FAILED = "failed"
 
 
 class TargetState:
-    """Everything known about one target; slots keep a million of them small."""
+    """What the run needs to know about one target, kept small for millions of them.
+
+    A finished target keeps no request ID, hash or file name in memory: those
+    stay in its ``done`` journal line, from which the manifest is written
+    (``Journal.final_done_records``); ``done_records`` counts those lines so
+    the last one can be recognised.
+    """
 
     __slots__ = (
         "ambiguous",
         "attempts",
         "bytes",
-        "digest",
+        "done_records",
         "error",
         "gzip",
+        "in_input",
         "reissued",
         "request_id",
         "status",
@@ -69,24 +76,16 @@ class TargetState:
         self.attempts = 0  # POSTs sent for this target, over all runs
         self.ambiguous = 0  # POSTs that may have created a request we never learnt of
         self.reissued = 0  # requests that expired or vanished and were asked again
-        self.bytes = 0
-        # raw sha256 of the saved file: 32 bytes instead of a 64-character string,
-        # and no file name (derivable from the target) — a million of these must fit
-        self.digest: bytes | None = None
+        self.bytes = 0  # size of the saved file, for the cheap resume check
         self.gzip = False
         self.error: str | None = None
-
-    @property
-    def sha256(self) -> str | None:
-        """The saved file's sha256 in hex."""
-        return self.digest.hex() if self.digest is not None else None
+        self.done_records = 0
+        self.in_input = False  # named in this run's input (the manifest lists only those)
 
     def apply(self, record: dict[str, Any]) -> None:
         """Fold one journal record into this state."""
         event = record.get("ev")
         if event == "submitting":
-            if self.status == SUBMITTING:
-                self.ambiguous += 1  # the previous POST never got an answer we recorded
             self.status = SUBMITTING
             self.request_id = None
             self.attempts += 1
@@ -102,12 +101,11 @@ class TargetState:
             self.reissued += 1
         elif event == "done":
             self.status = DONE
-            self.request_id = record.get("rid", self.request_id)
+            self.request_id = None
             self.bytes = int(record.get("bytes", 0))
-            sha256 = record.get("sha256")
-            self.digest = bytes.fromhex(sha256) if isinstance(sha256, str) else None
             self.gzip = bool(record.get("gzip", False))
             self.error = None
+            self.done_records += 1
         elif event == "failed":
             self.status = FAILED
             self.error = record.get("error")
@@ -115,7 +113,6 @@ class TargetState:
             # a done target whose file went missing or bad: export it again
             self.status = NEW
             self.request_id = None
-            self.digest = None
             self.error = record.get("error")
 
 
@@ -219,6 +216,28 @@ class Journal:
         _write_all(self._fd, data)
         os.fsync(self._fd)
         self.fsyncs += 1
+
+    def final_done_records(self) -> Iterator[tuple[str, dict[str, Any], TargetState]]:
+        """Each input target that is done, with its last ``done`` line, in journal order.
+
+        Reads the journal once more instead of keeping every request ID and
+        hash in memory. It counts ``done_records`` down as it goes, so it can
+        be used once, at the end of a run, after ``close()``.
+        """
+        for raw in _lines(self.path):
+            if b'"ev":"done"' not in raw or not raw.endswith(b"\n"):
+                continue
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            target_id = record.get("id")
+            state = self.states.get(target_id) if isinstance(target_id, str) else None
+            if state is None or not state.in_input or state.status != DONE:
+                continue
+            state.done_records -= 1
+            if state.done_records == 0:
+                yield target_id, record, state
 
     async def close(self) -> None:
         """Wait for queued lines to reach the disk, then close the file."""

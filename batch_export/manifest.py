@@ -1,7 +1,7 @@
 """The run's outputs for people and tools: ``manifest.jsonl`` and ``summary.json``.
 
 The manifest has exactly one line per distinct input target (and one per
-invalid input row), in input order, each with the same keys::
+invalid input row), each with the same keys::
 
     kind, id, status (done|failed|invalid|pending), request_id, file, bytes,
     sha256, compressed, attempts, ambiguous_submits, reissued, error
@@ -33,7 +33,6 @@ __all__ = [
     "MANIFEST_NAME",
     "SUMMARY_NAME",
     "RunCounts",
-    "manifest_line",
     "write_manifest",
     "write_summary",
 ]
@@ -57,32 +56,43 @@ class RunCounts:
         return self.done + self.failed + self.invalid + self.pending
 
 
-def manifest_status(state: TargetState) -> str:
-    if state.status == DONE:
-        return "done"
-    if state.status == FAILED:
-        return "failed"
-    return "pending"
-
-
-def manifest_line(kind: str, target_id: str, state: TargetState) -> dict[str, Any]:
-    """The manifest entry for one target."""
-    status = manifest_status(state)
-    done = status == "done"
+def _entry(kind: str, target_id: str, state: TargetState, status: str) -> dict[str, Any]:
     return {
         "kind": kind,
         "id": target_id,
         "status": status,
         "request_id": state.request_id,
-        "file": saved_file(kind, target_id, gzip=state.gzip) if done else None,
-        "bytes": state.bytes if done else 0,
-        "sha256": state.sha256 if done else None,
-        "compressed": "gzip" if done and state.gzip else None,
+        "file": None,
+        "bytes": 0,
+        "sha256": None,
+        "compressed": None,
         "attempts": state.attempts,
         "ambiguous_submits": state.ambiguous,
         "reissued": state.reissued,
-        "error": None if done else state.error,
+        "error": state.error,
     }
+
+
+def done_line(
+    kind: str, target_id: str, record: dict[str, Any], state: TargetState
+) -> dict[str, Any]:
+    """The manifest entry of a done target, from its last ``done`` journal line."""
+    entry = _entry(kind, target_id, state, "done")
+    gzip = bool(record.get("gzip"))
+    entry.update(
+        request_id=record.get("rid"),
+        file=saved_file(kind, target_id, gzip=gzip),
+        bytes=int(record.get("bytes", 0)),
+        sha256=record.get("sha256"),
+        compressed="gzip" if gzip else None,
+        error=None,
+    )
+    return entry
+
+
+def open_line(kind: str, target_id: str, state: TargetState) -> dict[str, Any]:
+    """The manifest entry of a target that is not done: failed, or pending after a stop."""
+    return _entry(kind, target_id, state, "failed" if state.status == FAILED else "pending")
 
 
 def invalid_line(kind: str, row: InvalidRow) -> dict[str, Any]:
@@ -109,15 +119,29 @@ def write_manifest(
     target_ids: Iterable[str],
     invalid: Iterable[InvalidRow],
 ) -> RunCounts:
-    """Replace ``manifest.jsonl`` with the final state of every input target."""
+    """Replace ``manifest.jsonl`` with the final state of every input target.
+
+    Done targets come first, in the order they finished, read from their
+    journal lines; then failed and pending ones in input order; then invalid
+    rows. Call once, after the journal is closed.
+    """
     counts = RunCounts()
 
     def lines() -> Iterator[str]:
-        for target_id in target_ids:
-            entry = manifest_line(kind, target_id, journal.states[target_id])
-            status = entry["status"]
-            setattr(counts, status, getattr(counts, status) + 1)
+        for target_id, record, state in journal.final_done_records():
+            entry = done_line(kind, target_id, record, state)
+            counts.done += 1
             counts.bytes += entry["bytes"]
+            yield json.dumps(entry, ensure_ascii=False) + "\n"
+        for target_id in target_ids:
+            state = journal.states[target_id]
+            if state.status == DONE:
+                continue
+            entry = open_line(kind, target_id, state)
+            if entry["status"] == "failed":
+                counts.failed += 1
+            else:
+                counts.pending += 1
             yield json.dumps(entry, ensure_ascii=False) + "\n"
         for row in invalid:
             counts.invalid += 1

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -278,11 +279,28 @@ class Exporter:
     async def _process(self, target_id: str, resumed: bool) -> None:
         target = Target(self.kind, target_id)
         state = self.journal.state(target_id)
+        # The --timeout deadline cancels this very task (not a wrapped inner one,
+        # as asyncio.wait_for would, whose exception could then go unretrieved
+        # when a stop cancels both at once).
+        task = asyncio.current_task()
+        assert task is not None
+        expired = False
+
+        def deadline() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        timer = asyncio.get_running_loop().call_later(self.options.timeout, deadline)
         try:
-            await asyncio.wait_for(self._export_one(target, state, resumed), self.options.timeout)
+            await self._export_one(target, state, resumed)
         except _Stopped:
             return
-        except asyncio.TimeoutError:
+        except asyncio.CancelledError:
+            if not expired:
+                return  # the run is stopping at once
+            if sys.version_info >= (3, 11):
+                task.uncancel()  # consumed: the task goes on to record the failure
             await self._fail(target, f"no export within --timeout {self.options.timeout:g}s")
         except TargetError as exc:
             await self._fail(target, str(exc))
@@ -292,10 +310,10 @@ class Exporter:
             self._abort(
                 ExportError(f"cannot write to {self.options.out_dir}: {exc.strerror or exc}")
             )
-        except asyncio.CancelledError:
-            return
         except ExportError as exc:
             await self._fail(target, str(exc))
+        finally:
+            timer.cancel()
 
     def _abort(self, exc: ExportError) -> None:
         if self.fatal is None:
@@ -528,7 +546,7 @@ def _read_input(options: RunOptions, journal: Journal, invalid: list[InvalidRow]
         if isinstance(item, InvalidRow):
             invalid.append(item)
             continue
-        journal.state(item.id)
+        journal.state(item.id).in_input = True
         ids.append(item.id)
     return ids
 
