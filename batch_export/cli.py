@@ -53,8 +53,26 @@ class _JsonFormatter(logging.Formatter):
         )
 
 
+class _Console:
+    """How messages reach stderr: plain lines, or JSON log records for schedulers."""
+
+    json = False
+    log = logging.getLogger("batch_export.cli")
+
+
+def say(level: int, message: str) -> None:
+    """A message for the operator on stderr, in the chosen --log-format."""
+    if _Console.json:
+        _Console.log.log(level, message)
+    elif level >= logging.WARNING:
+        click.echo(f"batch-export: {logging.getLevelName(level).lower()}: {message}", err=True)
+    else:
+        click.echo(f"batch-export: {message}", err=True)
+
+
 def setup_logging(verbose: int, quiet: bool, log_format: str, redactor: Redactor) -> None:
     """Logs go to stderr, scrubbed of secrets, as text or JSON lines."""
+    _Console.json = log_format == "json"
     level = (
         logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     )
@@ -68,6 +86,8 @@ def setup_logging(verbose: int, quiet: bool, log_format: str, redactor: Redactor
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    # The operator's own messages (e.g. the end-of-run record) show unless -q.
+    _Console.log.setLevel(logging.ERROR if quiet else min(level, logging.INFO))
     # aiohttp logs full URLs (with the token) at debug level: keep it out.
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
 
@@ -107,10 +127,9 @@ def check_url(url: str, option: str) -> str:
             param_hint=option,
         )
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        click.echo(
-            f"batch-export: warning: {option} uses plain http to {parts.hostname}: "
-            "the access token travels unencrypted",
-            err=True,
+        say(
+            logging.WARNING,
+            f"{option} uses plain http to {parts.hostname}: the access token travels unencrypted",
         )
     return url
 
@@ -309,10 +328,10 @@ def run(
             if api_version == 4:
                 check_url(auth_url, "--auth-url")
         if insecure:
-            click.echo(
-                "batch-export: WARNING: --insecure: HTTPS certificates are NOT verified; "
+            say(
+                logging.WARNING,
+                "--insecure: HTTPS certificates are NOT verified; "
                 "anyone on the network path can read the token and the exports",
-                err=True,
             )
         token = Secret("") if simulate else read_token(token_file)
         redactor.add(token.reveal())
@@ -349,11 +368,13 @@ def run(
     except ExportError as exc:
         raise _fail(str(exc), redactor) from None
     except KeyboardInterrupt:
-        click.echo("batch-export: interrupted", err=True)
+        say(logging.WARNING, "interrupted")
         sys.exit(EXIT_SIGINT)
     if as_json:
         click.echo(json.dumps(result.summary, indent=2))
-    if not quiet:
+    if _Console.json:
+        _Console.log.info("run finished: %s", json.dumps(result.summary["counts"]))
+    elif not quiet:
         click.echo(format_summary(result.summary), err=True)
         click.echo(f"manifest: {result.out_dir / 'manifest.jsonl'}", err=True)
     sys.exit(result.exit_code)
@@ -366,7 +387,10 @@ async def _run(options: RunOptions, simulate: bool, redactor: Redactor) -> RunRe
 
     config = SimulatorConfig(prepare_delay="0.2:1.5", export_size=20_000, seed=7)
     async with Simulator(config, host="127.0.0.1", port=0) as sim:
-        click.echo(f"batch-export: using the embedded simulator at {sim.base_url}", err=True)
+        say(
+            logging.INFO,
+            f"using the embedded simulator at {sim.base_url}",
+        )
         redactor.add(sim.token)
         options.api = ApiSettings(
             api_url=sim.base_url,
@@ -381,7 +405,7 @@ class _UsageFailure(click.ClickException):
     exit_code = EXIT_CONFIG
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"batch-export: error: {self.format_message()}", err=True)
+        say(logging.ERROR, self.format_message())
 
 
 def _fail(message: str, redactor: Redactor) -> click.ClickException:
@@ -531,8 +555,9 @@ def ids(
     except ExportError as exc:
         raise _fail(str(exc), redactor) from None
     if not quiet:
-        click.echo(
-            f"batch-export: {count} IDs written" + (f" to {output}" if output else ""), err=True
+        say(
+            logging.INFO,
+            f"{count} IDs written" + (f" to {output}" if output else ""),
         )
 
 
@@ -546,7 +571,10 @@ async def _write_ids(
     redactor: Redactor,
 ) -> int:
     count = 0
-    handle = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    # A failed listing must not leave a plausible-looking partial CSV behind.
+    partial = output.with_name(f".{output.name}.partial") if output else None
+    handle = partial.open("w", encoding="utf-8", newline="") if partial else sys.stdout
+    complete = False
     try:
         handle.write(header + "\n")
         async with PlatformClient(settings, RateLimiter(rate), redactor=redactor) as client:
@@ -558,11 +586,16 @@ async def _write_ids(
             async for page in pages:
                 handle.write("".join(f"{value}\n" for value in page))
                 count += len(page)
+        complete = True
     except TargetError as exc:
         raise ConfigError(str(exc)) from None
     finally:
-        if output:
+        if partial is not None and output is not None:
             handle.close()
+            if complete:
+                partial.replace(output)
+            else:
+                partial.unlink(missing_ok=True)
     return count
 
 

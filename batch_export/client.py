@@ -170,11 +170,26 @@ class PlatformClient:
 
     # -- the platform's calls ---------------------------------------------
 
-    async def submit(self, kind: str, target_id: str, report: str | None = None) -> str:
-        """POST a data request for one target; returns the platform's request ID."""
+    async def submit(
+        self,
+        kind: str,
+        target_id: str,
+        report: str | None = None,
+        *,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+    ) -> str:
+        """POST a data request for one target; returns the platform's request ID.
+
+        ``before_send`` runs once the request has its rate-limit slot, just
+        before it leaves: the pipeline journals the attempt there (and may
+        still call it off), so a queued POST is neither sent after a stop nor
+        counted as possibly sent.
+        """
         path = f"{kind}/{quote(target_id, safe='')}/datarequest"
         body = {"report": report} if report else None
-        async with self._send("POST", path, endpoint="POST datarequest", json_body=body) as resp:
+        async with self._send(
+            "POST", path, endpoint="POST datarequest", json_body=body, before_send=before_send
+        ) as resp:
             rid = resp.headers.get("X-Created", "").strip()
             if not rid:
                 location = resp.headers.get("X-location") or resp.headers.get("Location") or ""
@@ -255,6 +270,7 @@ class PlatformClient:
         params: Mapping[str, str] | None = None,
         json_body: Mapping[str, Any] | None = None,
         stream: bool = False,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         session = self._require_session()
         url = urljoin(self.settings.base, path)
@@ -263,6 +279,8 @@ class PlatformClient:
         async with self._slots:
             while True:
                 await self.limiter.acquire()
+                if before_send is not None:
+                    await before_send()
                 headers = await self._auth_headers()
                 query = dict(params or {})
                 if self.settings.api_version < 4:

@@ -39,6 +39,7 @@ __all__ = [
 
 MANIFEST_NAME = "manifest.jsonl"
 SUMMARY_NAME = "summary.json"
+RUNS_NAME = "runs.jsonl"
 
 
 @dataclass
@@ -194,10 +195,24 @@ def write_summary(
             "timeout": options.timeout,
             "gzip": options.gzip,
             "report": bool(options.report),
+            "push": options.push_listen is not None,
         },
     }
     write_atomically(out_dir / SUMMARY_NAME, [json.dumps(summary, indent=2) + "\n"])
+    # summary.json is the latest run; runs.jsonl keeps every run's, for audits.
+    append_line(out_dir / RUNS_NAME, json.dumps(summary, separators=(",", ":")))
     return summary
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line durably to an owner-only file."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, (line + "\n").encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _iso(timestamp: float) -> str:

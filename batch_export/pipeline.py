@@ -202,7 +202,7 @@ class Exporter:
         # The URL's path is the receiver's only credential: scrub it like the token.
         self.redactor.add(receiver.report_url)
         self.report = receiver.report_url
-        log.info("push mode: listening on %s", listen)
+        log.info("push mode: listening on %s", receiver.address)
 
     async def _feed(self, work: Iterable[str], resumed: set[str]) -> None:
         """Start a task per target, never more than ``max_pending`` at once."""
@@ -364,11 +364,15 @@ class Exporter:
             # A POST was in flight when an earlier run died: it may have created a request.
             await self.journal.record("ambiguous", target.id)
 
-        async def post() -> str:
+        async def journal_attempt() -> None:
             if self.stopping.is_set():
-                raise _Stopped
+                raise _Stopped  # queued for a slot when the stop came: never sent
             await self.journal.record("submitting", target.id)
-            return await self.client.submit(self.kind.value, target.id, self.report)
+
+        async def post() -> str:
+            return await self.client.submit(
+                self.kind.value, target.id, self.report, before_send=journal_attempt
+            )
 
         async def note(exc: TransientError) -> None:
             if exc.maybe_sent:
@@ -487,7 +491,9 @@ async def run_export(options: RunOptions) -> RunResult:
                 await journal.record(
                     "stale", target_id, error="file missing or changed since it was saved"
                 )
-            await journal.record_run(targets=len(input_ids), todo=len(work), version=__version__)
+            await journal.record_run(
+                targets=len(input_ids), invalid=len(invalid), todo=len(work), version=__version__
+            )
             progress.start(
                 total=len(input_ids), already_done=len(input_ids) - len(work), invalid=len(invalid)
             )

@@ -82,6 +82,7 @@ class PushReceiver:
         self._by_request: dict[str, str] = {}
         self._runner: web.AppRunner | None = None
         self.report_url = ""
+        self.address = ""
         self.received = 0
         self.rejected = 0
 
@@ -94,8 +95,16 @@ class PushReceiver:
         await site.start()
         addresses = self._runner.addresses  # tells the real port when asked for port 0
         port = int(addresses[0][1]) if addresses else self._port
-        base = (self._public_url or f"http://{self._host}:{port}").rstrip("/")
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        base = (self._public_url or f"http://{host}:{port}").rstrip("/")
         self.report_url = f"{base}/{self._secret}"
+        self.address = f"{host}:{port}"
+        if self._public_url is None and self._host in ("0.0.0.0", "::"):  # noqa: S104 - detecting it
+            log.warning(
+                "push mode listens on all interfaces but --push-url is not set: "
+                "the platform cannot reach %s; give the public URL",
+                self.address,
+            )
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -73,6 +73,7 @@ def collect_status(out_dir: Path, now: float | None = None) -> dict[str, Any]:
         "directory": str(out_dir),
         "kind": header.get("kind"),
         "targets": total,
+        "invalid_rows": int(last_run.get("invalid", 0)),
         "done": done,
         "failed": counts[FAILED],
         "open_requests": counts[SUBMITTED],
@@ -95,6 +96,7 @@ def format_status(status: dict[str, Any]) -> str:
     lines = [
         f"{status['directory']}: {status['kind']} export",
         f"  targets        {status['targets']:>9}",
+        f"  invalid rows   {status['invalid_rows']:>9}",
         f"  done           {status['done']:>9}",
         f"  failed         {status['failed']:>9}",
         f"  open requests  {status['open_requests']:>9}",

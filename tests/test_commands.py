@@ -203,3 +203,32 @@ def test_sigterm_exit_code(simulator, tmp_path):
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stderr
+
+
+def test_ids_failure_leaves_no_partial_csv(simulator, tmp_path):
+    """A listing that fails midway leaves no CSV behind that could pass for a complete one."""
+    sim = simulator()
+    target = tmp_path / "ids.csv"
+    result = run_cli(["ids", "--database", "404", "-o", str(target), *api_args(sim)[:2]], sim.token)
+    assert result.exit_code == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_json_log_format_for_errors_and_summary(simulator, tmp_path):
+    """With --log-format json, warnings, errors and the end-of-run line are JSON records."""
+    sim = simulator()
+    ids = write_ids(tmp_path / "ids.csv", [1, 2])
+    ok = run_cli(
+        ["run", str(ids), "--out", str(tmp_path / "o"), *api_args(sim), "--log-format", "json"],
+        sim.token,
+    )
+    assert ok.exit_code == 0
+    records = [json.loads(line) for line in ok.stderr.splitlines() if line.strip()]
+    assert any("run finished" in r["message"] for r in records)
+    bad = run_cli(
+        ["run", str(ids), "--out", str(tmp_path / "o2"), *api_args(sim), "--log-format", "json"],
+        "nope",
+    )
+    assert bad.exit_code == 2
+    records = [json.loads(line) for line in bad.stderr.splitlines() if line.strip()]
+    assert records[-1]["level"] == "error" and "credentials" in records[-1]["message"]

@@ -33,8 +33,10 @@ def _email(local: str, domain: str) -> Target | None:
         return None
 
 
-emails = st.builds(_email, _locals, _domains).filter(lambda t: t is not None).map(
-    lambda t: t if t is not None else Target(TargetKind.EMAIL, "x@x.nl")
+emails = (
+    st.builds(_email, _locals, _domains)
+    .filter(lambda t: t is not None)
+    .map(lambda t: t if t is not None else Target(TargetKind.EMAIL, "x@x.nl"))
 )
 numbers = st.builds(
     Target,

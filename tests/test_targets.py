@@ -100,7 +100,7 @@ GOOD_FILES = [
         "invalid emails",
         (
             b"email\nnoat.example.nl\na@b@example.nl\n@example.nl\nbob@\nbob@localhost\n"
-            b"bob@exa_mple.nl\nbob@-x.nl\nbob@x..nl\n\"bob smith\"@x.nl\nbob\x01@x.nl\n"
+            b'bob@exa_mple.nl\nbob@-x.nl\nbob@x..nl\n"bob smith"@x.nl\nbob\x01@x.nl\n'
             b"a,b@x.nl\n" + b"l" * 65 + b"@x.nl\n"
         ),
         E,
@@ -117,7 +117,9 @@ GOOD_FILES = [
             "line 10: 'bob smith@x.nl' is not an email address (contains whitespace or control character ' ')",
             "line 11: 'bob\\x01@x.nl' is not an email address (contains whitespace or control character '\\x01')",
             "line 12: 'a' is not an email address (no '@')",
-            "line 13: '" + "l" * 65 + "@x.nl' is not an email address (part before '@' exceeds 64 characters)",
+            "line 13: '"
+            + "l" * 65
+            + "@x.nl' is not an email address (part before '@' exceeds 64 characters)",
         ],
         0,
         "email",
@@ -271,7 +273,12 @@ def test_samples(name: str, kind: TargetKind, count: int) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "canonical"),
-    [(" 42 ", "42"), ("0042", "42"), ("42.0", "42"), ("9223372036854775807", "9223372036854775807")],
+    [
+        (" 42 ", "42"),
+        ("0042", "42"),
+        ("42.0", "42"),
+        ("9223372036854775807", "9223372036854775807"),
+    ],
 )
 def test_validate_id_accepts(raw: str, canonical: str) -> None:
     """validate_id canonicalises spaces, leading zeros and Excel's '.0'."""
