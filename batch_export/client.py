@@ -289,7 +289,8 @@ class PlatformClient:
                 timeout = (
                     None if stream else aiohttp.ClientTimeout(total=self.settings.call_timeout)
                 )
-                log.debug("%s %s", method, redact_url(url))
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("%s %s", method, redact_url(url))
                 try:
                     resp = await session.request(
                         method,

@@ -9,7 +9,12 @@ For the k-th check of a request (k = 1, 2, 3) it keeps a delay ``t_k`` and
 nudges it after every outcome at that level (a stochastic-approximation
 quantile tracker): a check that finds the export ready shortens ``t_k`` a
 little, one that finds the placeholder lengthens it more, so ``t_k`` settles
-where a fraction ``target`` of checks succeed. Outcomes are all it needs —
+where a fraction ``targets[k]`` of checks succeed. The first check aims high
+(88%: most exports then cost one check); later ones aim at the median, because
+the requests still pending after a first check are a mix of near misses,
+ready a moment later, and the long tail (people with years of mail): a
+conservative second check would make every near miss wait as long as the
+tail, which holds a ``--max-pending`` slot idle for nothing. Outcomes are all it needs —
 no timestamps of the (unobservable) moment a file became ready, so the
 estimate has no censoring bias. Beyond level 3, checks back off geometrically.
 """
@@ -31,13 +36,13 @@ class ReadinessModel:
         self,
         *,
         initial_delay: float = 1.0,
-        target: float = 0.88,
+        targets: tuple[float, float, float] = (0.88, 0.5, 0.5),
         step: float = 0.08,
         min_delay: float = 0.05,
         max_interval: float = 60.0,
         rng: random.Random | None = None,
     ) -> None:
-        self.target = target
+        self.targets = targets
         self.step = step
         self.min_delay = min_delay
         self.max_interval = max_interval
@@ -48,7 +53,7 @@ class ReadinessModel:
 
     def __repr__(self) -> str:
         delays = ", ".join(f"{d:.2f}s" for d in self.delays)
-        return f"<ReadinessModel target={self.target} delays=[{delays}] n={self.observations}>"
+        return f"<ReadinessModel targets={self.targets} delays=[{delays}] n={self.observations}>"
 
     def delay(self, checks_done: int, elapsed: float) -> float:
         """Seconds from now until check number ``checks_done + 1``."""
@@ -67,7 +72,7 @@ class ReadinessModel:
             return
         self.observations[level] += 1
         # Robbins–Monro on log(delay): equilibrium where P(ready) == target.
-        gradient = self.target - (1.0 if ready else 0.0)
+        gradient = self.targets[level] - (1.0 if ready else 0.0)
         updated = self.delays[level] * math.exp(self.step * gradient)
         self.delays[level] = min(self.max_interval, max(self.min_delay, updated))
 
