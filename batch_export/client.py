@@ -168,6 +168,15 @@ class PlatformClient:
     def jwt_refreshes(self) -> int:
         return self._bearer.refreshes if self._bearer else 0
 
+    def traffic(self) -> dict[str, Any]:
+        """What this client sent and got back, for the run summary."""
+        return {
+            "requests": dict(self.requests),
+            "responses": {str(status): n for status, n in sorted(self.responses.items())},
+            "retries": self.retries,
+            "jwt_refreshes": self.jwt_refreshes,
+        }
+
     # -- the platform's calls ---------------------------------------------
 
     async def submit(

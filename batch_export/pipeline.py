@@ -163,6 +163,8 @@ class Exporter:
         self.journal: Journal
         self.client: PlatformClient
         self.receiver: PushReceiver | None = None
+        #: the client's request and response counts, kept when it closes
+        self.traffic: dict[str, Any] = {}
         self.report = options.report
 
     # -- the run ------------------------------------------------------------
@@ -183,8 +185,11 @@ class Exporter:
                 )
                 if self.options.push_listen is not None:
                     await self._start_receiver(stack, self.options.push_listen)
-                await self._feed(work, resumed)
-                await self._drain()
+                try:
+                    await self._feed(work, resumed)
+                    await self._drain()
+                finally:
+                    self.traffic = self.client.traffic()
         finally:
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -218,6 +223,9 @@ class Exporter:
         """Take a window slot; False (and no slot held) when the run is stopping."""
         if self.stopping.is_set():
             return False
+        if not window.locked():
+            await window.acquire()  # a free slot: no need to race the stop event
+            return True
         acquire = asyncio.ensure_future(window.acquire())
         stop = asyncio.ensure_future(self.stopping.wait())
         await asyncio.wait({acquire, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -521,12 +529,7 @@ async def run_export(options: RunOptions) -> RunResult:
             out_dir,
             options=options,
             counts=counts,
-            client_requests=dict(exporter.client.requests) if hasattr(exporter, "client") else {},
-            responses={str(k): v for k, v in exporter.client.responses.items()}
-            if hasattr(exporter, "client")
-            else {},
-            retries=exporter.client.retries if hasattr(exporter, "client") else 0,
-            jwt_refreshes=exporter.client.jwt_refreshes if hasattr(exporter, "client") else 0,
+            traffic=exporter.traffic,
             started=started,
             exit_code=exit_code,
             interrupted=interrupted,
