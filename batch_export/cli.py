@@ -107,6 +107,44 @@ def output_options(func: F) -> F:
     )(func)
 
 
+def api_options(func: F) -> F:
+    """Where the platform is and how to authenticate, shared by run and ids."""
+    options = [
+        click.option(
+            "--api-url",
+            default="https://api.copernica.com",
+            show_default=True,
+            help="Base URL of the REST API.",
+        ),
+        click.option(
+            "--api-version",
+            type=click.IntRange(1, 4),
+            default=2,
+            show_default=True,
+            help="REST API version (4 uses bearer JWTs).",
+        ),
+        click.option(
+            "--auth-url",
+            default="https://authenticate.copernica.com",
+            show_default=True,
+            help="Where v4 exchanges the token for a JWT.",
+        ),
+        click.option(
+            "--token-file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help=f"File holding the access token (else ${TOKEN_ENV}).",
+        ),
+        click.option(
+            "--rate",
+            type=float,
+            help="Requests/second ceiling for this client (default: find the account's limit).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def _is_loopback(host: str | None) -> bool:
     if not host:
         return False
@@ -191,35 +229,7 @@ def cli() -> None:
     show_default=True,
     help="Text encoding of INPUT.csv, e.g. cp1252.",
 )
-@click.option(
-    "--api-url",
-    default="https://api.copernica.com",
-    show_default=True,
-    help="Base URL of the REST API.",
-)
-@click.option(
-    "--api-version",
-    type=click.IntRange(1, 4),
-    default=2,
-    show_default=True,
-    help="REST API version (4 uses bearer JWTs).",
-)
-@click.option(
-    "--auth-url",
-    default="https://authenticate.copernica.com",
-    show_default=True,
-    help="Where v4 exchanges the token for a JWT.",
-)
-@click.option(
-    "--token-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help=f"File holding the access token (else ${TOKEN_ENV}).",
-)
-@click.option(
-    "--rate",
-    type=float,
-    help="Requests/second ceiling for this client (default: find the account's limit).",
-)
+@api_options
 @click.option(
     "--concurrency", type=int, default=16, show_default=True, help="HTTP requests in flight."
 )
@@ -485,31 +495,7 @@ def verify(out_dir: Path, as_json: bool) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the CSV here (default: stdout).",
 )
-@click.option(
-    "--api-url",
-    default="https://api.copernica.com",
-    show_default=True,
-    help="Base URL of the REST API.",
-)
-@click.option(
-    "--api-version",
-    type=click.IntRange(1, 4),
-    default=2,
-    show_default=True,
-    help="REST API version.",
-)
-@click.option(
-    "--auth-url",
-    default="https://authenticate.copernica.com",
-    show_default=True,
-    help="Where v4 exchanges the token for a JWT.",
-)
-@click.option(
-    "--token-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help=f"File holding the access token (else ${TOKEN_ENV}).",
-)
-@click.option("--rate", type=float, help="Requests/second ceiling (default: find the limit).")
+@api_options
 @output_options
 def ids(
     database_id: str | None,

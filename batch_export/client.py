@@ -42,7 +42,7 @@ from .errors import (
 from .limits import RateLimiter, RetryPolicy
 from .redaction import Redactor, Secret, redact_url
 
-__all__ = ["ApiSettings", "PlatformClient", "parse_retry_after"]
+__all__ = ["ApiSettings", "PlatformClient", "parse_retry_after", "read_bounded"]
 
 log = logging.getLogger("batch_export.client")
 
@@ -204,7 +204,7 @@ class PlatformClient:
                 location = resp.headers.get("X-location") or resp.headers.get("Location") or ""
                 rid = location.rstrip("/").rsplit("/", 1)[-1] if location else ""
             if not rid:
-                rid = _rid_from_body(await _read_bounded(resp, ERROR_BODY_LIMIT))
+                rid = _rid_from_body(await read_bounded(resp.content, ERROR_BODY_LIMIT))
             if not rid or len(rid) > 200 or any(ch in rid for ch in "/?#\x00\r\n"):
                 raise TargetError(
                     f"the platform accepted the data request (HTTP {resp.status}) "
@@ -220,7 +220,7 @@ class PlatformClient:
         """
         path = f"datarequest/{quote(request_id, safe='')}"
         async with self._send("GET", path, endpoint="GET datarequest", stream=True) as resp:
-            head = await _read_bounded(resp, PEEK_BYTES)
+            head = await read_bounded(resp.content, PEEK_BYTES)
             if len(head) < PEEK_BYTES and _is_placeholder(head):
                 return None
             return await consume(head, resp.content.iter_chunked(CHUNK_BYTES))
@@ -363,7 +363,7 @@ class PlatformClient:
                 timeout=aiohttp.ClientTimeout(total=self.settings.call_timeout),
             ) as resp:
                 self.responses[resp.status] += 1
-                body = await _read_bounded(resp, ERROR_BODY_LIMIT)
+                body = await read_bounded(resp.content, ERROR_BODY_LIMIT)
                 status = resp.status
         except Exception as exc:
             raise AuthError(
@@ -401,7 +401,7 @@ class PlatformClient:
     async def _status_error(
         self, resp: aiohttp.ClientResponse, method: str, endpoint: str
     ) -> ExportError:
-        body = await _read_bounded(resp, ERROR_BODY_LIMIT)
+        body = await read_bounded(resp.content, ERROR_BODY_LIMIT)
         message = self.redactor(_error_message(body, resp.headers.get("Content-Type", "")))
         status = resp.status
         where = f"{method} {endpoint.split(' ', 1)[-1]}"
@@ -442,12 +442,12 @@ class PlatformClient:
         return TransientError(f"unexpected {type(exc).__name__} during {where}", maybe_sent=True)
 
 
-async def _read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """Up to ``limit`` bytes of the body: all of it if shorter."""
+async def read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a body (all of it if shorter): requests and responses alike."""
     parts: list[bytes] = []
     size = 0
     while size < limit:
-        chunk = await resp.content.read(limit - size)
+        chunk = await stream.read(limit - size)
         if not chunk:
             break
         parts.append(chunk)

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .durable import fsync_dir, open_private, write_all
 from .errors import ConfigError
 
 __all__ = ["JOURNAL_NAME", "Journal", "TargetState", "replay"]
@@ -158,15 +159,14 @@ class Journal:
                 os.ftruncate(fd, good_end)
                 os.fsync(fd)
             if read_header is None:
-                _write_all(fd, (json.dumps({**header, "created": time.time()}) + "\n").encode())
+                write_all(fd, (json.dumps({**header, "created": time.time()}) + "\n").encode())
                 os.fsync(fd)
         else:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
-            os.fchmod(fd, 0o600)
+            fd = open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL)
             header["created"] = time.time()
-            _write_all(fd, (json.dumps(header) + "\n").encode())
+            write_all(fd, (json.dumps(header) + "\n").encode())
             os.fsync(fd)
-            _fsync_dir(out_dir)
+            fsync_dir(out_dir)
         journal = cls(path, fd, header, states)
         journal.torn_lines, journal.skipped_lines = torn, skipped
         return journal
@@ -219,7 +219,7 @@ class Journal:
                 waiter.set_result(None)
 
     def _write_durably(self, data: bytes) -> None:
-        _write_all(self._fd, data)
+        write_all(self._fd, data)
         os.fsync(self._fd)
         self.fsyncs += 1
 
@@ -320,18 +320,3 @@ def _check_header(header: dict[str, Any], kind: str, path: Path) -> None:
             f"{path.parent} holds a {header.get('kind')} export; "
             f"use another --out directory for --kind {kind}"
         )
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

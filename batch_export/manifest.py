@@ -14,7 +14,6 @@ they name the people whose data was exported. Neither ever holds a secret.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .durable import append_line, write_atomically
 from .journal import DONE, FAILED, Journal, TargetState
 from .store import saved_file
 from .targets import InvalidRow
@@ -201,33 +201,5 @@ def write_summary(
     return summary
 
 
-def append_line(path: Path, line: str) -> None:
-    """Append one line durably to an owner-only file."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, (line + "\n").encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
-
-
-def write_atomically(path: Path, chunks: Iterable[str]) -> None:
-    """Write ``path`` owner-only via a temporary file, fsync and rename."""
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", buffering=1024 * 1024) as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise

@@ -33,6 +33,7 @@ from typing import Any
 import ijson
 from aiohttp import web
 
+from .client import read_bounded
 from .errors import ExportError
 from .store import ExportStore, SavedExport
 from .targets import Target, TargetKind
@@ -130,7 +131,7 @@ class PushReceiver:
     async def _receive(self, request: web.Request) -> web.Response:
         if not hmac.compare_digest(request.match_info["secret"], self._secret):
             raise web.HTTPNotFound
-        head = await _read_head(request)
+        head = await read_bounded(request.content, PEEK_BYTES)
         target_id = self._by_request.get(request.headers.get(RID_HEADER, ""))
         if target_id is None:
             info = peek_info(head)
@@ -160,18 +161,6 @@ class PushReceiver:
         if not expected.delivered.done():
             expected.delivered.set_result(saved)
         return web.Response(status=204)
-
-
-async def _read_head(request: web.Request) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    while size < PEEK_BYTES:
-        chunk = await request.content.read(PEEK_BYTES - size)
-        if not chunk:
-            break
-        parts.append(chunk)
-        size += len(chunk)
-    return b"".join(parts)
 
 
 async def wait_for_push(

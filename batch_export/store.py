@@ -31,6 +31,7 @@ from pathlib import Path
 
 import aiofiles
 
+from .durable import fsync_dirs, open_private, write_all
 from .errors import ConfigError
 from .naming import export_relpath
 from .targets import Target, TargetKind
@@ -127,22 +128,7 @@ class RunLock:
 
 
 def _private_opener(path: str, flags: int) -> int:
-    fd = os.open(path, flags | os.O_EXCL, 0o600)
-    os.fchmod(fd, 0o600)  # open's mode is filtered by the umask; be explicit
-    return fd
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dirs(directories: list[Path]) -> None:
-    for directory in directories:
-        _fsync_dir(directory)
+    return open_private(path, flags | os.O_EXCL)
 
 
 class ExportStore:
@@ -197,9 +183,7 @@ class ExportStore:
         data = gzip.compress(body, compresslevel=6, mtime=0) if self.gzip else body
         fd = _private_opener(str(temporary), os.O_WRONLY | os.O_CREAT)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, data)
             os.fsync(fd)
         except BaseException:
             os.close(fd)
@@ -290,4 +274,4 @@ class ExportStore:
     async def sync(self) -> None:
         """Make every rename so far durable: fsync each directory that received a file."""
         dirty, self._dirty_dirs = self._dirty_dirs, set()
-        await asyncio.to_thread(_fsync_dirs, sorted(dirty))
+        await asyncio.to_thread(fsync_dirs, sorted(dirty))

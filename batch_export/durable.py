@@ -1,0 +1,74 @@
+"""Small file primitives that survive a crash: full writes, fsync'd appends and renames.
+
+Personal data and the run's state pass through these, so every file they
+create is owner-only (0600) whatever the umask.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = [
+    "append_line",
+    "fsync_dir",
+    "fsync_dirs",
+    "open_private",
+    "write_all",
+    "write_atomically",
+]
+
+
+def open_private(path: str | Path, flags: int) -> int:
+    """``os.open`` with mode 0600, enforced even under a permissive umask."""
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` (``os.write`` may write fewer)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make the names in ``directory`` (creations, renames) durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dirs(directories: Iterable[Path]) -> None:
+    for directory in directories:
+        fsync_dir(directory)
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line durably to an owner-only file."""
+    fd = open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        write_all(fd, (line + "\n").encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, chunks: Iterable[str]) -> None:
+    """Replace ``path`` via a temporary file, fsync and rename: never half-written."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = open_private(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", buffering=1024 * 1024) as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
