@@ -36,7 +36,13 @@ class Progress(NullProgress):
 
     def start(self, *, total: int, already_done: int, invalid: int) -> None:
         todo = total - already_done
-        common: dict[str, Any] = {"file": self._stream, "dynamic_ncols": True, "mininterval": 0.5}
+        # leave=False: the bars clear themselves at the end and the summary takes their place
+        common: dict[str, Any] = {
+            "file": self._stream,
+            "dynamic_ncols": True,
+            "mininterval": 0.5,
+            "leave": False,
+        }
         self._submitted = tqdm(total=todo, desc="submitted", unit="req", position=0, **common)
         self._ready = tqdm(total=todo, desc="ready    ", unit="file", position=1, **common)
         self._saved = tqdm(total=todo, desc="saved    ", unit="file", position=2, **common)
@@ -70,8 +76,10 @@ class Progress(NullProgress):
         self._failed.set_postfix_str(f"re-requested after expiry: {self._reissued}")
 
     def close(self) -> None:
-        for bar in reversed(self._bars):
+        for bar in self._bars:
             bar.close()
+        if self._bars:
+            self._stream.write("\r")  # the cleared bars leave the cursor mid-line
         self._bars = []
 
 
