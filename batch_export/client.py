@@ -328,7 +328,6 @@ class PlatformClient:
                         continue
                     if resp.status >= 300:
                         raise await self._status_error(resp, method, endpoint)
-                    self.limiter.on_accepted()
                     try:
                         yield resp
                     except ExportError:
@@ -377,7 +376,6 @@ class PlatformClient:
                 f"the auth endpoint {redact_url(auth_url)} refused the access token "
                 f"(HTTP {status}: {message})"
             )
-        self.limiter.on_accepted()
         return body.decode("utf-8", "replace")
 
     def _redirect_target(self, resp: aiohttp.ClientResponse, current: str) -> str:

@@ -114,8 +114,8 @@ class LimitSearch:
 class RateLimiter:
     """Paces requests to ``rate`` per second, adaptively when ``rate`` is None.
 
-    ``acquire()`` is called once per HTTP request; ``on_accepted()`` and
-    ``on_throttled()`` report what the platform answered.
+    ``acquire()`` is called once per HTTP request; ``on_throttled()`` reports
+    a 429 from the platform.
     """
 
     def __init__(
@@ -177,9 +177,6 @@ class RateLimiter:
             if self._clock() >= self._paused_until:
                 return
             # A 429 arrived while this caller slept: its slot is void, queue again.
-
-    def on_accepted(self) -> None:
-        """The platform answered a request without throttling it."""
 
     def on_throttled(self, retry_after: float | None) -> None:
         """The platform answered 429: pause everyone, and in adaptive mode slow down."""

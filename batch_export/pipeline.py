@@ -140,10 +140,6 @@ class _Stopped(Exception):
     """Raised inside a target's task when the run is stopping."""
 
 
-class _Fatal(Exception):
-    """Wraps an error that ends the whole run (credentials, storage)."""
-
-
 class Exporter:
     """One run of the pipeline."""
 
@@ -493,7 +489,13 @@ async def run_export(options: RunOptions) -> RunResult:
         exporter = Exporter(options, progress)
         invalid: list[InvalidRow] = []
         try:
-            input_ids = _read_input(options, journal, invalid)
+            input_ids, duplicates = _read_input(options, journal, invalid)
+            if journal.torn_lines or journal.skipped_lines:
+                log.warning(
+                    "journal: dropped %d torn and %d unreadable line(s) left by a crash",
+                    journal.torn_lines,
+                    journal.skipped_lines,
+                )
             work, resumed, stale = _plan(journal, exporter.store, input_ids)
             for target_id in stale:
                 await journal.record(
@@ -530,6 +532,15 @@ async def run_export(options: RunOptions) -> RunResult:
             options=options,
             counts=counts,
             traffic=exporter.traffic,
+            extra={
+                "duplicate_rows": duplicates,
+                "journal_fsyncs": journal.fsyncs,
+                "push": (
+                    {"received": exporter.receiver.received, "rejected": exporter.receiver.rejected}
+                    if exporter.receiver is not None
+                    else None
+                ),
+            },
             started=started,
             exit_code=exit_code,
             interrupted=interrupted,
@@ -541,8 +552,13 @@ async def run_export(options: RunOptions) -> RunResult:
         return RunResult(exit_code, counts, out_dir, summary, interrupted)
 
 
-def _read_input(options: RunOptions, journal: Journal, invalid: list[InvalidRow]) -> list[str]:
-    """Read every target, marking each in the journal's state table; invalid rows collected."""
+def _read_input(
+    options: RunOptions, journal: Journal, invalid: list[InvalidRow]
+) -> tuple[list[str], int]:
+    """Read every target, marking each in the journal's state table; invalid rows collected.
+
+    Returns the distinct target IDs in input order and how many duplicate rows were dropped.
+    """
     reader = TargetReader(
         options.input,
         options.kind,
@@ -557,7 +573,7 @@ def _read_input(options: RunOptions, journal: Journal, invalid: list[InvalidRow]
             continue
         journal.state(item.id).in_input = True
         ids.append(item.id)
-    return ids
+    return ids, reader.duplicates
 
 
 @contextlib.contextmanager
