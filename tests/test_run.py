@@ -210,16 +210,54 @@ def test_missing_token_exits_2(tmp_path):
     assert "COPERNICA_ACCESS_TOKEN" in result.stderr
 
 
-def test_rejected_token_exits_2(simulator, tmp_path):
-    """A token the platform rejects stops the run with exit 2 and a clear message."""
+@pytest.mark.parametrize(
+    ("version", "message"), [(2, "rejected the credentials"), (4, "refused the access token")]
+)
+def test_rejected_token_exits_2(simulator, tmp_path, version, message):
+    """A token the platform (v2) or its auth endpoint (v4) rejects stops the run with exit 2."""
     sim = simulator()
     ids = write_ids(tmp_path / "ids.csv", [1, 2, 3])
     result = run_cli(
-        ["run", str(ids), "--out", str(tmp_path / "out"), *api_args(sim)], "wrong-token"
+        ["run", str(ids), "--out", str(tmp_path / "out"), *api_args(sim, version)], "wrong-token"
     )
     assert result.exit_code == 2
-    assert "rejected the credentials" in result.stderr
+    assert message in result.stderr
     assert "wrong-token" not in result.stderr + result.stdout
+
+
+def test_report_is_passed_to_the_platform(simulator, tmp_path):
+    """--report reaches the platform with every data request."""
+    sim = simulator()
+    ids = write_ids(tmp_path / "ids.csv", [1, 2])
+    result = run_cli(
+        [
+            "run",
+            str(ids),
+            "--out",
+            str(tmp_path / "out"),
+            *api_args(sim),
+            "--report",
+            "dpo@example.nl",
+        ],
+        sim.token,
+    )
+    assert result.exit_code == 0, result.stderr
+    assert sim.stats()["reports"]["email"] == ["dpo@example.nl", "dpo@example.nl"]
+
+
+def test_messy_real_world_export(simulator, tmp_path):
+    """The messy sample (BOM, semicolons, CRLF, quotes, junk rows) exports its valid IDs."""
+    sim = simulator()
+    out = tmp_path / "out"
+    result = run_cli(
+        ["run", str(SAMPLES / "messy_export.csv"), "--out", str(out), *api_args(sim)], sim.token
+    )
+    assert result.exit_code == 1  # the junk rows are invalid
+    entries = read_manifest(out)
+    statuses = {e["status"] for e in entries}
+    assert statuses == {"done", "invalid"}
+    assert len([e for e in entries if e["status"] == "done"]) == 6
+    assert all("line" in e["error"] for e in entries if e["status"] == "invalid")
 
 
 def test_rate_ceiling_is_honoured(simulator, tmp_path):
