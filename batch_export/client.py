@@ -453,8 +453,15 @@ async def read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
     return b"".join(parts)
 
 
+#: the placeholder is a one-line JSON object; anything longer is treated as an export
+#: (and the store's check still refuses a placeholder), so exports are not parsed twice
+PLACEHOLDER_MAX_BYTES = 1024
+
+
 def _is_placeholder(body: bytes) -> bool:
     """The platform's "not ready" answer: a JSON object whose ``data`` is a string."""
+    if len(body) > PLACEHOLDER_MAX_BYTES:
+        return False
     try:
         doc = json.loads(body)
     except ValueError:
