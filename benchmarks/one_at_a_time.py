@@ -14,22 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import json
 import sys
 from pathlib import Path
 
 import aiohttp
 
-PLACEHOLDER = b"Data not available (yet)"
-
-
-def read_ids(path: str) -> list[str]:
-    """The first column of the CSV, without its header row."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = csv.reader(handle)
-        next(rows, None)
-        return [row[0] for row in rows if row]
+# Run as a script, so its folder is on sys.path: share the reference client's helpers.
+from reference_client import PLACEHOLDER, read_ids
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, int]:
