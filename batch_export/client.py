@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import aiohttp
 from yarl import URL
@@ -137,6 +137,14 @@ class PlatformClient:
         self._bearer: BearerAuth | None = None
         if settings.api_version == 4:
             self._bearer = BearerAuth(self._fetch_jwt, self.redactor)
+        self._base = settings.base
+        # v1–v3 carry the token in every URL; encoded once, and kept a Secret.
+        self._token_query = Secret(
+            f"access_token={quote(settings.token.reveal(), safe='')}"
+            if settings.api_version < 4
+            else ""
+        )
+        self._call_timeout = aiohttp.ClientTimeout(total=settings.call_timeout)
         self.requests: Counter[str] = Counter()
         self.responses: Counter[int] = Counter()
         self.retries = 0
@@ -282,7 +290,11 @@ class PlatformClient:
         before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         session = self._require_session()
-        url = urljoin(self.settings.base, path)
+        # ``path`` is relative and its IDs are percent-encoded by the caller, so
+        # the URL is a concatenation: no urljoin/yarl query building per request.
+        url = self._base + path
+        if params:
+            url = f"{url}?{urlencode(params, quote_via=quote)}"
         refreshed = False
         hops = 0
         async with self._slots:
@@ -291,24 +303,17 @@ class PlatformClient:
                 if before_send is not None:
                     await before_send()
                 headers = await self._auth_headers()
-                query = dict(params or {})
-                if self.settings.api_version < 4:
-                    query["access_token"] = self.settings.token.reveal()
                 self.requests[endpoint] += 1
-                timeout = (
-                    None if stream else aiohttp.ClientTimeout(total=self.settings.call_timeout)
-                )
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("%s %s", method, redact_url(url))
                 try:
                     resp = await session.request(
                         method,
-                        URL(url, encoded=True),
-                        params=query,
+                        URL(self._with_credential(url), encoded=True),
                         json=json_body,
                         headers=headers,
                         allow_redirects=False,
-                        **({"timeout": timeout} if timeout else {}),
+                        **({} if stream else {"timeout": self._call_timeout}),
                     )
                 except Exception as exc:
                     raise self._translate(exc, method, url) from None
@@ -337,6 +342,12 @@ class PlatformClient:
                     return
                 finally:
                     resp.release()
+
+    def _with_credential(self, url: str) -> str:
+        """``url`` with the access token in its query (API v1–v3; v4 sends a JWT header)."""
+        if not self._token_query:
+            return url
+        return f"{url}{'&' if '?' in url else '?'}{self._token_query.reveal()}"
 
     def _require_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -394,7 +405,7 @@ class PlatformClient:
         kept = "&".join(
             p for p in parts.query.split("&") if p and not p.lower().startswith("access_token=")
         )
-        return parts._replace(query=kept).geturl()
+        return parts._replace(query=kept, fragment="").geturl()
 
     async def _status_error(
         self, resp: aiohttp.ClientResponse, method: str, endpoint: str

@@ -34,7 +34,7 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: str | Path) -> None:
     """Make the names in ``directory`` (creations, renames) durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -43,7 +43,7 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def fsync_dirs(directories: Iterable[Path]) -> None:
+def fsync_dirs(directories: Iterable[str | Path]) -> None:
     for directory in directories:
         fsync_dir(directory)
 

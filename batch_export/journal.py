@@ -41,6 +41,8 @@ JOURNAL_NAME = "journal.jsonl"
 #: seconds the flusher waits to gather lines into one write + fsync
 COMMIT_DELAY = 0.003
 FORMAT = "batch-export-journal"
+#: one compact encoder for every line (``json.dumps`` with options builds a new one per call)
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 VERSION = 1
 
 # Target statuses held in memory (manifest statuses are derived from these).
@@ -192,7 +194,7 @@ class Journal:
         await self._append({"ts": round(time.time(), 3), "ev": "run", **fields})
 
     async def _append(self, record: dict[str, Any]) -> None:
-        self._buffer.append(json.dumps(record, separators=(",", ":")) + "\n")
+        self._buffer.append(_ENCODE(record) + "\n")
         loop = asyncio.get_running_loop()
         if self._waiter is None:
             self._waiter = loop.create_future()

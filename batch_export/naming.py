@@ -24,7 +24,7 @@ from pathlib import PurePosixPath
 
 from .targets import Target, TargetKind
 
-__all__ = ["export_relpath"]
+__all__ = ["export_relname", "export_relpath"]
 
 _READABLE_MAX = 80  # characters of the email kept for humans browsing the directory
 _UNSAFE = re.compile(r"[^a-z0-9._+-]")
@@ -46,12 +46,13 @@ def _readable(text: str) -> str:
     return name
 
 
-def export_relpath(target: Target, *, suffix: str = ".json") -> PurePosixPath:
+def export_relname(target: Target, *, suffix: str = ".json") -> str:
     """``exports/<kind>/<bucket>/<name><suffix>`` for ``target``; deterministic and safe.
 
     ``name`` is the canonical ID for (sub)profiles and a readable form of the
     address plus 16 hex digits of the key's hash for emails. ``suffix`` must be
-    like ``.json`` or ``.json.gz``.
+    like ``.json`` or ``.json.gz``. Built as a string (``/`` separators): it is
+    computed for every saved export, and pathlib would cost more than the hash.
     """
     if _SUFFIX.fullmatch(suffix) is None:
         raise ValueError(f"unsafe file suffix {suffix!r}")
@@ -63,4 +64,9 @@ def export_relpath(target: Target, *, suffix: str = ".json") -> PurePosixPath:
     else:
         # Emails, and defensively any id that did not pass validate_id.
         name = f"{_readable(ident) or '_'}-{digest[:16]}"
-    return PurePosixPath("exports", kind, digest[:3], name + suffix)
+    return f"exports/{kind}/{digest[:3]}/{name}{suffix}"
+
+
+def export_relpath(target: Target, *, suffix: str = ".json") -> PurePosixPath:
+    """``export_relname`` as a path object."""
+    return PurePosixPath(export_relname(target, suffix=suffix))

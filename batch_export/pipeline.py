@@ -155,6 +155,8 @@ class Exporter:
         self.stop_reason: str | None = None
         self.fatal: ExportError | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        #: targets sleeping in ``_pause``: woken when the run stops
+        self._sleepers: set[asyncio.Future[None]] = set()
         self.last_progress = time.monotonic()
         self.journal: Journal
         self.client: PlatformClient
@@ -264,6 +266,8 @@ class Exporter:
         if self.stop_reason is None:
             self.stop_reason = reason
         self.stopping.set()
+        for alarm in self._sleepers:
+            _ring(alarm)
 
     async def _watchdog(self) -> None:
         """Stop the run if nothing at all has happened for ``stall_timeout`` seconds."""
@@ -440,13 +444,31 @@ class Exporter:
         return pushed
 
     async def _pause(self, seconds: float) -> None:
-        """Sleep, but wake at once (raising _Stopped) when the run stops."""
+        """Sleep, but wake at once (raising _Stopped) when the run stops.
+
+        A bare future and a timer, woken by ``request_stop``: every target
+        sleeps at least once, and ``wait_for`` on the stop event would cost a
+        task and two futures each time.
+        """
         if self.stopping.is_set():
             raise _Stopped
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), seconds)
+        if seconds > 0:
+            loop = asyncio.get_running_loop()
+            alarm: asyncio.Future[None] = loop.create_future()
+            timer = loop.call_later(seconds, _ring, alarm)
+            self._sleepers.add(alarm)
+            try:
+                await alarm
+            finally:
+                timer.cancel()
+                self._sleepers.discard(alarm)
         if self.stopping.is_set():
             raise _Stopped
+
+
+def _ring(alarm: asyncio.Future[None]) -> None:
+    if not alarm.done():
+        alarm.set_result(None)
 
 
 def _plan(

@@ -1,0 +1,93 @@
+"""ThreadBatcher: many blocking jobs per worker-thread trip, outcomes to their own callers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from batch_export.batching import ThreadBatcher
+from batch_export.store import ExportStore, prepare_out_dir
+from batch_export.targets import Target, TargetKind
+
+
+async def test_jobs_queued_together_share_trips_and_keep_their_results() -> None:
+    batcher = ThreadBatcher()
+    main_thread = threading.get_ident()
+    ran_in: list[int] = []
+
+    def job(n: int) -> int:
+        ran_in.append(threading.get_ident())
+        return n * n
+
+    results = await asyncio.gather(*(batcher.run(lambda n=n: job(n)) for n in range(50)))
+    assert results == [n * n for n in range(50)]
+    assert batcher.jobs == 50
+    assert batcher.trips < 50  # queued in the same loop pass: one trip, not fifty
+    assert main_thread not in ran_in
+
+
+async def test_a_failing_job_raises_for_its_own_caller_only() -> None:
+    batcher = ThreadBatcher()
+
+    def boom() -> int:
+        raise OSError(28, "No space left on device")
+
+    outcomes = await asyncio.gather(
+        batcher.run(lambda: 1), batcher.run(boom), batcher.run(lambda: 3), return_exceptions=True
+    )
+    assert outcomes[0] == 1 and outcomes[2] == 3
+    assert isinstance(outcomes[1], OSError) and outcomes[1].errno == 28
+
+
+async def test_a_cancelled_caller_does_not_cancel_its_job() -> None:
+    batcher = ThreadBatcher()
+    started = threading.Event()
+    release = threading.Event()
+    finished: list[str] = []
+
+    def slow() -> None:
+        started.set()
+        assert release.wait(10)
+        finished.append("done")
+
+    caller = asyncio.create_task(batcher.run(slow))
+    assert await asyncio.to_thread(started.wait, 10)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    release.set()
+    await asyncio.wait_for(batcher.drain(), 10)
+    assert finished == ["done"]
+
+
+def _export(target: Target) -> bytes:
+    doc = {"info": {"type": target.kind.value, "id": target.id}, "data": [["message", "x" * 500]]}
+    return json.dumps(doc).encode()
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    """The rest of a body that arrived whole: nothing."""
+    for chunk in ():
+        yield chunk
+
+
+async def test_store_saves_small_exports_durably_in_few_trips(tmp_path: Path) -> None:
+    out = prepare_out_dir(tmp_path / "out")
+    store = ExportStore(out)
+    targets = [Target(TargetKind.PROFILE, str(n)) for n in range(1, 41)]
+    saved = await asyncio.gather(*(store.save(t, _export(t), _empty()) for t in targets))
+    await store.sync()
+    assert store._batcher.jobs == 40
+    assert store._batcher.trips < 40
+    for target, export in zip(targets, saved, strict=True):
+        path = out / export.file
+        assert path.read_bytes() == _export(target)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert os.listdir(out / ".partial") == []
