@@ -557,6 +557,7 @@ async def run_export(options: RunOptions) -> RunResult:
             extra={
                 "duplicate_rows": duplicates,
                 "journal_fsyncs": journal.fsyncs,
+                "file_commit_trips": exporter.store.commit_trips,
                 "push": (
                     {"received": exporter.receiver.received, "rejected": exporter.receiver.rejected}
                     if exporter.receiver is not None

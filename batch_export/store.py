@@ -296,6 +296,11 @@ class ExportStore:
             make_private_dir(Path(directory))
             self._made_dirs.add(directory)
 
+    @property
+    def commit_trips(self) -> int:
+        """Worker-thread trips that fsync'd and renamed small exports (for the summary)."""
+        return self._batcher.trips
+
     async def sync(self) -> None:
         """Make every rename so far durable: fsync each directory that received a file."""
         await self._batcher.drain()

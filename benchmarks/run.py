@@ -401,6 +401,28 @@ def scenario_overhead(cfg: Config, work: Path) -> Result:
     ratio = per["exporter"] / per["reference"] if per["reference"] else float("inf")
     res.raw["cpu_ratio"] = ratio
     res.add("exporter vs reference", "CPU per export ratio", fmt(ratio), "<= 1.5", ratio <= 1.5)
+    # What durable files alone cost on this disk: the part of the gap no client
+    # that keeps its exports can avoid (and the part that varies most from run to run).
+    floor_cmd = [PY, str(BENCH / "file_floor.py"), "--dir", str(work / "floor")]
+    floor_cmd += ["--count", str(n), "--size", "5000"]
+    floor = measure(floor_cmd, workdir=work, name="file-floor", env=clean_env(), timeout=cfg.timeout)
+    res.raw["file_floor"] = floor
+    if floor["returncode"] == 0:
+        floor_per = floor["cpu_s"] / n
+        res.add(
+            "file floor",
+            "CPU s per 1000 files (create, fsync, rename)",
+            f"{fmt(1000 * floor_per, 3)} (user {fmt(floor['cpu_user_s'])} s, "
+            f"sys {fmt(floor['cpu_sys_s'])} s)",
+        )
+        rest = per["exporter"] - floor_per
+        res.add(
+            "exporter minus file floor",
+            "CPU per export vs reference",
+            fmt(rest / per["reference"]) if per["reference"] else "n/a",
+        )
+    else:
+        res.add("file floor", "completed", f"exit {floor['returncode']}", "exit 0", False)
     return res
 
 
@@ -726,8 +748,14 @@ def main(argv: list[str] | None = None) -> int:
     args.results_dir.mkdir(parents=True, exist_ok=True)
     results: list[Result] = []
     failed = False
+    # Work directories are removed only after the last scenario: ext4 skips inodes
+    # freed within the last ~30 s when it allocates new ones, so deleting one
+    # scenario's thousands of files makes the next scenario's file creation
+    # measurably dearer in kernel CPU (perf: ext4 recently_deleted/find_inode_bit).
+    leftovers: list[Path] = []
     for name in chosen:
         work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+        leftovers.append(work)
         print(f"== {name} (work dir {work}) ...", file=sys.stderr, flush=True)
         start = time.perf_counter()
         try:
@@ -752,9 +780,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"== {name} took {result.seconds:.1f} s", file=sys.stderr, flush=True)
         results.append(result)
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
     print(markdown_table(results))
+    if not args.keep:
+        for work in leftovers:
+            shutil.rmtree(work, ignore_errors=True)
     return 1 if failed else 0
 
 
