@@ -155,6 +155,8 @@ class Exporter:
         self.stop_reason: str | None = None
         self.fatal: ExportError | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        #: set whenever no target task is open (what ``_drain`` waits for)
+        self._idle = asyncio.Event()
         #: targets sleeping in ``_pause``: woken when the run stops
         self._sleepers: set[asyncio.Future[None]] = set()
         self.last_progress = time.monotonic()
@@ -241,17 +243,26 @@ class Exporter:
         def done(task: asyncio.Task[None]) -> None:
             self.tasks.discard(task)
             window.release()
+            if not self.tasks:
+                self._idle.set()
 
         return done
 
     async def _drain(self) -> None:
-        """Wait for open tasks; on a stop, give requests in flight ``grace`` seconds."""
-        while self.tasks:
-            if not self.stopping.is_set():
-                stop = asyncio.ensure_future(self.stopping.wait())
-                await asyncio.wait({*self.tasks, stop}, return_when=asyncio.FIRST_COMPLETED)
-                stop.cancel()
-                continue
+        """Wait for open tasks; on a stop, give requests in flight ``grace`` seconds.
+
+        Waits on one "no task open" event rather than on the tasks themselves:
+        ``asyncio.wait`` over the open set after every completion would cost
+        O(open tasks) callbacks each time, O(n²) over a large window.
+        """
+        while self.tasks and not self.stopping.is_set():
+            self._idle.clear()
+            idle = asyncio.ensure_future(self._idle.wait())
+            stop = asyncio.ensure_future(self.stopping.wait())
+            await asyncio.wait({idle, stop}, return_when=asyncio.FIRST_COMPLETED)
+            idle.cancel()
+            stop.cancel()
+        if self.tasks:
             _, still_running = await asyncio.wait(set(self.tasks), timeout=self.options.grace)
             for task in still_running:
                 task.cancel()
