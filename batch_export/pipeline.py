@@ -155,6 +155,7 @@ class Exporter:
         self.stop_reason: str | None = None
         self.fatal: ExportError | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        self._feeder: asyncio.Task[None] | None = None
         #: set whenever no target task is open (what ``_drain`` waits for)
         self._idle = asyncio.Event()
         #: targets sleeping in ``_pause``: woken when the run stops
@@ -186,7 +187,8 @@ class Exporter:
                 if self.options.push_listen is not None:
                     await self._start_receiver(stack, self.options.push_listen)
                 try:
-                    await self._feed(work, resumed)
+                    self._feeder = asyncio.create_task(self._feed(work, resumed))
+                    await self._feeder
                     await self._drain()
                 finally:
                     self.traffic = self.client.traffic()
@@ -210,34 +212,25 @@ class Exporter:
         log.info("push mode: listening on %s", receiver.address)
 
     async def _feed(self, work: Iterable[str], resumed: set[str]) -> None:
-        """Start a task per target, never more than ``max_pending`` at once."""
+        """Start a task per target, never more than ``max_pending`` at once.
+
+        Runs as its own task so that ``request_stop`` can cancel it while it
+        waits for a window slot: one plain ``acquire`` per target, instead of
+        racing every acquire against the stop event.
+        """
         window = asyncio.Semaphore(self.options.max_pending)
         for target_id in work:
-            if not await self._acquire(window):
+            if self.stopping.is_set():
                 return
+            try:
+                await window.acquire()
+            except asyncio.CancelledError:
+                if self.stopping.is_set():
+                    return  # woken by request_stop; no slot was taken
+                raise
             task = asyncio.create_task(self._process(target_id, target_id in resumed))
             self.tasks.add(task)
             task.add_done_callback(self._finished(window))
-
-    async def _acquire(self, window: asyncio.Semaphore) -> bool:
-        """Take a window slot; False (and no slot held) when the run is stopping."""
-        if self.stopping.is_set():
-            return False
-        if not window.locked():
-            await window.acquire()  # a free slot: no need to race the stop event
-            return True
-        acquire = asyncio.ensure_future(window.acquire())
-        stop = asyncio.ensure_future(self.stopping.wait())
-        await asyncio.wait({acquire, stop}, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        if not acquire.done():
-            acquire.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await acquire
-        if acquire.done() and not acquire.cancelled() and self.stopping.is_set():
-            window.release()
-            return False
-        return acquire.done() and not acquire.cancelled()
 
     def _finished(self, window: asyncio.Semaphore) -> Callable[[asyncio.Task[None]], None]:
         def done(task: asyncio.Task[None]) -> None:
@@ -279,6 +272,8 @@ class Exporter:
         self.stopping.set()
         for alarm in self._sleepers:
             _ring(alarm)
+        if self._feeder is not None and not self._feeder.done():
+            self._feeder.cancel()  # it may be waiting for a window slot
 
     async def _watchdog(self) -> None:
         """Stop the run if nothing at all has happened for ``stall_timeout`` seconds."""
