@@ -146,12 +146,17 @@ def _commit(fd: int, temporary: str, final: str) -> None:
     try:
         os.fsync(fd)
     except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
+        _discard(fd, temporary)
         raise
     os.close(fd)
     os.replace(temporary, final)
+
+
+def _discard(fd: int, temporary: str) -> None:
+    """Close and remove a temporary that will never be complete."""
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(temporary)
 
 
 class ExportStore:
@@ -207,16 +212,14 @@ class ExportStore:
         final = f"{self._root}/{relative}"
         directory = final.rpartition("/")[0]
         data = gzip.compress(body, compresslevel=6, mtime=0) if self.gzip else body
+        self._make_dir(directory)
         temporary = self._temporary()
         fd = _private_opener(temporary, os.O_WRONLY | os.O_CREAT)
         try:
             write_all(fd, data)
         except BaseException:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
+            _discard(fd, temporary)
             raise
-        self._make_dir(directory)
         await self._batcher.run(partial(_commit, fd, temporary, final))
         self._dirty_dirs.add(directory)
         return SavedExport(
