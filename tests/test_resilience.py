@@ -140,6 +140,27 @@ def test_sigint_exits_130_and_rerun_completes(simulator, tmp_path):
     assert {e["status"] for e in read_manifest(out)} == {"done"}
 
 
+def test_sigint_while_every_window_slot_is_taken(simulator, tmp_path):
+    """A stop reaches the feeder waiting for a --max-pending slot: nothing new starts, exit 130."""
+    sim = simulator(prepare_delay="2:3", export_size=1_000)
+    ids = write_ids(tmp_path / "ids.csv", range(1, 101))
+    out = tmp_path / "out"
+    args = ["run", str(ids), "--out", str(out), *api_args(sim), "--max-pending", "5"]
+    proc = _spawn([*args, "--no-progress"], sim.token)
+    # header + run line + 5 x (submitting, submitted): the window is full
+    assert _wait_for_journal(out, 12, proc)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    events = [json.loads(line).get("ev") for line in (out / "journal.jsonl").open()]
+    assert events.count("submitting") == 5
+    entries = read_manifest(out)
+    assert len(entries) == 100
+    assert {e["status"] for e in entries} <= {"done", "pending"}
+    assert sim.stats()["requests"].get("POST datarequest", 0) == 5
+
+
 def test_expired_requests_are_asked_again(simulator, tmp_path):
     """Files that expire before download are re-requested and every target still ends done."""
     sim = simulator(prepare_delay="0.05:0.1", expire_after=0.4, export_size=1_000)
