@@ -7,9 +7,15 @@ to its final name; directories are fsync'd at the end of the run (``sync``).
 A file under its final name is therefore always complete and verified, and a
 crash leaves at most temporaries in ``.partial/``, which the next run clears.
 
-Writes go through aiofiles in buffers of ``WRITE_BUFFER`` bytes: each aiofiles
-call is a hop to a worker thread, so writing every 4 KB network chunk
-separately would cost more than the write itself.
+Large bodies are written through aiofiles in buffers of ``WRITE_BUFFER``
+bytes: each aiofiles call is a hop to a worker thread, so writing every 4 KB
+network chunk separately would cost more than the write itself. A body that
+arrived whole (at most the client's 64 KB peek, most exports) is checked,
+compressed if ``--gzip``, written into the page cache and hashed on the event
+loop, where that costs less than a thread hop; only its fsync, close and
+rename go to a worker, batched with every other file that finished meanwhile
+(``batching.ThreadBatcher``). The price: on a very slow or networked file
+system, creating that small temporary briefly blocks the loop.
 
 Personal data: files are created 0600 and directories 0700 whatever the umask.
 """
