@@ -16,7 +16,9 @@ time; a job's exception is handed to its own caller only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 __all__ = ["ThreadBatcher"]
@@ -25,6 +27,8 @@ T = TypeVar("T")
 
 #: what a job left behind: (True, result) or (False, the exception it raised)
 _Outcome = tuple[bool, Any]
+#: a queued job, what to do instead if it never runs, and where its outcome goes
+_Entry = tuple[Callable[[], Any], "Callable[[], None] | None", "asyncio.Future[_Outcome]"]
 
 
 def _run_jobs(jobs: list[Callable[[], Any]]) -> list[_Outcome]:
@@ -41,50 +45,77 @@ class ThreadBatcher:
     """Runs blocking callables in a worker thread, batching those queued meanwhile."""
 
     def __init__(self) -> None:
-        self._queue: list[tuple[Callable[[], Any], asyncio.Future[_Outcome]]] = []
+        self._queue: list[_Entry] = []
         self._runner: asyncio.Task[None] | None = None
         self.trips = 0
         self.jobs = 0
 
-    async def run(self, job: Callable[[], T]) -> T:
+    async def run(self, job: Callable[[], T], *, abandon: Callable[[], None] | None = None) -> T:
         """Run ``job`` in the next trip and return its result (or raise its exception).
 
         A caller cancelled while waiting does not cancel the job: it has
         usually started already, and file work must not be left half done.
+        ``abandon`` is called instead of the job if the job never gets to run
+        (the loop shutting down first): to release what the job would have.
         """
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future[_Outcome] = loop.create_future()
-        self._queue.append((job, outcome))
+        self._queue.append((job, abandon, outcome))
         if self._runner is None or self._runner.done():
-            self._runner = loop.create_task(self._run_trips())
+            in_flight: list[_Entry] = []
+            self._runner = loop.create_task(self._run_trips(in_flight))
+            self._runner.add_done_callback(partial(self._runner_done, in_flight))
         ok, value = await asyncio.shield(outcome)
         if not ok:
             raise value
         result: T = value
         return result
 
-    async def _run_trips(self) -> None:
-        batch: list[tuple[Callable[[], Any], asyncio.Future[_Outcome]]] = []
-        try:
-            while self._queue:
-                # One pass of the loop first, so jobs queued in the same pass share the trip.
-                await asyncio.sleep(0)
-                batch, self._queue = self._queue, []
-                outcomes = await asyncio.to_thread(_run_jobs, [job for job, _ in batch])
-                self.trips += 1
-                self.jobs += len(batch)
-                for (_, future), outcome in zip(batch, outcomes, strict=True):
-                    if not future.done():
-                        future.set_result(outcome)
-                batch = []
-        except BaseException as exc:
-            # Only a cancelled runner (the loop shutting down) gets here: nobody may wait forever.
-            stranded = OSError(f"file work was interrupted ({type(exc).__name__})")
-            for _, future in [*batch, *self._queue]:
+    async def _run_trips(self, in_flight: list[_Entry]) -> None:
+        while self._queue:
+            # One pass of the loop first, so jobs queued in the same pass share the trip.
+            await asyncio.sleep(0)
+            in_flight[:], self._queue = self._queue, []
+            outcomes = await asyncio.to_thread(_run_jobs, [job for job, _, _ in in_flight])
+            self.trips += 1
+            self.jobs += len(in_flight)
+            for (_, _, future), outcome in zip(in_flight, outcomes, strict=True):
                 if not future.done():
-                    future.set_result((False, stranded))
+                    future.set_result(outcome)
+            in_flight.clear()
+
+    def _runner_done(self, in_flight: list[_Entry], runner: asyncio.Task[None]) -> None:
+        """A runner ended; if it was cancelled or failed, nobody may wait forever.
+
+        Cancelled (the loop shutting down, possibly before the runner's first
+        step): jobs already handed to the worker finish there, queued ones
+        never run. Failed: ``to_thread`` itself refused the batch, so it never
+        ran either. Jobs that never ran get their ``abandon`` call; every
+        waiting caller is told the work was interrupted.
+        """
+        if runner.cancelled():
+            failure = "cancelled"
+            never_ran: list[_Entry] = []
+        else:
+            exc = runner.exception()  # also marks it retrieved: callers get it below
+            if exc is None:
+                return
+            failure = type(exc).__name__
+            never_ran = list(in_flight)
+        waiting = list(in_flight)
+        if self._runner is runner:  # no newer runner has taken over the queue
+            never_ran += self._queue
+            waiting += self._queue
             self._queue = []
-            raise
+        for _, abandon, _ in never_ran:
+            if abandon is not None:
+                with contextlib.suppress(Exception):
+                    abandon()
+        stranded = OSError(f"file work was interrupted ({failure})")
+        for _, _, future in waiting:
+            if not future.done():
+                future.set_result((False, stranded))
+        in_flight.clear()
 
     async def drain(self) -> None:
         """Wait until every queued job has run (the end of a run, even a cancelled one)."""

@@ -155,7 +155,7 @@ class Exporter:
         self.stop_reason: str | None = None
         self.fatal: ExportError | None = None
         self.tasks: set[asyncio.Task[None]] = set()
-        self._feeder: asyncio.Task[None] | None = None
+        self._window: asyncio.Semaphore | None = None
         #: set whenever no target task is open (what ``_drain`` waits for)
         self._idle = asyncio.Event()
         #: targets sleeping in ``_pause``: woken when the run stops
@@ -187,8 +187,7 @@ class Exporter:
                 if self.options.push_listen is not None:
                     await self._start_receiver(stack, self.options.push_listen)
                 try:
-                    self._feeder = asyncio.create_task(self._feed(work, resumed))
-                    await self._feeder
+                    await self._feed(work, resumed)
                     await self._drain()
                 finally:
                     self.traffic = self.client.traffic()
@@ -214,20 +213,16 @@ class Exporter:
     async def _feed(self, work: Iterable[str], resumed: set[str]) -> None:
         """Start a task per target, never more than ``max_pending`` at once.
 
-        Runs as its own task so that ``request_stop`` can cancel it while it
-        waits for a window slot: one plain ``acquire`` per target, instead of
-        racing every acquire against the stop event.
+        One plain ``acquire`` per target: ``request_stop`` releases the window
+        once to wake a feeder waiting for a slot, which then sees the stop.
         """
-        window = asyncio.Semaphore(self.options.max_pending)
+        window = self._window = asyncio.Semaphore(self.options.max_pending)
         for target_id in work:
             if self.stopping.is_set():
                 return
-            try:
-                await window.acquire()
-            except asyncio.CancelledError:
-                if self.stopping.is_set():
-                    return  # woken by request_stop; no slot was taken
-                raise
+            await window.acquire()
+            if self.stopping.is_set():
+                return
             task = asyncio.create_task(self._process(target_id, target_id in resumed))
             self.tasks.add(task)
             task.add_done_callback(self._finished(window))
@@ -272,8 +267,8 @@ class Exporter:
         self.stopping.set()
         for alarm in self._sleepers:
             _ring(alarm)
-        if self._feeder is not None and not self._feeder.done():
-            self._feeder.cancel()  # it may be waiting for a window slot
+        if self._window is not None:
+            self._window.release()  # wakes the feeder if it waits for a slot; no task starts after
 
     async def _watchdog(self) -> None:
         """Stop the run if nothing at all has happened for ``stall_timeout`` seconds."""

@@ -226,7 +226,9 @@ class ExportStore:
         except BaseException:
             _discard(fd, temporary)
             raise
-        await self._batcher.run(partial(_commit, fd, temporary, final))
+        await self._batcher.run(
+            partial(_commit, fd, temporary, final), abandon=partial(_discard, fd, temporary)
+        )
         self._dirty_dirs.add(directory)
         return SavedExport(
             file=relative, bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), gzip=self.gzip

@@ -91,3 +91,20 @@ async def test_store_saves_small_exports_durably_in_few_trips(tmp_path: Path) ->
         assert path.read_bytes() == _export(target)
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert os.listdir(out / ".partial") == []
+
+
+async def test_jobs_that_never_run_are_abandoned_and_their_callers_told() -> None:
+    """The loop shutting down before a trip: the job does not run, its abandon hook does."""
+    batcher = ThreadBatcher()
+    ran: list[str] = []
+    abandoned: list[str] = []
+    caller = asyncio.create_task(
+        batcher.run(lambda: ran.append("job"), abandon=lambda: abandoned.append("job"))
+    )
+    await asyncio.sleep(0)  # the caller has queued its job and started the runner
+    runner = batcher._runner
+    assert runner is not None and not runner.done()
+    runner.cancel()
+    with pytest.raises(OSError, match="interrupted"):
+        await caller
+    assert ran == [] and abandoned == ["job"]

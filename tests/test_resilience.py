@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -11,6 +12,13 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from batch_export.client import ApiSettings
+from batch_export.journal import Journal
+from batch_export.pipeline import Exporter, RunOptions
+from batch_export.progress import NullProgress
+from batch_export.redaction import Secret
+from batch_export.store import prepare_out_dir
 
 from .conftest import api_args, read_manifest, run_cli, write_ids
 from .test_run import assert_files_verify
@@ -159,6 +167,28 @@ def test_sigint_while_every_window_slot_is_taken(simulator, tmp_path):
     assert len(entries) == 100
     assert {e["status"] for e in entries} <= {"done", "pending"}
     assert sim.stats()["requests"].get("POST datarequest", 0) == 5
+
+
+async def test_a_stop_before_the_run_starts_any_target_ends_it_cleanly(simulator, tmp_path):
+    """A signal handled before the feeder's first step: run() returns, nothing is submitted."""
+    sim = simulator()
+    out = prepare_out_dir(tmp_path / "out")
+    journal = Journal.open(out, "profile")
+    options = RunOptions(
+        input="-",
+        out_dir=out,
+        api=ApiSettings(api_url=sim.base_url, token=Secret(sim.token)),
+        handle_signals=False,
+    )
+    exporter = Exporter(options, NullProgress())
+    exporter.request_stop("SIGTERM")
+    try:
+        await asyncio.wait_for(exporter.run(journal, ["1", "2", "3"], set()), 30)
+    finally:
+        await journal.close()
+    assert exporter.stop_reason == "SIGTERM"
+    assert not exporter.tasks
+    assert sim.stats()["requests"].get("POST datarequest", 0) == 0
 
 
 def test_expired_requests_are_asked_again(simulator, tmp_path):
