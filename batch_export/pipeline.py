@@ -22,7 +22,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,9 +155,10 @@ class Exporter:
         self.stop_reason: str | None = None
         self.fatal: ExportError | None = None
         self.tasks: set[asyncio.Task[None]] = set()
-        self._window: asyncio.Semaphore | None = None
-        #: set whenever no target task is open (what ``_drain`` waits for)
-        self._idle = asyncio.Event()
+        #: at most ``max_pending`` target tasks at once
+        self._window = asyncio.Semaphore(options.max_pending)
+        #: what ``_drain`` waits for: the last open task finished, or the run is stopping
+        self._drain_wake = asyncio.Event()
         #: targets sleeping in ``_pause``: woken when the run stops
         self._sleepers: set[asyncio.Future[None]] = set()
         self.last_progress = time.monotonic()
@@ -216,40 +217,33 @@ class Exporter:
         One plain ``acquire`` per target: ``request_stop`` releases the window
         once to wake a feeder waiting for a slot, which then sees the stop.
         """
-        window = self._window = asyncio.Semaphore(self.options.max_pending)
         for target_id in work:
             if self.stopping.is_set():
                 return
-            await window.acquire()
+            await self._window.acquire()
             if self.stopping.is_set():
                 return
             task = asyncio.create_task(self._process(target_id, target_id in resumed))
             self.tasks.add(task)
-            task.add_done_callback(self._finished(window))
+            task.add_done_callback(self._task_done)
 
-    def _finished(self, window: asyncio.Semaphore) -> Callable[[asyncio.Task[None]], None]:
-        def done(task: asyncio.Task[None]) -> None:
-            self.tasks.discard(task)
-            window.release()
-            if not self.tasks:
-                self._idle.set()
-
-        return done
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self._window.release()
+        if not self.tasks:
+            self._drain_wake.set()
 
     async def _drain(self) -> None:
         """Wait for open tasks; on a stop, give requests in flight ``grace`` seconds.
 
-        Waits on one "no task open" event rather than on the tasks themselves:
-        ``asyncio.wait`` over the open set after every completion would cost
-        O(open tasks) callbacks each time, O(n²) over a large window.
+        Waits on one event (set by the last task to finish, or by a stop)
+        rather than on the tasks themselves: ``asyncio.wait`` over the open set
+        after every completion would cost O(open tasks) callbacks each time,
+        O(n²) over a large window.
         """
         while self.tasks and not self.stopping.is_set():
-            self._idle.clear()
-            idle = asyncio.ensure_future(self._idle.wait())
-            stop = asyncio.ensure_future(self.stopping.wait())
-            await asyncio.wait({idle, stop}, return_when=asyncio.FIRST_COMPLETED)
-            idle.cancel()
-            stop.cancel()
+            self._drain_wake.clear()
+            await self._drain_wake.wait()
         if self.tasks:
             _, still_running = await asyncio.wait(set(self.tasks), timeout=self.options.grace)
             for task in still_running:
@@ -267,8 +261,8 @@ class Exporter:
         self.stopping.set()
         for alarm in self._sleepers:
             _ring(alarm)
-        if self._window is not None:
-            self._window.release()  # wakes the feeder if it waits for a slot; no task starts after
+        self._window.release()  # wakes the feeder if it waits for a slot; no task starts after
+        self._drain_wake.set()
 
     async def _watchdog(self) -> None:
         """Stop the run if nothing at all has happened for ``stall_timeout`` seconds."""
