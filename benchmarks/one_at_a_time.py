@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from pathlib import Path
 
 import aiohttp
 
 # Run as a script, so its folder is on sys.path: share the reference client's helpers.
-from reference_client import PLACEHOLDER, read_ids
+from reference_client import PLACEHOLDER, read_ids, script_main
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, int]:
@@ -60,18 +59,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, int]:
     return counters
 
 
-def main() -> int:
-    """Parse arguments, run, print the JSON counters."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--base-url", required=True)
-    parser.add_argument("--token", required=True)
-    parser.add_argument("--csv", required=True)
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--poll-interval", type=float, default=1.0)
-    args = parser.parse_args()
-    counters = asyncio.run(main_async(args))
-    print(json.dumps(counters))
-    return 0 if counters["failed"] == 0 else 1
+
+
+def main() -> int:
+    """Parse arguments, run, print the JSON counters."""
+    return script_main(__doc__ or "", _arguments, main_async)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import asyncio
 import csv
 import json
 import sys
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 
@@ -85,18 +86,30 @@ async def main_async(args: argparse.Namespace) -> dict[str, int]:
     return counters
 
 
-def main() -> int:
-    """Parse arguments, run, print the JSON counters."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def script_main(
+    doc: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    work: Callable[[argparse.Namespace], Awaitable[dict[str, int]]],
+) -> int:
+    """A benchmark client's entry point: the shared options, ``work``, JSON counters out."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--token", required=True)
     parser.add_argument("--csv", required=True)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--poll-interval", type=float, default=0.5)
-    args = parser.parse_args()
-    counters = asyncio.run(main_async(args))
+    add_arguments(parser)
+    counters = asyncio.run(work(parser.parse_args()))
     print(json.dumps(counters))
     return 0 if counters["failed"] == 0 else 1
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--poll-interval", type=float, default=0.5)
+
+
+def main() -> int:
+    """Parse arguments, run, print the JSON counters."""
+    return script_main(__doc__ or "", _arguments, main_async)
 
 
 if __name__ == "__main__":

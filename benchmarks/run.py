@@ -202,6 +202,12 @@ def run_exporter(
     return measure(cmd, workdir=workdir, name=name, env=env, timeout=timeout)
 
 
+def client_command(script: str, sim: Simulator, csv_path: Path, *extra: str) -> list[str]:
+    """A benchmark client script (``benchmarks/SCRIPT``) pointed at ``sim`` and the IDs."""
+    cmd = [PY, str(BENCH / script), "--base-url", sim.url, "--token", sim.token]
+    return [*cmd, "--csv", str(csv_path), *extra]
+
+
 # --------------------------------------------------------------------------- table rows
 
 
@@ -360,18 +366,9 @@ def scenario_overhead(cfg: Config, work: Path) -> Result:
     check_run(res, "exporter", m, n)
     runs["exporter"] = m
     with Simulator(work, sim_opts, name="sim-reference") as sim:
-        cmd = [
-            PY,
-            str(BENCH / "reference_client.py"),
-            "--base-url",
-            sim.url,
-            "--token",
-            sim.token,
-            "--csv",
-            str(csv_path),
-            "--concurrency",
-            str(concurrency),
-        ]
+        cmd = client_command(
+            "reference_client.py", sim, csv_path, "--concurrency", str(concurrency)
+        )
         r = measure(cmd, workdir=work, name="reference", env=clean_env(), timeout=cfg.timeout)
         stats = sim.stats()
     r["simulator"] = {"rusage": sim.rusage, "stats": stats}
@@ -405,7 +402,9 @@ def scenario_overhead(cfg: Config, work: Path) -> Result:
     # that keeps its exports can avoid (and the part that varies most from run to run).
     floor_cmd = [PY, str(BENCH / "file_floor.py"), "--dir", str(work / "floor")]
     floor_cmd += ["--count", str(n), "--size", "5000"]
-    floor = measure(floor_cmd, workdir=work, name="file-floor", env=clean_env(), timeout=cfg.timeout)
+    floor = measure(
+        floor_cmd, workdir=work, name="file-floor", env=clean_env(), timeout=cfg.timeout
+    )
     res.raw["file_floor"] = floor
     if floor["returncode"] == 0:
         floor_per = floor["cpu_s"] / n
@@ -543,20 +542,12 @@ def scenario_one_at_a_time(cfg: Config, work: Path) -> Result:
     sim_opts = ["--rate-limit", "0", "--prepare-delay", delay, "--export-size", "20k"]
     csv_path = write_ids(work / "ids.csv", n)
     with Simulator(work, sim_opts, name="sim-seq") as sim:
-        cmd = [
-            PY,
-            str(BENCH / "one_at_a_time.py"),
-            "--base-url",
-            sim.url,
-            "--token",
-            sim.token,
-            "--csv",
-            str(csv_path),
-            "--out",
-            str(work / "seq-out"),
-            "--poll-interval",
-            str(poll),
-        ]
+        cmd = client_command(
+            "one_at_a_time.py",
+            sim,
+            csv_path,
+            *("--out", str(work / "seq-out"), "--poll-interval", str(poll)),
+        )
         seq = measure(cmd, workdir=work, name="sequential", env=clean_env(), timeout=cfg.timeout)
         seq["simulator"] = {"stats": sim.stats()}
     with Simulator(work, sim_opts, name="sim-exp") as sim:
