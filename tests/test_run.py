@@ -69,6 +69,9 @@ def test_sample_profiles_end_to_end(simulator, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"]["done"] == 300
     assert summary["exit_code"] == 0
+    # Every small export's fsync + rename went through the batcher, never more trips than files.
+    assert 1 <= summary["file_commit_trips"] <= 300
+    assert summary["journal_fsyncs"] >= 1
 
 
 def test_outputs_are_owner_only(simulator, tmp_path):
