@@ -229,9 +229,13 @@ class PlatformClient:
         path = f"datarequest/{quote(request_id, safe='')}"
         async with self._send("GET", path, endpoint="GET datarequest", stream=True) as resp:
             head = await read_bounded(resp.content, PEEK_BYTES)
-            if len(head) < PEEK_BYTES and _is_placeholder(head):
-                return None
-            return await consume(head, resp.content.iter_chunked(CHUNK_BYTES))
+            if len(head) >= PEEK_BYTES:  # a large export: streamed while the response is open
+                return await consume(head, resp.content.iter_chunked(CHUNK_BYTES))
+        # The whole body is here: the connection and its slot go back before
+        # the export is stored, so no request waits while a file is fsync'd.
+        if _is_placeholder(head):
+            return None
+        return await consume(head, _NoMoreChunks())
 
     async def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         """GET a small JSON document (ID listings, status)."""
@@ -467,6 +471,16 @@ async def read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
 #: the placeholder is a one-line JSON object; anything longer is treated as an export
 #: (and the store's check still refuses a placeholder), so exports are not parsed twice
 PLACEHOLDER_MAX_BYTES = 1024
+
+
+class _NoMoreChunks:
+    """The rest of a body that was read whole: an async iterator over nothing."""
+
+    def __aiter__(self) -> _NoMoreChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        raise StopAsyncIteration
 
 
 def _is_placeholder(body: bytes) -> bool:

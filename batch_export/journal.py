@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .durable import fsync_dir, open_private, write_all
-from .errors import ConfigError
+from .errors import ConfigError, ExportError
 
 __all__ = ["JOURNAL_NAME", "Journal", "TargetState", "replay"]
 
@@ -135,6 +135,8 @@ class Journal:
         self._buffer: list[str] = []
         self._waiter: asyncio.Future[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self._failure: OSError | None = None
+        self._writing: asyncio.Future[None] | None = None
         self.fsyncs = 0
         self.commit_delay = COMMIT_DELAY
         self.torn_lines = 0
@@ -184,41 +186,77 @@ class Journal:
 
     async def record(self, event: str, target_id: str, **fields: Any) -> None:
         """Apply a state change and return once its line is durable on disk."""
-        record: dict[str, Any] = {"ts": round(time.time(), 3), "ev": event, "id": target_id}
-        record.update({k: v for k, v in fields.items() if v is not None})
-        self.state(target_id).apply(record)
-        await self._append(record)
+        await self._append(self._change(event, target_id, fields))
+
+    def note(self, event: str, target_id: str, **fields: Any) -> None:
+        """Apply a state change whose line goes to disk with the next group commit.
+
+        For changes the run need not wait for: lines reach the file in the
+        order they were made, so the next awaited ``record`` (or ``close``)
+        makes this one durable too, and a crash before that loses nothing a
+        crash a moment earlier would not have (a ``submitted`` line lost that
+        way turns into an ambiguous resubmit; a ``done`` line into a second
+        download). Not waiting spares each target a wake-up per line.
+        """
+        change = self._change(event, target_id, fields)
+        self._check_healthy()
+        self._buffer.append(_ENCODE(change) + "\n")
+        self._ensure_flusher(asyncio.get_running_loop())
 
     async def record_run(self, **fields: Any) -> None:
         """A line about the run itself (no target): read by ``batch-export status``."""
         await self._append({"ts": round(time.time(), 3), "ev": "run", **fields})
 
+    def _change(self, event: str, target_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        record: dict[str, Any] = {"ts": round(time.time(), 3), "ev": event, "id": target_id}
+        record.update({k: v for k, v in fields.items() if v is not None})
+        self.state(target_id).apply(record)
+        return record
+
+    def _check_healthy(self) -> None:
+        # After a failed write nothing more may be claimed durable: every later
+        # line (awaited or not) fails, and so does ``close``.
+        if self._failure is not None:
+            raise self._failure
+
     async def _append(self, record: dict[str, Any]) -> None:
+        self._check_healthy()
         self._buffer.append(_ENCODE(record) + "\n")
         loop = asyncio.get_running_loop()
         if self._waiter is None:
             self._waiter = loop.create_future()
         waiter = self._waiter
-        if self._flusher is None or self._flusher.done():
-            self._flusher = loop.create_task(self._flush_loop())
+        self._ensure_flusher(loop)
         await asyncio.shield(waiter)
 
+    def _ensure_flusher(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush_loop())
+
     async def _flush_loop(self) -> None:
-        while self._buffer:
+        loop = asyncio.get_running_loop()
+        while self._buffer and self._failure is None:
             # Let concurrent targets add their lines first: one fsync then covers
             # them all, for a couple of milliseconds of latency per step.
             await asyncio.sleep(self.commit_delay)
             data = "".join(self._buffer).encode()
             self._buffer = []
             waiter, self._waiter = self._waiter, None
+            # Shielded: a cancelled flusher must not hide a write still under
+            # way in its thread from ``close``.
+            self._writing = loop.run_in_executor(None, self._write_durably, data)
             try:
-                await asyncio.to_thread(self._write_durably, data)
-            except BaseException as exc:
+                await asyncio.shield(self._writing)
+            except Exception as exc:
+                self._failure = self._write_failed(exc)
                 if waiter is not None and not waiter.done():
-                    waiter.set_exception(OSError(f"cannot write the journal {self.path}: {exc}"))
-                raise
+                    waiter.set_exception(self._failure)
+                return
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
+
+    def _write_failed(self, exc: Exception) -> OSError:
+        return OSError(f"cannot write the journal {self.path}: {exc}")
 
     def _write_durably(self, data: bytes) -> None:
         write_all(self._fd, data)
@@ -248,18 +286,37 @@ class Journal:
                 yield target_id, record, state
 
     async def close(self) -> None:
-        """Wait for queued lines to reach the disk, then close the file."""
+        """Wait for queued lines to reach the disk, then close the file.
+
+        Raises ExportError if any line could not be written: lines recorded
+        without waiting (``note``) have nobody else to tell.
+        """
         if self._flusher is not None:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
-        if self._buffer:  # left behind by a cancelled flusher
-            self._write_durably("".join(self._buffer).encode())
-            self._buffer = []
+        if self._writing is not None and self._failure is None:
+            # A cancelled flusher's write goes on in its thread: let it end
+            # before writing the rest, so lines stay in order.
+            try:
+                await self._writing
+            except Exception as exc:
+                self._failure = self._write_failed(exc)
+        if self._buffer and self._failure is None:  # left behind by a cancelled flusher
+            try:
+                self._write_durably("".join(self._buffer).encode())
+            except OSError as exc:
+                self._failure = self._write_failed(exc)
+        self._buffer = []
         if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+            if self._failure is None:
+                self._waiter.set_result(None)
+            else:
+                self._waiter.set_exception(self._failure)
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        if self._failure is not None:
+            raise ExportError(str(self._failure))
 
 
 def replay(

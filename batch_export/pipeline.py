@@ -349,7 +349,7 @@ class Exporter:
                 await self.journal.record("expired", target.id, rid=rid)
                 self.progress.reissued()
                 continue
-            await self.journal.record(
+            self.journal.note(
                 "done",
                 target.id,
                 rid=rid,
@@ -382,7 +382,7 @@ class Exporter:
                 await self.journal.record("ambiguous", target.id)
 
         rid = await self.client.call(post, on_transient=note)
-        await self.journal.record("submitted", target.id, rid=rid)
+        self.journal.note("submitted", target.id, rid=rid)
         self.progress.submitted()
         self._alive()
 
