@@ -422,7 +422,55 @@ def scenario_overhead(cfg: Config, work: Path) -> Result:
         )
     else:
         res.add("file floor", "completed", f"exit {floor['returncode']}", "exit 0", False)
+    overhead_ablations(res, cfg, work, csv_path, sim_opts, per, n)
     return res
+
+
+#: (label, parts switched off) for the overhead scenario's ablation runs
+ABLATIONS = [
+    ("without journal writes", ["journal"]),
+    ("without file writes", ["files"]),
+    ("HTTP and pipeline only", ["journal", "files", "check"]),
+]
+
+
+def overhead_ablations(
+    res: Result,
+    cfg: Config,
+    work: Path,
+    csv_path: Path,
+    sim_opts: list[str],
+    per: dict[str, float],
+    n: int,
+) -> None:
+    """The exporter again with parts switched off (benchmarks/ablation.py): what each costs."""
+    runs: dict[str, Any] = {}
+    # The last one switches every part off, so a smoke run exercises all of ablation.py.
+    for label, parts in ABLATIONS[-1:] if cfg.smoke else ABLATIONS:
+        name = "ablation-" + "-".join(parts)
+        with Simulator(work, sim_opts, name=f"sim-{name}") as sim:
+            cmd = [PY, str(BENCH / "ablation.py")]
+            cmd += [arg for part in parts for arg in ("--without", part)]
+            cmd += ["--", "run", str(csv_path), "--out", str(work / name)]
+            cmd += ["--api-url", sim.url, "--concurrency", "16", "--no-progress", "--json"]
+            env = clean_env(COPERNICA_ACCESS_TOKEN=sim.token)
+            m = measure(cmd, workdir=work, name=name, env=env, timeout=cfg.timeout)
+            stats = sim.stats()
+        runs[label] = m
+        requests = stats.get("requests", {})
+        sent = requests.get("POST datarequest", 0) + requests.get("GET datarequest", 0)
+        if m["traceback_in_stderr"] or m["timed_out"] or sent != 2 * n:
+            res.add(label, "completed", f"{sent} of {2 * n} requests", "all sent", False)
+            continue
+        cost = m["cpu_s"] / n
+        ratio = cost / per["reference"] if per["reference"] else float("inf")
+        saved = per["exporter"] - cost
+        res.add(
+            label,
+            "CPU s per 1000 exports (vs reference; saved vs full exporter)",
+            f"{fmt(1000 * cost, 3)} ({fmt(ratio)}x; {fmt(1000 * saved, 3)})",
+        )
+    res.raw["ablations"] = runs
 
 
 def scenario_memory_1g(cfg: Config, work: Path) -> Result:
