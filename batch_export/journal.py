@@ -256,7 +256,8 @@ class Journal:
                 waiter.set_result(None)
 
     def _write_failed(self, exc: Exception) -> OSError:
-        return OSError(f"cannot write the journal {self.path}: {exc}")
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return OSError(f"cannot write the journal {self.path}: {reason}")
 
     def _write_durably(self, data: bytes) -> None:
         write_all(self._fd, data)

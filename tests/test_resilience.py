@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from batch_export.client import ApiSettings
-from batch_export.journal import Journal
+from batch_export.journal import Journal, TargetState, replay
 from batch_export.pipeline import Exporter, RunOptions
 from batch_export.progress import NullProgress
 from batch_export.redaction import Secret
@@ -262,3 +264,41 @@ def test_second_sigint_stops_at_once_without_damage(simulator, tmp_path):
     final = run_cli(args, sim.token)
     assert final.exit_code == 0, final.stderr
     assert_files_verify(out, read_manifest(out))
+
+
+def test_a_journal_that_cannot_grow_stops_the_run_with_a_message(simulator, tmp_path):
+    """A full disk under the journal (here: a file-size limit) ends the run cleanly.
+
+    Every export file is smaller than the limit; the journal outgrows it after
+    a few dozen lines. The run must stop with a specific message naming the
+    journal, no traceback, and a journal that resumes: what was written is
+    whole lines only.
+    """
+    resource = pytest.importorskip("resource")
+    sim = simulator(export_size=1_000)
+    ids = write_ids(tmp_path / "ids.csv", range(1, 201))
+    out = tmp_path / "out"
+    limit = 4096
+
+    def limit_file_size() -> None:  # runs in the child: Python ignores SIGXFSZ, so writes fail
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    env = dict(os.environ) | {"COPERNICA_ACCESS_TOKEN": sim.token}
+    command = [sys.executable, "-m", "batch_export", "run", str(ids), "--out", str(out)]
+    proc = subprocess.run(
+        [*command, *api_args(sim), "--no-progress"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit_file_size,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "journal" in proc.stderr and "File too large" in proc.stderr
+    journal = (out / "journal.jsonl").read_bytes()
+    assert len(journal) <= limit
+    states: dict[str, TargetState] = {}
+    replay(out / "journal.jsonl", states)  # whole lines, or a torn tail it drops
+    assert sim.stats()["requests"].get("POST datarequest", 0) < 200
