@@ -266,21 +266,19 @@ def test_second_sigint_stops_at_once_without_damage(simulator, tmp_path):
     assert_files_verify(out, read_manifest(out))
 
 
-def test_a_journal_that_cannot_grow_stops_the_run_with_a_message(simulator, tmp_path):
-    """A full disk under the journal (here: a file-size limit) ends the run cleanly.
+def _run_with_file_size_limit(
+    sim: Any, tmp_path: Path, targets: int, limit: int
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``batch-export run`` in a child whose files may not grow past ``limit`` bytes.
 
-    Every export file is smaller than the limit; the journal outgrows it after
-    a few dozen lines. The run must stop with a specific message naming the
-    journal, no traceback, and a journal that resumes: what was written is
-    whole lines only.
+    Python ignores SIGXFSZ, so a write past the limit fails with EFBIG, as a
+    write to a full disk fails with ENOSPC.
     """
     resource = pytest.importorskip("resource")
-    sim = simulator(export_size=1_000)
-    ids = write_ids(tmp_path / "ids.csv", range(1, 201))
+    ids = write_ids(tmp_path / "ids.csv", range(1, targets + 1))
     out = tmp_path / "out"
-    limit = 4096
 
-    def limit_file_size() -> None:  # runs in the child: Python ignores SIGXFSZ, so writes fail
+    def limit_file_size() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     env = dict(os.environ) | {"COPERNICA_ACCESS_TOKEN": sim.token}
@@ -294,11 +292,45 @@ def test_a_journal_that_cannot_grow_stops_the_run_with_a_message(simulator, tmp_
         preexec_fn=limit_file_size,
         check=False,
     )
+    return proc, out
+
+
+def test_a_journal_that_cannot_grow_stops_the_run_with_a_message(simulator, tmp_path):
+    """A full disk under the journal ends the run cleanly.
+
+    Every export file is smaller than the limit; the journal outgrows it after
+    a few dozen lines. The run must stop with a specific message naming the
+    journal, no traceback, and a journal that resumes: what was written is
+    whole lines only.
+    """
+    sim = simulator(export_size=1_000)
+    proc, out = _run_with_file_size_limit(sim, tmp_path, targets=200, limit=4096)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "journal" in proc.stderr and "File too large" in proc.stderr
     journal = (out / "journal.jsonl").read_bytes()
-    assert len(journal) <= limit
+    assert len(journal) <= 4096
     states: dict[str, TargetState] = {}
     replay(out / "journal.jsonl", states)  # whole lines, or a torn tail it drops
     assert sim.stats()["requests"].get("POST datarequest", 0) < 200
+
+
+@pytest.mark.parametrize("export_size", [5_000, 200_000], ids=["whole-body", "streamed"])
+def test_an_export_that_cannot_be_written_stops_the_run_instead_of_retrying(
+    simulator, tmp_path, export_size
+):
+    """A disk error while storing is the run's problem, not the network's.
+
+    It must stop the run with "cannot write to DIR", not be mistaken for a lost
+    connection and downloaded again and again, and leave no file behind under
+    a final name.
+    """
+    sim = simulator(export_size=export_size)
+    proc, out = _run_with_file_size_limit(sim, tmp_path, targets=3, limit=export_size // 2)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"cannot write to {out}" in proc.stderr and "File too large" in proc.stderr
+    gets = sim.stats()["requests"].get("GET datarequest", 0)
+    assert 1 <= gets <= 3  # one download per target at most: no retries of a disk error
+    exports = out / "exports"
+    assert not exports.exists() or not any(exports.rglob("*.json"))
