@@ -56,10 +56,10 @@ FAILED = "failed"
 class TargetState:
     """What the run needs to know about one target, kept small for millions of them.
 
-    A finished target keeps no request ID, hash or file name in memory: those
-    stay in its ``done`` journal line, from which the manifest is written
-    (``Journal.final_done_records``); ``done_records`` counts those lines so
-    the last one can be recognised.
+    A finished target keeps no request ID, hash or file name in memory, nor
+    its size if it finished in this run: those stay in its ``done`` journal
+    line, from which the manifest is written (``Journal.final_done_records``);
+    ``done_records`` counts those lines so the last one can be recognised.
     """
 
     __slots__ = (
@@ -81,14 +81,14 @@ class TargetState:
         self.attempts = 0  # POSTs sent for this target, over all runs
         self.ambiguous = 0  # POSTs that may have created a request we never learnt of
         self.reissued = 0  # requests that expired or vanished and were asked again
-        self.bytes = 0  # size of the saved file, for the cheap resume check
+        self.bytes = 0  # size of a file saved by an earlier run, for the cheap resume check
         self.gzip = False
         self.error: str | None = None
         self.done_records = 0
         self.in_input = False  # named in this run's input (the manifest lists only those)
 
-    def apply(self, record: dict[str, Any]) -> None:
-        """Fold one journal record into this state."""
+    def apply(self, record: dict[str, Any], *, live: bool = False) -> None:
+        """Fold one journal record into this state (``live``: a change made by this run)."""
         event = record.get("ev")
         if event == "submitting":
             self.status = SUBMITTING
@@ -107,7 +107,10 @@ class TargetState:
         elif event == "done":
             self.status = DONE
             self.request_id = None
-            self.bytes = int(record.get("bytes", 0))
+            # Only a size replayed from an earlier run is ever read (the resume
+            # check in ``pipeline._plan``). One saved by this run stays in its
+            # journal line: a million distinct int objects would be ~25 MB.
+            self.bytes = 0 if live else int(record.get("bytes", 0))
             self.gzip = bool(record.get("gzip", False))
             self.error = None
             self.done_records += 1
@@ -210,7 +213,7 @@ class Journal:
     def _change(self, event: str, target_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         record: dict[str, Any] = {"ts": round(time.time(), 3), "ev": event, "id": target_id}
         record.update({k: v for k, v in fields.items() if v is not None})
-        self.state(target_id).apply(record)
+        self.state(target_id).apply(record, live=True)
         return record
 
     def _check_healthy(self) -> None:
