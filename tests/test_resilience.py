@@ -266,6 +266,17 @@ def test_second_sigint_stops_at_once_without_damage(simulator, tmp_path):
     assert_files_verify(out, read_manifest(out))
 
 
+#: the child sets its own file-size limit, then runs ``python -m batch_export``
+#: (no preexec_fn: the test process has the simulator's thread running)
+_LIMITED_CHILD = (
+    "import resource, runpy, sys; "
+    "limit = int(sys.argv.pop(1)); "
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)); "
+    "sys.argv[0] = 'batch-export'; "
+    "runpy.run_module('batch_export', run_name='__main__')"
+)
+
+
 def _run_with_file_size_limit(
     sim: Any, tmp_path: Path, targets: int, limit: int
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
@@ -274,22 +285,17 @@ def _run_with_file_size_limit(
     Python ignores SIGXFSZ, so a write past the limit fails with EFBIG, as a
     write to a full disk fails with ENOSPC.
     """
-    resource = pytest.importorskip("resource")
+    pytest.importorskip("resource")
     ids = write_ids(tmp_path / "ids.csv", range(1, targets + 1))
     out = tmp_path / "out"
-
-    def limit_file_size() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
     env = dict(os.environ) | {"COPERNICA_ACCESS_TOKEN": sim.token}
-    command = [sys.executable, "-m", "batch_export", "run", str(ids), "--out", str(out)]
+    command = [sys.executable, "-c", _LIMITED_CHILD, str(limit)]
     proc = subprocess.run(
-        [*command, *api_args(sim), "--no-progress"],
+        [*command, "run", str(ids), "--out", str(out), *api_args(sim), "--no-progress"],
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
-        preexec_fn=limit_file_size,
         check=False,
     )
     return proc, out
