@@ -58,6 +58,8 @@ ERROR_BODY_LIMIT = 64 * 1024
 #: chunk size asked of aiohttp while streaming an export
 CHUNK_BYTES = 256 * 1024
 MAX_REDIRECTS = 5
+#: downloads held in memory or being stored, per --concurrency slot
+BODIES_PER_CONNECTION = 4
 _RETRYABLE_STATUSES = frozenset({408, 500, 502, 503, 504})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
@@ -132,6 +134,10 @@ class PlatformClient:
         self.redactor = redactor or Redactor()
         self.redactor.add(settings.token.reveal())
         self._slots = asyncio.Semaphore(concurrency)
+        # Downloads read whole hand their connection back before they are
+        # stored; this bounds how many such bodies (up to PEEK_BYTES each)
+        # can wait for a slow disk, as the connections used to.
+        self._bodies = asyncio.Semaphore(BODIES_PER_CONNECTION * concurrency)
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
         self._bearer: BearerAuth | None = None
@@ -227,15 +233,16 @@ class PlatformClient:
         iterator over the rest, and its result is returned.
         """
         path = f"datarequest/{quote(request_id, safe='')}"
-        async with self._send("GET", path, endpoint="GET datarequest", stream=True) as resp:
-            head = await read_bounded(resp.content, PEEK_BYTES)
-            if len(head) >= PEEK_BYTES:  # a large export: streamed while the response is open
-                return await consume(head, resp.content.iter_chunked(CHUNK_BYTES))
-        # The whole body is here: the connection and its slot go back before
-        # the export is stored, so no request waits while a file is fsync'd.
-        if _is_placeholder(head):
-            return None
-        return await consume(head, _NoMoreChunks())
+        async with self._bodies:
+            async with self._send("GET", path, endpoint="GET datarequest", stream=True) as resp:
+                head = await read_bounded(resp.content, PEEK_BYTES)
+                if len(head) >= PEEK_BYTES:  # a large export: streamed while the response is open
+                    return await consume(head, resp.content.iter_chunked(CHUNK_BYTES))
+            # The whole body is here: the connection and its slot go back before
+            # the export is stored, so no request waits while a file is fsync'd.
+            if _is_placeholder(head):
+                return None
+            return await consume(head, _NoMoreChunks())
 
     async def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         """GET a small JSON document (ID listings, status)."""

@@ -189,6 +189,7 @@ class Journal:
 
     async def record(self, event: str, target_id: str, **fields: Any) -> None:
         """Apply a state change and return once its line is durable on disk."""
+        self._check_healthy()
         await self._append(self._change(event, target_id, fields))
 
     def note(self, event: str, target_id: str, **fields: Any) -> None:
@@ -201,9 +202,8 @@ class Journal:
         way turns into an ambiguous resubmit; a ``done`` line into a second
         download). Not waiting spares each target a wake-up per line.
         """
-        change = self._change(event, target_id, fields)
         self._check_healthy()
-        self._buffer.append(_ENCODE(change) + "\n")
+        self._buffer.append(_ENCODE(self._change(event, target_id, fields)) + "\n")
         self._ensure_flusher(asyncio.get_running_loop())
 
     async def record_run(self, **fields: Any) -> None:
@@ -252,11 +252,23 @@ class Journal:
                 await asyncio.shield(self._writing)
             except Exception as exc:
                 self._failure = self._write_failed(exc)
-                if waiter is not None and not waiter.done():
-                    waiter.set_exception(self._failure)
+                # Lines queued while this write was under way will never be
+                # written either: their callers are told now, not at close().
+                self._fail_waiter(waiter)
+                self._fail_waiter(self._waiter)
+                self._waiter = None
                 return
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
+
+    def _fail_waiter(self, waiter: asyncio.Future[None] | None) -> None:
+        if waiter is None or waiter.done():
+            return
+        assert self._failure is not None
+        waiter.set_exception(self._failure)
+        # Marked retrieved: callers cancelled by a stop no longer listen (a
+        # shield drops its callback), and asyncio would log the exception.
+        waiter.exception()
 
     def _write_failed(self, exc: Exception) -> OSError:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
@@ -311,11 +323,10 @@ class Journal:
             except OSError as exc:
                 self._failure = self._write_failed(exc)
         self._buffer = []
-        if self._waiter is not None and not self._waiter.done():
-            if self._failure is None:
-                self._waiter.set_result(None)
-            else:
-                self._waiter.set_exception(self._failure)
+        if self._failure is not None:
+            self._fail_waiter(self._waiter)
+        elif self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

@@ -310,9 +310,7 @@ class Exporter:
         except (AuthError, ConfigError) as exc:
             self._abort(exc)
         except OSError as exc:
-            self._abort(
-                ExportError(f"cannot write to {self.options.out_dir}: {exc.strerror or exc}")
-            )
+            self._abort_on_disk_error(exc)
         except ExportError as exc:
             await self._fail(target, str(exc))
         finally:
@@ -323,8 +321,17 @@ class Exporter:
             self.fatal = exc
         self.request_stop("fatal", force=True)
 
+    def _abort_on_disk_error(self, exc: OSError) -> None:
+        self._abort(ExportError(f"cannot write to {self.options.out_dir}: {exc.strerror or exc}"))
+
     async def _fail(self, target: Target, reason: str) -> None:
-        await self.journal.record("failed", target.id, error=self.redactor(reason))
+        # Runs inside _process's other except clauses, which its OSError clause
+        # does not cover: a journal that cannot be written is handled here.
+        try:
+            await self.journal.record("failed", target.id, error=self.redactor(reason))
+        except OSError as exc:
+            self._abort_on_disk_error(exc)
+            return
         self.progress.failed()
         self._alive()
 
@@ -528,8 +535,12 @@ async def run_export(options: RunOptions) -> RunResult:
                 await exporter.run(journal, work, resumed)
         finally:
             progress.close()
-            await exporter.store.sync()
-            await journal.close()
+            try:
+                await exporter.store.sync()
+            except OSError as exc:
+                raise ExportError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+            finally:
+                await journal.close()  # queued lines reach the disk whatever happened
         counts = write_manifest(out_dir, journal, options.kind.value, input_ids, invalid)
         interrupted = (
             exporter.stop_reason if exporter.stop_reason in ("SIGINT", "SIGTERM") else None

@@ -10,9 +10,10 @@ replacing, in this process only, what the ``--without`` options name:
 - ``check``: a small export's JSON is not parsed to check it.
 
 Used by ``benchmarks/run.py`` (scenario ``overhead``): the CPU a run saves
-without a part is what that part costs. Such a run keeps nothing and its
-manifest shows the targets as pending; only its CPU and the simulator's
-request counts mean anything. Not part of the product.
+without a part is what that part costs. Such a run keeps no usable output —
+without the journal its manifest shows every target pending, without files
+it lists as done files that were never written — so only its CPU and the
+simulator's request counts mean anything. Not part of the product.
 
     python benchmarks/ablation.py --without journal --without files -- \
         run ids.csv --out DIR --api-url URL --no-progress

@@ -16,11 +16,13 @@ from typing import Any
 import pytest
 
 from batch_export.client import ApiSettings
+from batch_export.errors import ExportError
 from batch_export.journal import Journal, TargetState, replay
 from batch_export.pipeline import Exporter, RunOptions
 from batch_export.progress import NullProgress
 from batch_export.redaction import Secret
 from batch_export.store import prepare_out_dir
+from batch_export.targets import Target, TargetKind
 
 from .conftest import api_args, read_manifest, run_cli, write_ids
 from .test_run import assert_files_verify
@@ -340,3 +342,27 @@ def test_an_export_that_cannot_be_written_stops_the_run_instead_of_retrying(
     assert 1 <= gets <= 3  # one download per target at most: no retries of a disk error
     exports = out / "exports"
     assert not exports.exists() or not any(exports.rglob("*.json"))
+
+
+async def test_a_failure_that_cannot_be_journaled_stops_the_run(tmp_path):
+    """Recording a target's failure on a full disk aborts the run instead of escaping.
+
+    ``_fail`` runs inside ``_process``'s other except clauses, out of reach of
+    its OSError clause, so it must handle a journal that cannot be written.
+    """
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+    options = RunOptions(
+        input="-",
+        out_dir=tmp_path,
+        api=ApiSettings(api_url="http://127.0.0.1:9", token=Secret("x")),
+        handle_signals=False,
+    )
+    exporter = Exporter(options, NullProgress())
+    journal = Journal(tmp_path / "journal.jsonl", os.open("/dev/full", os.O_WRONLY), {}, {})
+    exporter.journal = journal
+    await exporter._fail(Target(TargetKind.PROFILE, "1"), "refused by the platform")
+    assert exporter.stopping.is_set()
+    assert exporter.fatal is not None and "cannot write to" in str(exporter.fatal)
+    with pytest.raises(ExportError):
+        await journal.close()
