@@ -348,10 +348,6 @@ class PlatformClient:
                         yield resp
                     except ExportError:
                         raise
-                    except OSError as exc:
-                        if not isinstance(exc, aiohttp.ClientError):
-                            raise  # the consumer's own I/O (disk full, permissions): not a retry
-                        raise self._translate(exc, method, url) from None
                     except Exception as exc:
                         raise self._translate(exc, method, url) from None
                     return

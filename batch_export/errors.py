@@ -6,6 +6,7 @@
     ├── ConfigError             the run cannot start: bad option, input, output dir (exit 2)
     │   └── InputError          the input CSV as a whole is unusable (unreadable, empty, no ID column)
     ├── AuthError               credentials rejected, even after a refresh (exit 2)
+    ├── StorageError            an export cannot be written (disk full, permissions): the run stops (exit 2)
     ├── TargetError             one target failed for good; the run goes on (manifest "failed")
     │   ├── IntegrityError      the platform served something that is not this target's export
     │   └── RequestGoneError    the platform no longer knows the request ID (expired or unknown)
@@ -26,6 +27,7 @@ __all__ = [
     "IntegrityError",
     "RateLimitedError",
     "RequestGoneError",
+    "StorageError",
     "TargetError",
     "TransientError",
 ]
@@ -45,6 +47,14 @@ class InputError(ConfigError):
 
 class AuthError(ExportError):
     """The platform rejected the credentials (after one refresh where possible)."""
+
+
+class StorageError(ExportError):
+    """An export cannot be written to the output directory; no other target could be either.
+
+    Raised by the pipeline around the store, so that a disk error is never
+    mistaken for a network one on its way through the client.
+    """
 
 
 class TargetError(ExportError):

@@ -34,6 +34,7 @@ from .errors import (
     ConfigError,
     ExportError,
     RequestGoneError,
+    StorageError,
     TargetError,
     TransientError,
 )
@@ -307,7 +308,7 @@ class Exporter:
             await self._fail(target, f"no export within --timeout {self.options.timeout:g}s")
         except TargetError as exc:
             await self._fail(target, str(exc))
-        except (AuthError, ConfigError) as exc:
+        except (AuthError, ConfigError, StorageError) as exc:
             self._abort(exc)
         except OSError as exc:
             self._abort_on_disk_error(exc)
@@ -321,8 +322,11 @@ class Exporter:
             self.fatal = exc
         self.request_stop("fatal", force=True)
 
+    def _disk_error(self, exc: OSError) -> str:
+        return f"cannot write to {self.options.out_dir}: {exc.strerror or exc}"
+
     def _abort_on_disk_error(self, exc: OSError) -> None:
-        self._abort(ExportError(f"cannot write to {self.options.out_dir}: {exc.strerror or exc}"))
+        self._abort(StorageError(self._disk_error(exc)))
 
     async def _fail(self, target: Target, reason: str) -> None:
         # Runs inside _process's other except clauses, which its OSError clause
@@ -400,7 +404,12 @@ class Exporter:
 
         async def consume(head: bytes, rest: Any) -> SavedExport:
             self.progress.ready()
-            return await self.store.save(target, head, rest)
+            try:
+                return await self.store.save(target, head, rest)
+            except OSError as exc:
+                # Named for what it is before it crosses the client, which
+                # would otherwise take an OSError for a lost connection.
+                raise StorageError(self._disk_error(exc)) from exc
 
         async def fetch() -> SavedExport | None:
             try:
@@ -538,7 +547,7 @@ async def run_export(options: RunOptions) -> RunResult:
             try:
                 await exporter.store.sync()
             except OSError as exc:
-                raise ExportError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+                raise StorageError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
             finally:
                 await journal.close()  # queued lines reach the disk whatever happened
         counts = write_manifest(out_dir, journal, options.kind.value, input_ids, invalid)
