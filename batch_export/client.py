@@ -237,7 +237,14 @@ class PlatformClient:
             async with self._send("GET", path, endpoint="GET datarequest", stream=True) as resp:
                 head = await read_bounded(resp.content, PEEK_BYTES)
                 if len(head) >= PEEK_BYTES:  # a large export: streamed while the response is open
-                    return await consume(head, resp.content.iter_chunked(CHUNK_BYTES))
+                    # The consumer sees the network's errors already named as
+                    # ours: it turns any OSError it meets into a disk error.
+                    where = self._base + path
+                    rest = _NetworkChunks(
+                        resp.content.iter_chunked(CHUNK_BYTES),
+                        lambda exc: self._translate(exc, "GET", where),
+                    )
+                    return await consume(head, rest)
             # The whole body is here: the connection and its slot go back before
             # the export is stored, so no request waits while a file is fsync'd.
             if _is_placeholder(head):
@@ -478,6 +485,27 @@ async def read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
 #: the placeholder is a one-line JSON object; anything longer is treated as an export
 #: (and the store's check still refuses a placeholder), so exports are not parsed twice
 PLACEHOLDER_MAX_BYTES = 1024
+
+
+class _NetworkChunks:
+    """A response body's chunks, with aiohttp's exceptions turned into ours as they occur."""
+
+    def __init__(
+        self, chunks: AsyncIterator[bytes], translate: Callable[[Exception], ExportError]
+    ) -> None:
+        self._chunks = chunks
+        self._translate = translate
+
+    def __aiter__(self) -> _NetworkChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._chunks.__anext__()
+        except (StopAsyncIteration, ExportError):
+            raise
+        except Exception as exc:
+            raise self._translate(exc) from None
 
 
 class _NoMoreChunks:

@@ -220,7 +220,9 @@ class Journal:
         # After a failed write nothing more may be claimed durable: every later
         # line (awaited or not) fails, and so does ``close``.
         if self._failure is not None:
-            raise self._failure
+            # A fresh exception per caller: a shared one would collect every
+            # failing task's frames in its traceback.
+            raise OSError(str(self._failure))
 
     async def _append(self, record: dict[str, Any]) -> None:
         self._check_healthy()
@@ -265,7 +267,7 @@ class Journal:
         if waiter is None or waiter.done():
             return
         assert self._failure is not None
-        waiter.set_exception(self._failure)
+        waiter.set_exception(OSError(str(self._failure)))
         # Marked retrieved: callers cancelled by a stop no longer listen (a
         # shield drops its callback), and asyncio would log the exception.
         waiter.exception()

@@ -322,11 +322,8 @@ class Exporter:
             self.fatal = exc
         self.request_stop("fatal", force=True)
 
-    def _disk_error(self, exc: OSError) -> str:
-        return f"cannot write to {self.options.out_dir}: {exc.strerror or exc}"
-
     def _abort_on_disk_error(self, exc: OSError) -> None:
-        self._abort(StorageError(self._disk_error(exc)))
+        self._abort(_cannot_write(self.options.out_dir, exc))
 
     async def _fail(self, target: Target, reason: str) -> None:
         # Runs inside _process's other except clauses, which its OSError clause
@@ -409,7 +406,7 @@ class Exporter:
             except OSError as exc:
                 # Named for what it is before it crosses the client, which
                 # would otherwise take an OSError for a lost connection.
-                raise StorageError(self._disk_error(exc)) from exc
+                raise _cannot_write(self.options.out_dir, exc) from exc
 
         async def fetch() -> SavedExport | None:
             try:
@@ -547,47 +544,73 @@ async def run_export(options: RunOptions) -> RunResult:
             try:
                 await exporter.store.sync()
             except OSError as exc:
-                raise StorageError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+                # Recorded, not raised: the journal is intact, so the manifest and
+                # the summary are still written, and the run then ends with it.
+                if exporter.fatal is None:
+                    exporter.fatal = _cannot_write(out_dir, exc)
             finally:
                 await journal.close()  # queued lines reach the disk whatever happened
-        counts = write_manifest(out_dir, journal, options.kind.value, input_ids, invalid)
-        interrupted = (
-            exporter.stop_reason if exporter.stop_reason in ("SIGINT", "SIGTERM") else None
-        )
-        if exporter.fatal is not None:
-            exit_code = EXIT_CONFIG
-        elif interrupted == "SIGINT":
-            exit_code = EXIT_SIGINT
-        elif interrupted == "SIGTERM":
-            exit_code = EXIT_SIGTERM
-        elif counts.failed or counts.invalid or counts.pending:
-            exit_code = EXIT_INCOMPLETE
-        else:
-            exit_code = EXIT_OK
-        summary = write_summary(
-            out_dir,
-            options=options,
-            counts=counts,
-            traffic=exporter.traffic,
-            extra={
-                "duplicate_rows": duplicates,
-                "journal_fsyncs": journal.fsyncs,
-                "file_commit_trips": exporter.store.commit_trips,
-                "push": (
-                    {"received": exporter.receiver.received, "rejected": exporter.receiver.rejected}
-                    if exporter.receiver is not None
-                    else None
-                ),
-            },
-            started=started,
-            exit_code=exit_code,
-            interrupted=interrupted,
-            version=__version__,
-            error=str(exporter.fatal) if exporter.fatal else None,
-        )
+        try:
+            counts, summary, exit_code, interrupted = _report(
+                options, out_dir, journal, exporter, input_ids, invalid, duplicates, started
+            )
+        except OSError as exc:  # the disk that stopped the run may be full still
+            raise _cannot_write(out_dir, exc) from None
         if exporter.fatal is not None:
             raise exporter.fatal
         return RunResult(exit_code, counts, out_dir, summary, interrupted)
+
+
+def _cannot_write(out_dir: Path, exc: OSError) -> StorageError:
+    """The error that stops a run whose output directory cannot be written."""
+    return StorageError(f"cannot write to {out_dir}: {exc.strerror or exc}")
+
+
+def _report(
+    options: RunOptions,
+    out_dir: Path,
+    journal: Journal,
+    exporter: Exporter,
+    input_ids: list[str],
+    invalid: list[InvalidRow],
+    duplicates: int,
+    started: float,
+) -> tuple[RunCounts, dict[str, Any], int, str | None]:
+    """Write the manifest and the summary; the counts, summary, exit code and interruption."""
+    counts = write_manifest(out_dir, journal, options.kind.value, input_ids, invalid)
+    interrupted = exporter.stop_reason if exporter.stop_reason in ("SIGINT", "SIGTERM") else None
+    if exporter.fatal is not None:
+        exit_code = EXIT_CONFIG
+    elif interrupted == "SIGINT":
+        exit_code = EXIT_SIGINT
+    elif interrupted == "SIGTERM":
+        exit_code = EXIT_SIGTERM
+    elif counts.failed or counts.invalid or counts.pending:
+        exit_code = EXIT_INCOMPLETE
+    else:
+        exit_code = EXIT_OK
+    summary = write_summary(
+        out_dir,
+        options=options,
+        counts=counts,
+        traffic=exporter.traffic,
+        extra={
+            "duplicate_rows": duplicates,
+            "journal_fsyncs": journal.fsyncs,
+            "file_commit_trips": exporter.store.commit_trips,
+            "push": (
+                {"received": exporter.receiver.received, "rejected": exporter.receiver.rejected}
+                if exporter.receiver is not None
+                else None
+            ),
+        },
+        started=started,
+        exit_code=exit_code,
+        interrupted=interrupted,
+        version=__version__,
+        error=str(exporter.fatal) if exporter.fatal else None,
+    )
+    return counts, summary, exit_code, interrupted
 
 
 def _read_input(

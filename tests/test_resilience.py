@@ -18,7 +18,8 @@ import pytest
 from batch_export.client import ApiSettings
 from batch_export.errors import ExportError
 from batch_export.journal import Journal, TargetState, replay
-from batch_export.pipeline import Exporter, RunOptions
+from batch_export.limits import RetryPolicy
+from batch_export.pipeline import Exporter, RunOptions, run_export
 from batch_export.progress import NullProgress
 from batch_export.redaction import Secret
 from batch_export.store import prepare_out_dir
@@ -89,6 +90,40 @@ def test_mixed_faults_every_target_done(simulator, tmp_path):
     ambiguous = {f"profile:{e['id']}": e["ambiguous_submits"] for e in entries}
     for key, posts in stats["created_per_target"].items():
         assert posts <= 1 + ambiguous[key], key
+
+
+async def test_a_stall_while_a_large_export_streams_is_retried_not_a_disk_error(
+    simulator, tmp_path
+):
+    """A read timeout in the middle of a streamed (> 64 KB) export is the network's fault.
+
+    aiohttp's read timeout is an OSError; met while the store reads the body,
+    it must still be retried like any lost connection, not stop the run as a
+    disk error.
+    """
+    sim = simulator(
+        fault_rate=0.2,
+        fault_kinds=("stall",),
+        slow_seconds=2.0,
+        export_size=200_000,
+        prepare_delay="0",
+        seed=3,
+    )
+    ids = write_ids(tmp_path / "ids.csv", range(1, 41))
+    options = RunOptions(
+        input=ids,
+        out_dir=tmp_path / "out",
+        api=ApiSettings(api_url=sim.base_url, token=Secret(sim.token), read_timeout=0.3),
+        retry=RetryPolicy(instant=True),
+        handle_signals=False,
+    )
+    result = await asyncio.wait_for(run_export(options), 120)
+    assert result.exit_code == 0, result.summary.get("error")
+    entries = read_manifest(tmp_path / "out")
+    assert {e["status"] for e in entries} == {"done"}
+    assert_files_verify(tmp_path / "out", entries)
+    assert sim.stats()["faults"].get("stall", 0) > 0  # the stalls really happened
+    assert result.summary["retries"] > 0
 
 
 def test_sigkill_at_random_moments_then_resume(simulator, tmp_path):

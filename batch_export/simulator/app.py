@@ -347,6 +347,8 @@ async def _stream_export(
     cut: int | None = None
     if fault in ("reset", "truncate") or spec.behaviour == "short-body":
         cut = max(0, min(length - 1, length // 2))
+    # "stall": the body stops halfway for --slow-seconds, then goes on.
+    stall_at = length // 2 if fault == "stall" else None
     response = web.StreamResponse(status=200)
     response.content_type = "application/json"
     response.content_length = length
@@ -361,6 +363,12 @@ async def _stream_export(
                     sent += len(piece)
                 _abort(request, reset=fault == "reset")
                 return _aborted_response()
+            if stall_at is not None and sent + len(chunk) > stall_at:
+                before, chunk = chunk[: stall_at - sent], chunk[stall_at - sent :]
+                await response.write(before)
+                sent += len(before)
+                stall_at = None
+                await asyncio.sleep(state.config.slow_seconds)
             await response.write(chunk)
             sent += len(chunk)
             if index % _YIELD_EVERY == _YIELD_EVERY - 1:

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 DEFAULT_TOKEN = "sim-0123456789abcdef0123456789abcdef"  # noqa: S105 - a public dummy
-FAULT_KINDS: tuple[str, ...] = ("500", "503", "reset", "truncate", "slow")
+FAULT_KINDS: tuple[str, ...] = ("500", "503", "reset", "truncate", "slow", "stall")
 BEHAVIOURS: frozenset[str] = frozenset(
     {
         "wrong-id",
