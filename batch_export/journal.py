@@ -232,7 +232,10 @@ class Journal:
             self._waiter = loop.create_future()
         waiter = self._waiter
         self._ensure_flusher(loop)
-        await asyncio.shield(waiter)
+        try:
+            await asyncio.shield(waiter)
+        except OSError as exc:
+            raise OSError(str(exc)) from None  # every caller its own (see _check_healthy)
 
     def _ensure_flusher(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._flusher is None or self._flusher.done():

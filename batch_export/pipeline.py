@@ -555,7 +555,10 @@ async def run_export(options: RunOptions) -> RunResult:
                 options, out_dir, journal, exporter, input_ids, invalid, duplicates, started
             )
         except OSError as exc:  # the disk that stopped the run may be full still
-            raise _cannot_write(out_dir, exc) from None
+            error = _cannot_write(out_dir, exc)
+            if exporter.fatal is not None and str(exporter.fatal) != str(error):
+                error = StorageError(f"{exporter.fatal} (and then {error})")
+            raise error from None
         if exporter.fatal is not None:
             raise exporter.fatal
         return RunResult(exit_code, counts, out_dir, summary, interrupted)

@@ -148,7 +148,7 @@ def _behaviours(values: Sequence[str]) -> dict[str, str]:
     type=click.FloatRange(min=0),
     default=2.0,
     show_default=True,
-    help="How long a 'slow' fault stalls.",
+    help="How long a 'slow' fault waits before answering, and a 'stall' halfway through a body.",
 )
 @click.option(
     "--missing-ids", callback=_ids, help="Profile/subprofile IDs that answer 404, e.g. 5,6,7."

@@ -21,7 +21,7 @@ ENDPOINTS: tuple[str, ...] = (
     "GET profileids",
     "GET subprofileids",
 )
-FAULT_NAMES: tuple[str, ...] = ("500", "503", "reset", "truncate", "slow")
+FAULT_NAMES: tuple[str, ...] = ("500", "503", "reset", "truncate", "slow", "stall")
 LOG_CAP = 200_000  # entries kept for /_sim/log (the most recent ones)
 
 
