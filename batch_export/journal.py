@@ -138,7 +138,8 @@ class Journal:
         self._buffer: list[str] = []
         self._waiter: asyncio.Future[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
-        self._failure: OSError | None = None
+        #: why the journal cannot be written any more, once a write has failed
+        self._failure: str | None = None
         self._writing: asyncio.Future[None] | None = None
         self.fsyncs = 0
         self.commit_delay = COMMIT_DELAY
@@ -208,6 +209,7 @@ class Journal:
 
     async def record_run(self, **fields: Any) -> None:
         """A line about the run itself (no target): read by ``batch-export status``."""
+        self._check_healthy()
         await self._append({"ts": round(time.time(), 3), "ev": "run", **fields})
 
     def _change(self, event: str, target_id: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -222,10 +224,9 @@ class Journal:
         if self._failure is not None:
             # A fresh exception per caller: a shared one would collect every
             # failing task's frames in its traceback.
-            raise OSError(str(self._failure))
+            raise OSError(self._failure)
 
     async def _append(self, record: dict[str, Any]) -> None:
-        self._check_healthy()
         self._buffer.append(_ENCODE(record) + "\n")
         loop = asyncio.get_running_loop()
         if self._waiter is None:
@@ -270,14 +271,14 @@ class Journal:
         if waiter is None or waiter.done():
             return
         assert self._failure is not None
-        waiter.set_exception(OSError(str(self._failure)))
+        waiter.set_exception(OSError(self._failure))
         # Marked retrieved: callers cancelled by a stop no longer listen (a
         # shield drops its callback), and asyncio would log the exception.
         waiter.exception()
 
-    def _write_failed(self, exc: Exception) -> OSError:
+    def _write_failed(self, exc: Exception) -> str:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        return OSError(f"cannot write the journal {self.path}: {reason}")
+        return f"cannot write the journal {self.path}: {reason}"
 
     def _write_durably(self, data: bytes) -> None:
         write_all(self._fd, data)
@@ -336,7 +337,7 @@ class Journal:
             os.close(self._fd)
             self._fd = -1
         if self._failure is not None:
-            raise ExportError(str(self._failure))
+            raise ExportError(self._failure)
 
 
 def replay(

@@ -35,12 +35,12 @@ from batch_export.targets import Target
 PARTS = ("journal", "files", "check")
 
 
-async def _record_nowhere(self: Journal, event: str, target_id: str, **fields: Any) -> None:
-    _ENCODE(self._change(event, target_id, fields))
-
-
 def _note_nowhere(self: Journal, event: str, target_id: str, **fields: Any) -> None:
-    _ENCODE(self._change(event, target_id, fields))
+    _ENCODE(self._change(event, target_id, fields))  # the line is built, never written
+
+
+async def _record_nowhere(self: Journal, event: str, target_id: str, **fields: Any) -> None:
+    _note_nowhere(self, event, target_id, **fields)
 
 
 async def _record_run_nowhere(self: Journal, **fields: Any) -> None:
