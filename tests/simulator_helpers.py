@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
@@ -67,6 +68,27 @@ class Api:
         assert resp.status == 200
         result: dict[str, Any] = await resp.json()
         return result
+
+
+def request_id_from(headers: Mapping[str, str], content_type: str, body: bytes) -> tuple[str, str]:
+    """(where, request ID) of a successful POST, wherever the wire put the ID.
+
+    X-Created, else the last path segment of X-location or Location, else a
+    JSON body's "id", else a plain-text body, as the API notes tell a client.
+    """
+    if "X-Created" in headers:
+        return "x-created", headers["X-Created"]
+    for header in ("X-location", "Location"):
+        if header in headers:
+            return header.lower(), headers[header].rstrip("/").rsplit("/", 1)[-1]
+    if content_type == "application/json":
+        return "json-body", str(json.loads(body)["id"])
+    return "text-body", body.decode().strip()
+
+
+async def request_id_of(resp: aiohttp.ClientResponse) -> tuple[str, str]:
+    """`request_id_from` for a response whose body can still be read."""
+    return request_id_from(resp.headers, resp.content_type, await resp.read())
 
 
 @asynccontextmanager

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 import batch_export.simulator
+import batch_export.simulator.command as command
+from batch_export.simulator import SimulatorConfig
 from batch_export.simulator.command import simulate
 
 pytestmark = pytest.mark.timeout(60)
@@ -109,6 +113,24 @@ async def test_human_output_and_ctrl_c():
         (["--database", "7"], "ID=COUNT"),
         (["--fault-rate", "2"], "0<=x<=1"),
         (["--behaviour", "3=explode"], "accepted"),
+        (["--wire", "wild"], "'classic', 'mixed'"),
+        (["--request-id-style", "uuid"], "'numeric', 'opaque'"),
+        (["--placeholder-wording", "soon"], "'Data not available (yet)'"),
+        (["--post-status", "202"], "'201', '200'"),
+        (["--request-id-in", "cookie"], "'x-created', 'x-location', 'location'"),
+        (["--throttle-style", "418"], "'429', '429-date', '429-bare', '503-html', '504-html'"),
+        (["--trickle-seconds", "0"], "x>0"),
+        (["--junk-times", "-2"], "x>=-1"),
+        (["--auth-fault-rate", "1.5"], "0<=x<=1"),
+        (["--auth-fault-kinds", "503,boom"], "accepted: a comma-separated subset of 503,429"),
+        (["--auth-faults-first", "-1"], "x>=0"),
+        (["--outage-every", "soon"], "accepted: 'auto', 'never'"),
+        (["--outage-every", "-3"], "accepted: 'auto', 'never'"),
+        (["--outage-seconds", "0"], "x>0"),
+        (["--mixed-exclude", "post,chaos"], "accepted: a comma-separated subset of placeholder"),
+        (["--mixed-rate", "junk=2"], "accepted: NAME=P"),
+        (["--mixed-rate", "chaos=0.1"], "accepted: NAME=P"),
+        (["--retry-after-date", "--throttle-style", "503-html"], "alias of throttle_style"),
     ],
 )
 def test_bad_options_are_usage_errors(args, needle):
@@ -117,6 +139,136 @@ def test_bad_options_are_usage_errors(args, needle):
     assert result.exit_code == 2, result.output
     assert needle in result.output
     assert "Traceback" not in result.output
+
+
+def _config_of(monkeypatch: pytest.MonkeyPatch, args: list[str]) -> SimulatorConfig:
+    """The SimulatorConfig `simulate ARGS` would serve (the server itself is not started)."""
+    seen: list[SimulatorConfig] = []
+    monkeypatch.setattr(command, "run_forever", lambda config, *rest: seen.append(config))
+    result = CliRunner().invoke(simulate, args)
+    assert result.exit_code == 0, result.output
+    assert len(seen) == 1
+    return seen[0]
+
+
+def test_default_options_are_the_default_config(monkeypatch):
+    """Without options `simulate` serves exactly SimulatorConfig(): the classic wire, numeric IDs."""
+    assert _config_of(monkeypatch, []) == SimulatorConfig()
+
+
+def test_wire_options_reach_the_config(monkeypatch):
+    """Every wire option lands in its SimulatorConfig field."""
+    config = _config_of(
+        monkeypatch,
+        [
+            "--wire", "mixed",
+            "--request-id-style", "opaque",
+            "--placeholder-info",
+            "--placeholder-wording", "Data not available (yet).",
+            "--post-status", "200",
+            "--request-id-in", "text-body",
+            "--throttle-style", "504-html",
+            "--trickle-seconds", "0.5",
+            "--junk-times", "-1",
+            "--auth-fault-rate", "0.25",
+            "--auth-fault-kinds", "503,timeout",
+            "--auth-faults-first", "3",
+            "--outage-every", "12.5",
+            "--outage-seconds", "1.5",
+            "--mixed-exclude", "junk,outage",
+            "--mixed-rate", "junk=0.5",
+            "--mixed-rate", "empty=0",
+            "--fault-kinds", "empty,500",
+            "--behaviour", "7=trickle",
+            "--behaviour", "8=junk-array",
+        ],
+    )  # fmt: skip
+    assert config.wire == "mixed" and config.request_id_style == "opaque"
+    assert config.placeholder_info is True
+    assert config.placeholder_wording == "Data not available (yet)."
+    assert (config.post_status, config.request_id_in) == (200, "text-body")
+    assert config.throttle_style == "504-html" and config.throttle == "504-html"
+    assert (config.trickle_seconds, config.junk_times) == (0.5, -1)
+    assert (config.auth_fault_rate, config.auth_fault_kinds) == (0.25, ("503", "timeout"))
+    assert config.auth_faults_first == 3
+    assert (config.outage_every, config.outage_seconds) == (12.5, 1.5)
+    assert config.mixed_exclude == frozenset({"junk", "outage"})
+    assert config.mixed_rates == {"junk": 0.5, "empty": 0.0}
+    assert config.fault_kinds == ("empty", "500")
+    assert config.behaviours == {"7": "trickle", "8": "junk-array"}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("auto", "auto"), ("never", None), ("0", None), ("3", 3.0)]
+)
+def test_outage_every_values(monkeypatch, value, expected):
+    """--outage-every takes 'auto', 'never' (or 0) and a number of seconds."""
+    assert _config_of(monkeypatch, ["--outage-every", value]).outage_every == expected
+
+
+def test_retry_after_date_still_works(monkeypatch):
+    """The old --retry-after-date flag still means Retry-After as an HTTP date."""
+    config = _config_of(monkeypatch, ["--retry-after-date"])
+    assert config.retry_after_http_date is True and config.throttle == "429-date"
+
+
+async def _refused(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except ConnectionRefusedError:
+        return True
+    writer.close()
+    await writer.wait_closed()
+    return False
+
+
+async def test_mixed_wire_process_serves_and_takes_an_outage():
+    """`simulate --wire mixed` serves the API; POST /_sim/outage makes its port refuse, then serve again."""
+    args = [
+        "--port",
+        "0",
+        "--json",
+        "--prepare-delay",
+        "0",
+        "--wire",
+        "mixed",
+        "--outage-every",
+        "never",
+    ]
+    async with simulator_process(*args) as proc:
+        info = json.loads(await first_line(proc))
+        assert set(info) == {"base_url", "api_url", "auth_url", "token"}
+        base, auth = info["base_url"], {"access_token": info["token"]}
+        host, port = "127.0.0.1", int(base.rsplit(":", 1)[1])
+        async with aiohttp.ClientSession() as session:
+            created = 0
+            for target in range(1, 40):
+                try:
+                    url = f"{base}/v2/profile/{target}/datarequest"
+                    async with session.post(url, params=auth) as resp:
+                        created += resp.status in (200, 201)
+                except aiohttp.ClientError:
+                    pass  # a rare empty reply: the mixed wire's doing
+            assert created > 30
+            async with session.post(f"{base}/_sim/outage", params={"seconds": "0.8"}) as resp:
+                assert resp.status == 200
+            deadline = time.monotonic() + 10
+            while not await _refused(host, port):
+                assert time.monotonic() < deadline, "the port never refused"
+                await asyncio.sleep(0.005)
+            with pytest.raises(aiohttp.ClientConnectorError) as caught:
+                await session.get(f"{base}/_sim/stats")
+            assert caught.value.os_error.errno == errno.ECONNREFUSED
+            while await _refused(host, port):
+                assert time.monotonic() < deadline, "the port never served again"
+                await asyncio.sleep(0.02)
+            async with session.get(f"{base}/_sim/stats") as resp:
+                stats = await resp.json()
+            assert stats["outages"] == 1
+            assert stats["wire"]["post-200"] + stats["wire"]["post-201"] == created
+        code, err = await stop(proc, signal.SIGTERM)
+        assert code == 0, err
+        assert "Traceback" not in err
 
 
 def test_help_has_an_example():

@@ -2,8 +2,9 @@
 
 Request flow for the API (``/v{N}/...`` and ``/authenticate``): count it,
 answer 301 when redirecting, take a rate-limit token for the caller's
-account, check credentials, then the handler (which may inject a fault or a
-hostile behaviour). The admin routes under ``/_sim/`` skip all of that.
+account (a refusal is played in the configured or drawn throttle style),
+check credentials, then the handler (which may inject a fault, a wire variant
+or a hostile behaviour). The admin routes under ``/_sim/`` skip all of that.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 import re
 import socket
 import struct
@@ -30,12 +32,24 @@ from .ratelimit import TokenBuckets
 from .state import DataRequest, SimState
 from .webhooks import deliver_export, is_loopback_url
 
-__all__ = ["STATE", "build_app"]
+__all__ = ["LOADBALANCER_HTML", "STATE", "build_app"]
 
 STATE = web.AppKey("sim_state", SimState)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-PLACEHOLDER = {1: "no data available (yet).", 2: "Data not available (yet)"}
+# What the platform's load balancer answers under overload (rmuit/copernica-api README).
+LOADBALANCER_HTML = (
+    "<html><head><title>Loadbalancer Error</title></head><body><h1>Loadbalancer Error</h1>"
+    "<p>There are too many requests to handle, please slow down.</p></body></html>\n"
+)
+LOADBALANCER_HEADER = {"X-Loadbalancer": "too many requests to handle"}
+# A page a proxy or captive portal might answer 200 with (the junk-html behaviour).
+_JUNK_HTML = (
+    "<!DOCTYPE html>\n<html><head><title>Please wait</title></head><body>"
+    "<h1>Checking your connection</h1><p>This page will reload automatically.</p>"
+    "</body></html>\n"
+)
+_JUNK_ERROR = {"error": {"message": "Internal error, please try again later"}}
 _ROUTE_ENDPOINTS = {
     "post-datarequest": "POST datarequest",
     "get-datarequest": "GET datarequest",
@@ -81,20 +95,37 @@ def _aborted_response() -> web.Response:
     return _Aborted(status=500)
 
 
+def _empty_reply(request: web.Request) -> web.Response:
+    """Close the connection before anything is written: not even a status line."""
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+    return _aborted_response()
+
+
 # --------------------------------------------------------------------------- middleware
 
 
-def _rate_limited(state: SimState, buckets: TokenBuckets, key: str) -> web.Response | None:
-    wait = buckets.take(key, state.now())
-    if wait <= 0:
-        return None
+def _throttled(state: SimState, wait: float) -> web.Response:
+    """A refusal to serve this call now, in the configured (or drawn) throttle style."""
+    style = state.wire.throttle_style()
+    if style in ("503-html", "504-html"):
+        return web.Response(
+            status=int(style[:3]),
+            text=LOADBALANCER_HTML,
+            content_type="text/html",
+            headers=LOADBALANCER_HEADER,
+        )
+    message = "Too many requests: rate limit exceeded"
+    if style == "429-bare":
+        return error(429, message)
     seconds = TokenBuckets.retry_after_seconds(wait)
-    if state.config.retry_after_http_date:
+    if style == "429-date":
         at = datetime.fromtimestamp(int(time.time()) + seconds + 1, tz=timezone.utc)
         retry_after = format_datetime(at, usegmt=True)
     else:
         retry_after = str(seconds)
-    return error(429, "Too many requests: rate limit exceeded", {"Retry-After": retry_after})
+    return error(429, message, {"Retry-After": retry_after})
 
 
 async def _authenticate(request: web.Request, state: SimState) -> tuple[str, web.Response | None]:
@@ -161,9 +192,11 @@ async def _guarded(request: web.Request, handler: Handler, state: SimState) -> w
         return error(404, "Unknown call")
     key, failure = await _authenticate(request, state)
     if state.buckets is not None:
-        limited = _rate_limited(state, state.buckets, key)
-        if limited is not None:
-            return limited
+        wait = state.buckets.take(key, state.now())
+        if wait > 0:
+            return _throttled(state, wait)
+    elif state.wire.overloaded():
+        return _throttled(state, 1.0)
     if failure is not None:
         return failure
     return await handler(request)
@@ -173,8 +206,21 @@ async def _guarded(request: web.Request, handler: Handler, state: SimState) -> w
 
 
 async def post_authenticate(request: web.Request) -> web.StreamResponse:
-    """Exchange the access token (already checked) for a JWT."""
+    """Exchange the access token (already checked) for a JWT, unless a blip is played."""
     state = request.app[STATE]
+    blip = state.wire.auth_fault()
+    if blip == "503":
+        return error(503, "Service temporarily unavailable")
+    if blip == "429":
+        return error(429, "Too many requests", {"Retry-After": "1"})
+    if blip == "reset":
+        _abort(request, reset=True)
+        return _aborted_response()
+    if blip in ("slow", "timeout"):
+        await asyncio.sleep(state.config.slow_seconds)
+        if blip == "timeout":
+            return _empty_reply(request)
+    state.wire.auth_succeeded()
     return web.Response(text=state.jwt.issue(state.account), content_type="text/plain")
 
 
@@ -259,7 +305,7 @@ async def post_datarequest(request: web.Request) -> web.StreamResponse:
     if failure is not None:
         return failure
     if behaviour == "no-request-id":
-        return web.Response(status=201)
+        return web.Response(status=cfg.post_status)
     rid, req = state.create(kind, target, key)
     if report is not None:
         failure = _record_report(state, report, rid, req)
@@ -268,13 +314,25 @@ async def post_datarequest(request: web.Request) -> web.StreamResponse:
     if fault in ("reset", "truncate"):
         _abort(request, reset=True)
         return _aborted_response()
-    return web.Response(
-        status=201,
-        headers={
-            "X-Created": rid,
-            "X-location": f"{state.base_url}/v{version}/datarequest/{rid}",
-        },
-    )
+    if fault == "empty":  # created, but the answer never comes: an ambiguous POST
+        return _empty_reply(request)
+    return _created(state, version, rid)
+
+
+def _created(state: SimState, version: int, rid: str) -> web.Response:
+    """The successful POST's answer, with the request ID where the wire puts it."""
+    status, place = state.wire.post_answer()
+    url = f"{state.base_url}/v{version}/datarequest/{rid}"
+    if place == "x-created":
+        return web.Response(status=status, headers={"X-Created": rid, "X-location": url})
+    if place == "x-location":
+        return web.Response(status=status, headers={"X-location": url})
+    if place == "location":
+        return web.Response(status=status, headers={"Location": url})
+    if place == "json-body":
+        ident: object = int(rid) if rid.isdigit() else rid
+        return web.json_response({"id": ident}, status=status)
+    return web.Response(status=status, text=rid, content_type="text/plain")
 
 
 async def _get_common(
@@ -291,6 +349,8 @@ async def _get_common(
             "",
             error(int(fault or 0), "Internal error, please try again later"),
         )
+    if fault == "empty":
+        return state, fault, None, "", _empty_reply(request)
     if fault == "slow":
         await asyncio.sleep(state.config.slow_seconds)
     req = state.requests.get(request.match_info["rid"])
@@ -300,8 +360,16 @@ async def _get_common(
     return state, fault, req, phase, None
 
 
-def _placeholder(version: int) -> web.Response:
-    return web.json_response({"data": PLACEHOLDER[min(version, 2)]})
+def _placeholder(state: SimState, req: DataRequest, version: int) -> web.Response:
+    """The not-ready answer: ``{"data": TEXT}``, or with the export's ``info`` beside it."""
+    with_info, wording = state.wire.placeholder(version)
+    body: dict[str, object] = {"data": wording}
+    if with_info:
+        target_id: object = req.target
+        if req.kind != "email" and not state.config.id_as_string:
+            target_id = int(req.target)
+        body = {"info": {"type": req.kind, "id": target_id}, "data": wording}
+    return web.json_response(body)
 
 
 async def get_datarequest(request: web.Request) -> web.StreamResponse:
@@ -325,12 +393,19 @@ async def _get_export(
         response: web.StreamResponse = error(404, "Data request does not exist or has expired")
     elif phase == "pending":
         if placeholder_while_pending:
-            response = _placeholder(version)
+            response = _placeholder(state, req, version)
         else:
             response = error(404, "Data not available (yet)")
     elif state.behaviour(req.target) == "placeholder-ready":
-        response = _placeholder(version)
+        response = _placeholder(state, req, version)
     else:
+        junk = state.junk_for(req) or state.wire.transient_junk(request.match_info["rid"])
+        if junk is not None:
+            state.stats.junk[junk] += 1
+            state.stats.wire[junk] += 1
+            return await _junk(request, state, state.spec_for(req), junk)
+        if state.behaviour(req.target) == "trickle":
+            return await _trickle(request, state, state.spec_for(req))
         return await _stream_export(request, state, state.spec_for(req), fault)
     if fault in ("reset", "truncate"):
         _abort(request, reset=True)
@@ -379,6 +454,69 @@ async def _stream_export(
     finally:
         stats.bytes_served += sent
     stats.exports_served += 1
+    return response
+
+
+async def _junk(
+    request: web.Request, state: SimState, spec: ExportSpec, kind: str
+) -> web.StreamResponse:
+    """A 200 that is not the export: what a proxy or a half-broken backend answers."""
+    if kind == "junk-html":
+        return web.Response(text=_JUNK_HTML, content_type="text/html")
+    if kind == "junk-empty":
+        return web.Response(body=b"", content_type="application/json")
+    if kind == "junk-error":
+        return web.json_response(_JUNK_ERROR)
+    if kind == "junk-array":
+        return web.json_response([])
+    # junk-truncated: the first half of the genuine export, with a matching Content-Length
+    # (a complete HTTP answer whose body is cut JSON, not a transport error).
+    cut = max(1, export_length(spec) // 2)
+    response = web.StreamResponse(status=200)
+    response.content_type = "application/json"
+    response.content_length = cut
+    await response.prepare(request)
+    sent = 0
+    try:
+        for chunk in export_chunks(spec):
+            piece = chunk[: cut - sent]
+            await response.write(piece)
+            sent += len(piece)
+            if sent >= cut:
+                break
+        await response.write_eof()
+    except ConnectionError:
+        return _aborted_response()
+    finally:
+        state.stats.bytes_served += sent
+    return response
+
+
+async def _trickle(request: web.Request, state: SimState, spec: ExportSpec) -> web.StreamResponse:
+    """The export's headers at once, then its body one byte every `trickle_seconds`.
+
+    Data keeps arriving, so a read (sock_read) timeout never fires; only a
+    limit on the whole download ends it.
+    """
+    state.stats.trickles += 1
+    response = web.StreamResponse(status=200)
+    response.content_type = "application/json"
+    response.content_length = export_length(spec)
+    await response.prepare(request)
+    sent = 0
+    try:
+        for chunk in export_chunks(spec):
+            for index in range(len(chunk)):
+                if sent:
+                    await asyncio.sleep(state.config.trickle_seconds)
+                await response.write(chunk[index : index + 1])
+                sent += 1
+        await response.write_eof()
+    except ConnectionError:  # the client gave up
+        return _aborted_response()
+    finally:
+        state.stats.bytes_served += sent
+    state.stats.exports_served += 1
     return response
 
 
@@ -471,6 +609,29 @@ async def admin_reset_stats(request: web.Request) -> web.StreamResponse:
     return web.json_response({"ok": True})
 
 
+async def admin_outage(request: web.Request) -> web.StreamResponse:
+    """POST /_sim/outage?seconds=S: answer, then refuse connections for S seconds."""
+    state = request.app[STATE]
+    raw = request.query.get("seconds", "")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and 0 < seconds <= 3600):
+        return error(400, f"seconds: accepted: a number of seconds, 0 < S <= 3600; got {raw!r}")
+    hook = state.outage_hook
+    if hook is None:
+        return error(501, "outages need the Simulator server (batch_export.simulator.Simulator)")
+    response = web.json_response({"ok": True, "seconds": seconds})
+    response.force_close()  # this connection closes after the answer; all others are cut
+    await response.prepare(request)
+    await response.write_eof()
+    task = asyncio.create_task(hook(seconds, request.transport))
+    state.tasks.add(task)
+    task.add_done_callback(state.tasks.discard)
+    return response
+
+
 def _sha256_of(spec: ExportSpec) -> str:
     digest = hashlib.sha256()
     for chunk in export_chunks(spec):
@@ -546,6 +707,7 @@ def build_app(config: SimulatorConfig) -> web.Application:
     add("GET", "/_sim/stats", admin_stats)
     add("GET", "/_sim/log", admin_log)
     add("POST", "/_sim/reset-stats", admin_reset_stats)
+    add("POST", "/_sim/outage", admin_outage)
     add("GET", "/_sim/datarequest/{rid}", admin_datarequest)
     app.on_startup.append(_on_startup)
     app.on_shutdown.append(_on_shutdown)

@@ -13,12 +13,25 @@ import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "AUTH_FAULT_KINDS",
     "BEHAVIOURS",
+    "DEFAULT_AUTH_FAULT_KINDS",
+    "DEFAULT_FAULT_KINDS",
     "DEFAULT_TOKEN",
     "FAULT_KINDS",
+    "JUNK_BEHAVIOURS",
+    "JUNK_FOREVER",
+    "MIXED_GROUPS",
+    "MIXED_RATES",
+    "PLACEHOLDER_WORDINGS",
+    "POST_STATUSES",
+    "REQUEST_ID_PLACES",
+    "REQUEST_ID_STYLES",
+    "THROTTLE_STYLES",
+    "WIRES",
     "DelayDistribution",
     "FixedDelay",
     "LongTailDelay",
@@ -29,9 +42,21 @@ __all__ = [
 ]
 
 DEFAULT_TOKEN = "sim-0123456789abcdef0123456789abcdef"  # noqa: S105 - a public dummy
-FAULT_KINDS: tuple[str, ...] = ("500", "503", "reset", "truncate", "slow", "stall")
+FAULT_KINDS: tuple[str, ...] = ("500", "503", "reset", "truncate", "slow", "stall", "empty")
+# The default mix leaves out "empty" so seeded classic runs draw the faults they always drew.
+DEFAULT_FAULT_KINDS: tuple[str, ...] = FAULT_KINDS[:-1]
+JUNK_BEHAVIOURS: tuple[str, ...] = (
+    "junk-html",
+    "junk-empty",
+    "junk-truncated",
+    "junk-error",
+    "junk-array",
+)
+JUNK_FOREVER = -1  # junk_times value: a junk target never gets its genuine export
 BEHAVIOURS: frozenset[str] = frozenset(
     {
+        "trickle",
+        *JUNK_BEHAVIOURS,
         "wrong-id",
         "wrong-type",
         "no-info",
@@ -44,6 +69,53 @@ BEHAVIOURS: frozenset[str] = frozenset(
         "bad-request",
     }
 )
+
+
+WIRES: tuple[str, ...] = ("classic", "mixed")
+REQUEST_ID_STYLES: tuple[str, ...] = ("numeric", "opaque")
+REQUEST_ID_PLACES: tuple[str, ...] = (
+    "x-created",
+    "x-location",
+    "location",
+    "json-body",
+    "text-body",
+)
+POST_STATUSES: tuple[int, ...] = (201, 200)
+PLACEHOLDER_WORDINGS: tuple[str, ...] = (
+    "Data not available (yet)",
+    "Data not available (yet).",
+    "no data available (yet).",
+)
+THROTTLE_STYLES: tuple[str, ...] = ("429", "429-date", "429-bare", "503-html", "504-html")
+AUTH_FAULT_KINDS: tuple[str, ...] = ("503", "429", "reset", "slow", "timeout")
+# "timeout" holds the call for --slow-seconds and then drops it: left out of the default mix.
+DEFAULT_AUTH_FAULT_KINDS: tuple[str, ...] = ("503", "429", "reset", "slow")
+# What wire="mixed" varies, by group; `mixed_exclude` switches groups off.
+MIXED_GROUPS: tuple[str, ...] = (
+    "placeholder",
+    "post",
+    "request-id",
+    "throttle",
+    "auth",
+    "empty",
+    "junk",
+    "outage",
+)
+
+# The mixed wire's probabilities of its rare variants; `mixed_rates` overrides them.
+MIXED_RATES: Mapping[str, float] = {
+    "empty": 0.01,  # a datarequest call gets no reply at all
+    "auth": 0.03,  # a POST /authenticate blips (used when auth_fault_rate is 0)
+    "overload": 0.02,  # an API call is refused as overload (only without a rate limiter)
+    "junk": 0.02,  # a GET of a ready export gets a junk 200 (never twice in a row)
+    "opaque": 0.25,  # a new request ID is an odd "dr_..." one rather than a number
+}
+
+
+def _choices(name: str, value: object, accepted: tuple[object, ...]) -> None:
+    if value not in accepted:
+        listed = ", ".join(repr(a) for a in accepted)
+        raise ValueError(f"{name}: accepted: {listed}; got {value!r}")
 
 
 @runtime_checkable
@@ -185,7 +257,7 @@ class SimulatorConfig:
     expire_after: float | None = 600.0
     jwt_lifetime: float = 86400.0
     fault_rate: float = 0.0
-    fault_kinds: tuple[str, ...] = FAULT_KINDS
+    fault_kinds: tuple[str, ...] = DEFAULT_FAULT_KINDS
     slow_seconds: float = 2.0
     missing_ids: frozenset[str] = frozenset()
     id_as_string: bool = False
@@ -195,6 +267,23 @@ class SimulatorConfig:
     collections: Mapping[str, int] = field(default_factory=dict)
     wrap_id_lists: bool = False
     record_requests: bool = True
+    # --- wire variants (docs/simulator.md, "Wire variants") ---
+    wire: str = "classic"
+    request_id_style: str = "numeric"
+    placeholder_info: bool = False
+    placeholder_wording: str | None = None
+    post_status: int = 201
+    request_id_in: str = "x-created"
+    throttle_style: str = "429"
+    trickle_seconds: float = 2.0
+    junk_times: int = 2
+    auth_fault_rate: float = 0.0
+    auth_fault_kinds: tuple[str, ...] = DEFAULT_AUTH_FAULT_KINDS
+    auth_faults_first: int = 0
+    outage_every: float | Literal["auto"] | None = "auto"
+    outage_seconds: float = 2.0
+    mixed_exclude: frozenset[str] = frozenset()
+    mixed_rates: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Reject impossible worlds at construction, not at the first request."""
@@ -230,6 +319,80 @@ class SimulatorConfig:
             raise ValueError("database/collection sizes must be >= 0")
         if isinstance(self.prepare_delay, str):
             parse_delay(self.prepare_delay)  # raises ValueError with the reason
+        self._check_wire()
+
+    def _check_wire(self) -> None:
+        _choices("wire", self.wire, WIRES)
+        _choices("request_id_style", self.request_id_style, REQUEST_ID_STYLES)
+        if self.placeholder_wording is not None:
+            _choices("placeholder_wording", self.placeholder_wording, PLACEHOLDER_WORDINGS)
+        _choices("post_status", self.post_status, POST_STATUSES)
+        _choices("request_id_in", self.request_id_in, REQUEST_ID_PLACES)
+        _choices("throttle_style", self.throttle_style, THROTTLE_STYLES)
+        if self.retry_after_http_date and self.throttle_style not in ("429", "429-date"):
+            raise ValueError(
+                "retry_after_http_date is an alias of throttle_style='429-date'; "
+                f"it cannot be combined with throttle_style={self.throttle_style!r}"
+            )
+        if not (math.isfinite(self.trickle_seconds) and self.trickle_seconds > 0):
+            raise ValueError("trickle_seconds must be a finite number > 0")
+        if self.junk_times < JUNK_FOREVER:
+            raise ValueError(
+                f"junk_times: accepted: a count >= 0, or {JUNK_FOREVER} for junk forever"
+            )
+        if not 0.0 <= self.auth_fault_rate <= 1.0:
+            raise ValueError("auth_fault_rate is a probability: 0..1")
+        unknown = [k for k in self.auth_fault_kinds if k not in AUTH_FAULT_KINDS]
+        if unknown or not self.auth_fault_kinds:
+            raise ValueError(
+                f"auth_fault_kinds: accepted: a non-empty subset of "
+                f"{', '.join(AUTH_FAULT_KINDS)}; got {list(self.auth_fault_kinds)}"
+            )
+        if self.auth_faults_first < 0:
+            raise ValueError("auth_faults_first must be >= 0")
+        every = self.outage_every
+        if isinstance(every, str):
+            if every != "auto":
+                raise ValueError(
+                    f"outage_every: accepted: seconds > 0, None (never) or 'auto'; got {every!r}"
+                )
+        elif every is not None and not (math.isfinite(every) and every > 0):
+            raise ValueError(
+                f"outage_every: accepted: seconds > 0, None (never) or 'auto'; got {every!r}"
+            )
+        if not (math.isfinite(self.outage_seconds) and self.outage_seconds > 0):
+            raise ValueError("outage_seconds must be a finite number > 0")
+        bad = sorted(g for g in self.mixed_exclude if g not in MIXED_GROUPS)
+        if bad:
+            raise ValueError(f"mixed_exclude: accepted: {', '.join(MIXED_GROUPS)}; got {bad}")
+        bad = sorted(k for k in self.mixed_rates if k not in MIXED_RATES)
+        if bad:
+            raise ValueError(f"mixed_rates: accepted keys: {', '.join(MIXED_RATES)}; got {bad}")
+        if not all(0.0 <= v <= 1.0 for v in self.mixed_rates.values()):
+            raise ValueError("mixed_rates: every rate is a probability: 0..1")
+
+    def mixed_rate(self, name: str) -> float:
+        """One of the mixed wire's probabilities (MIXED_RATES, unless overridden)."""
+        return self.mixed_rates.get(name, MIXED_RATES[name])
+
+    @property
+    def mixed(self) -> bool:
+        """True when every response picks its variant at random (wire="mixed")."""
+        return self.wire == "mixed"
+
+    @property
+    def throttle(self) -> str:
+        """The fixed throttle style (the old retry_after_http_date flag means '429-date')."""
+        return "429-date" if self.retry_after_http_date else self.throttle_style
+
+    def outage_interval(self) -> float | None:
+        """Mean seconds between random outages; None when there are none.
+
+        'auto' means none in the classic wire and every ~30 s (20-40 s) in the mixed one.
+        """
+        if self.outage_every == "auto":
+            return 30.0 if self.mixed and "outage" not in self.mixed_exclude else None
+        return self.outage_every
 
     @property
     def delay(self) -> DelayDistribution:

@@ -12,16 +12,26 @@ import base64
 import hashlib
 import math
 import random
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import aiohttp
 
 from .auth import JwtIssuer, account_of
-from .config import SimulatorConfig
+from .config import JUNK_BEHAVIOURS, JUNK_FOREVER, SimulatorConfig
 from .exports import ExportSpec
 from .ratelimit import TokenBuckets
 from .stats import Stats
+from .wire import Wire
 
 __all__ = ["DataRequest", "SimState"]
+
+# Behaviours that change the export's bytes (the others change how, or whether, it is served).
+_BODY_BEHAVIOURS = frozenset({"wrong-id", "wrong-type", "no-info", "not-json", "short-body"})
+
+
+OutageHook = Callable[[float, "asyncio.BaseTransport | None"], Coroutine[Any, Any, None]]
 
 
 class DataRequest:
@@ -58,16 +68,28 @@ class SimState:
         self.session: aiohttp.ClientSession | None = None  # for webhooks
         self.tasks: set[asyncio.Task[None]] = set()
         self.sha_cache: dict[tuple[str, str, int, str | None], str] = {}
+        self.wire = Wire(config, self.stats)
+        self.junk_gets: Counter[str] = Counter()  # junk answers played per junk target
+        # Set by the Simulator (server.py): start an outage of S seconds, sparing one transport.
+        self.outage_hook: OutageHook | None = None
 
     def now(self) -> float:
         """The event loop's clock."""
         return asyncio.get_running_loop().time()
 
-    def new_rid(self) -> str:
-        """An opaque request ID: 'dr_' + 20 base32 characters from the seeded RNG."""
+    def new_rid(self, style: str = "numeric") -> str:
+        """A new, unique request ID from the seeded RNG.
+
+        'numeric' (the default, what the vendor's own client expects in
+        X-Created): a positive integer of 7-10 digits as a decimal string.
+        'opaque': 'dr_' + 20 base32 characters.
+        """
         while True:
-            raw = self._rng_rid.getrandbits(100).to_bytes(13, "big")
-            rid = "dr_" + base64.b32encode(raw).decode("ascii")[:20].lower()
+            if style == "numeric":
+                rid = str(self._rng_rid.randrange(1_000_000, 10_000_000_000))
+            else:
+                raw = self._rng_rid.getrandbits(100).to_bytes(13, "big")
+                rid = "dr_" + base64.b32encode(raw).decode("ascii")[:20].lower()
             if rid not in self.requests:
                 return rid
 
@@ -80,21 +102,28 @@ class SimState:
         now = self.now()
         delay = max(0.0, self.delay.sample(self._rng_delay))
         req = DataRequest(kind, target, now, now + delay)
-        rid = self.new_rid()
+        rid = self.new_rid(self.wire.request_id_style())
         self.requests[rid] = req
         self.stats.created += 1
         self.stats.created_per_target[key or f"{kind}:{target}"] += 1
         return rid, req
 
     def draw_fault(self) -> str | None:
-        """The fault to inject into this datarequest call, if any (seeded)."""
+        """The fault to inject into this datarequest call, if any (seeded).
+
+        The configured faults first; then, in the mixed wire, a rare empty reply.
+        """
         cfg = self.config
-        if cfg.fault_rate <= 0 or not cfg.fault_kinds:
+        kind: str | None = None
+        if cfg.fault_rate > 0 and cfg.fault_kinds and self._rng_fault.random() < cfg.fault_rate:
+            kind = cfg.fault_kinds[self._rng_fault.randrange(len(cfg.fault_kinds))]
+        elif self.wire.empty_reply():
+            kind = "empty"
+        if kind is None:
             return None
-        if self._rng_fault.random() >= cfg.fault_rate:
-            return None
-        kind = cfg.fault_kinds[self._rng_fault.randrange(len(cfg.fault_kinds))]
         self.stats.faults[kind] += 1
+        if kind == "empty":
+            self.stats.wire["empty-reply"] += 1
         return kind
 
     def behaviour(self, target: str) -> str | None:
@@ -102,16 +131,34 @@ class SimState:
         return self.config.behaviours.get(target) if self.config.behaviours else None
 
     def spec_for(self, req: DataRequest) -> ExportSpec:
-        """What the export of a data request consists of."""
+        """What the export of a data request consists of.
+
+        Behaviours that only change how the export is delivered (trickle, the
+        junk answers) leave its bytes as they are.
+        """
         cfg = self.config
+        behaviour = self.behaviour(req.target)
+        if behaviour is not None and behaviour not in _BODY_BEHAVIOURS:
+            behaviour = None
         return ExportSpec(
             cfg.seed,
             req.kind,
             req.target,
             cfg.size_for(req.target),
             id_as_string=cfg.id_as_string,
-            behaviour=self.behaviour(req.target),
+            behaviour=behaviour,
         )
+
+    def junk_for(self, req: DataRequest) -> str | None:
+        """The junk behaviour to play on this GET of a ready export, if any (counted)."""
+        behaviour = self.behaviour(req.target)
+        if behaviour is None or behaviour not in JUNK_BEHAVIOURS:
+            return None
+        times = self.config.junk_times
+        if times != JUNK_FOREVER and self.junk_gets[req.target] >= times:
+            return None
+        self.junk_gets[req.target] += 1
+        return behaviour
 
     def phase(self, req: DataRequest, now: float) -> str:
         """'pending', 'ready' or 'expired'."""

@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections import Counter, deque
 from typing import Any
 
+from .config import AUTH_FAULT_KINDS, FAULT_KINDS, JUNK_BEHAVIOURS, THROTTLE_STYLES
+from .wire import WIRE_VARIANTS
+
 __all__ = ["ENDPOINTS", "LOG_CAP", "Stats"]
 
 ENDPOINTS: tuple[str, ...] = (
@@ -21,7 +24,7 @@ ENDPOINTS: tuple[str, ...] = (
     "GET profileids",
     "GET subprofileids",
 )
-FAULT_NAMES: tuple[str, ...] = ("500", "503", "reset", "truncate", "slow", "stall")
+FAULT_NAMES: tuple[str, ...] = FAULT_KINDS
 LOG_CAP = 200_000  # entries kept for /_sim/log (the most recent ones)
 
 
@@ -48,6 +51,13 @@ class Stats:
         self.webhooks: Counter[str] = Counter({"sent": 0, "failed": 0, "refused": 0})
         self.report_emails: list[str] = []
         self.report_urls = 0
+        self.throttled: Counter[str] = Counter(dict.fromkeys(THROTTLE_STYLES, 0))
+        self.auth_faults: Counter[str] = Counter(dict.fromkeys(AUTH_FAULT_KINDS, 0))
+        self.junk: Counter[str] = Counter(dict.fromkeys(JUNK_BEHAVIOURS, 0))
+        self.trickles = 0
+        self.outages = 0
+        self.outage_seconds = 0.0
+        self.wire: Counter[str] = Counter(dict.fromkeys(WIRE_VARIANTS, 0))
         self.log.clear()
 
     def record(self, t: float, method: str, endpoint: str, status: int) -> None:
@@ -73,4 +83,11 @@ class Stats:
             "credentials_received": self.credentials_received,
             "webhooks": dict(self.webhooks),
             "reports": {"email": list(self.report_emails), "url": self.report_urls},
+            "throttled": dict(self.throttled),
+            "auth_faults": dict(self.auth_faults),
+            "junk": dict(self.junk),
+            "trickles": self.trickles,
+            "outages": self.outages,
+            "outage_seconds": round(self.outage_seconds, 3),
+            "wire": dict(self.wire),
         }
