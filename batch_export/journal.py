@@ -8,14 +8,35 @@ followed by one line per state change::
     {"ts": 1764331203.9, "ev": "done", "id": "1001", "rid": "dr_...", "file": "exports/...",
      "bytes": 20000, "sha256": "..."}
 
+Push mode adds ``push-conflict`` (``rid``, ``first``, ``second``: the sha256
+of two different deliveries), which reopens the target until the platform's
+own copy has been fetched (``push.py``).
+
 Replaying the lines in order rebuilds each target's state, so a killed run
 resumes exactly where its last durable line left it. Lines are written by one
 flusher task that appends everything queued since its last write and fsyncs
 once ("group commit"): every ``record()`` returns only when its line is on
 disk, yet a thousand concurrent targets cost one fsync, not a thousand.
 
-A crash can tear the last line; ``open`` drops a torn tail and truncates the
-file back to its last complete line before appending.
+Torn tail and damage are told apart, because they mean different things:
+
+- A crash can only tear the *last* line: a write that stopped before its
+  newline. ``open`` drops such a torn tail and truncates the file back to its
+  last complete line before appending (``Journal.torn_tail``). That is
+  routine after a kill or a power cut.
+- A complete line anywhere else that is not JSON, or not a valid record (not
+  an object, an event this version does not know, a field replay relies on
+  missing or of the wrong type), is *damage*: no crash writes that, so the
+  file was edited or the disk is failing. The line is skipped and left in
+  the file, the good lines around it are replayed, and the run goes on
+  (``Journal.damage``: 1-based line numbers, the first ``MAX_DAMAGED_LINES``
+  kept, and the total count). Skipping a line costs redone work, not
+  exports: a lost ``done`` line means one more download, a lost
+  ``submitted`` line one ambiguous resubmit. (The exception is a lost
+  ``push-conflict`` line, whose target then trusts its first pushed file
+  unless the re-fetch's ``done`` line follows.)
+- A damaged *header* (line 1) stops the run with ConfigError: without it
+  nothing says which kind of export the directory holds.
 """
 
 from __future__ import annotations
@@ -27,13 +48,22 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .durable import fsync_dir, open_private, write_all
 from .errors import ConfigError, ExportError
 
-__all__ = ["JOURNAL_NAME", "Journal", "TargetState", "replay"]
+__all__ = [
+    "EVENTS",
+    "JOURNAL_NAME",
+    "Journal",
+    "JournalDamage",
+    "TargetState",
+    "read_lines",
+    "replay",
+]
 
 log = logging.getLogger("batch_export.journal")
 
@@ -44,6 +74,28 @@ FORMAT = "batch-export-journal"
 #: one compact encoder for every line (``json.dumps`` with options builds a new one per call)
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 VERSION = 1
+#: how many damaged line numbers are kept in memory (the count goes on)
+MAX_DAMAGED_LINES = 100
+#: how many of them a message lists
+SHOWN_DAMAGED_LINES = 5
+
+#: the warning after a torn last line was dropped: routine after a crash
+TORN_MESSAGE = "journal: dropped 1 torn line left by a crash (its write never finished)"
+
+#: every event a journal line may carry; any other is damage (add new ones here)
+EVENTS = frozenset(
+    {
+        "submitting",
+        "ambiguous",
+        "submitted",
+        "expired",
+        "done",
+        "failed",
+        "stale",
+        "push-conflict",
+        "run",
+    }
+)
 
 # Target statuses held in memory (manifest statuses are derived from these).
 NEW = "new"
@@ -117,11 +169,72 @@ class TargetState:
         elif event == "failed":
             self.status = FAILED
             self.error = record.get("error")
+        elif event == "push-conflict":
+            # Two different pushed exports: the file is not trusted until the
+            # platform's own copy is fetched, so replay reopens the request.
+            self.status = SUBMITTED
+            self.request_id = record.get("rid")
+            self.error = None
         elif event == "stale":
             # a done target whose file went missing or bad: export it again
             self.status = NEW
             self.request_id = None
             self.error = record.get("error")
+
+
+@dataclass
+class JournalDamage:
+    """What reading a journal found wrong with it: damaged lines and a torn tail."""
+
+    #: 1-based numbers of damaged lines (the first ``MAX_DAMAGED_LINES`` of them)
+    lines: list[int] = field(default_factory=list)
+    #: why each of ``lines`` is damaged, in the same order
+    reasons: list[str] = field(default_factory=list)
+    #: every damaged line, including those whose numbers were not kept
+    count: int = 0
+    #: a last line without its newline (a crash mid-write) was dropped
+    torn_tail: bool = False
+    #: why line 1, the header, is damaged (None if it is fine)
+    header: str | None = None
+    #: byte offset just past the last complete line (where a torn tail begins)
+    complete_end: int = 0
+
+    def add(self, number: int, reason: str) -> None:
+        """Note that line ``number`` is damaged, and why."""
+        self.count += 1
+        if len(self.lines) < MAX_DAMAGED_LINES:
+            self.lines.append(number)
+            self.reasons.append(reason)
+
+    def warnings(self, name: str = JOURNAL_NAME) -> list[str]:
+        """What a run should warn about: the damage, and a torn tail (a crash's mark)."""
+        found = [TORN_MESSAGE] if self.torn_tail else []
+        damaged = self.describe(name)
+        if damaged is not None:
+            found.insert(0, damaged)
+        return found
+
+    def describe(self, name: str = JOURNAL_NAME) -> str | None:
+        """The warning about damaged lines (None if there are none).
+
+        Worded so it cannot be taken for the routine news of a crash.
+        """
+        if not self.count:
+            return None
+        shown = [str(number) for number in self.lines[:SHOWN_DAMAGED_LINES]]
+        more = self.count - len(shown)
+        why = "; ".join(dict.fromkeys(self.reasons[:SHOWN_DAMAGED_LINES]))
+        if self.count == 1:
+            where, pronoun = f"line {shown[0]} is", "it was"
+        else:
+            listed = ", ".join(shown) if more else ", ".join(shown[:-1]) + " and " + shown[-1]
+            where = f"lines {listed}{f' and {more} more' if more else ''} are"
+            pronoun = "they were"
+        return (
+            f"{name}: {where} damaged ({why}); {pronoun} skipped and the good lines "
+            "replayed. This is not the torn last line an interrupted write leaves: the "
+            "file was changed, or the disk is failing"
+        )
 
 
 class Journal:
@@ -143,8 +256,37 @@ class Journal:
         self._writing: asyncio.Future[None] | None = None
         self.fsyncs = 0
         self.commit_delay = COMMIT_DELAY
-        self.torn_lines = 0
-        self.skipped_lines = 0
+        #: what ``open`` found damaged or torn (see the module docstring)
+        self.damage = JournalDamage()
+
+    @property
+    def damaged_lines(self) -> list[int]:
+        """1-based numbers of the damaged lines skipped on replay (the first ones)."""
+        return self.damage.lines
+
+    @property
+    def damaged_count(self) -> int:
+        """How many damaged lines were skipped on replay."""
+        return self.damage.count
+
+    @property
+    def torn_tail(self) -> bool:
+        """Whether ``open`` dropped a torn last line, as a crash leaves."""
+        return self.damage.torn_tail
+
+    @property
+    def torn_lines(self) -> int:
+        """1 if a torn last line was dropped, else 0 (``torn_tail`` as a count)."""
+        return int(self.damage.torn_tail)
+
+    @property
+    def skipped_lines(self) -> int:
+        """The damaged lines skipped on replay (``damaged_count``)."""
+        return self.damage.count
+
+    def warnings(self) -> list[str]:
+        """The messages a run logs about what ``open`` found: damage first, then a torn tail."""
+        return self.damage.warnings(self.path.name)
 
     # -- opening and replay ---------------------------------------------------
 
@@ -154,11 +296,17 @@ class Journal:
         path = out_dir / JOURNAL_NAME
         states: dict[str, TargetState] = {}
         header: dict[str, Any] = {"format": FORMAT, "version": VERSION, "kind": kind}
-        torn = skipped = 0
+        damage = JournalDamage()
         if path.exists():
-            read_header, good_end, torn, skipped = replay(path, states)
+            read_header, good_end, damage = replay(path, states)
+            if damage.header is not None:
+                raise ConfigError(
+                    f"{path}: line 1, the header, is damaged ({damage.header}); it says which "
+                    "export the directory holds, so the run cannot go on: restore the file "
+                    "from a backup, or use an empty --out directory"
+                )
             if read_header is None:
-                good_end = 0  # nothing usable: start the file afresh
+                good_end = 0  # nothing usable (a header torn by a crash): start afresh
             else:
                 _check_header(read_header, kind, path)
                 header = read_header
@@ -176,7 +324,7 @@ class Journal:
             os.fsync(fd)
             fsync_dir(out_dir)
         journal = cls(path, fd, header, states)
-        journal.torn_lines, journal.skipped_lines = torn, skipped
+        journal.damage = damage
         return journal
 
     # -- writing ----------------------------------------------------------------
@@ -213,6 +361,8 @@ class Journal:
         await self._append({"ts": round(time.time(), 3), "ev": "run", **fields})
 
     def _change(self, event: str, target_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        if event not in EVENTS:  # it would read back as damage
+            raise ValueError(f"unknown journal event {event!r}: add it to journal.EVENTS")
         record: dict[str, Any] = {"ts": round(time.time(), 3), "ev": event, "id": target_id}
         record.update({k: v for k, v in fields.items() if v is not None})
         self.state(target_id).apply(record, live=True)
@@ -293,12 +443,16 @@ class Journal:
         be used once, at the end of a run, after ``close()``.
         """
         for raw in _lines(self.path):
-            if b'"ev":"done"' not in raw or not raw.endswith(b"\n"):
+            # A loose prefilter (a line edited by hand may have spaces in it):
+            # every line replay counted in done_records must be counted down.
+            if b'"done"' not in raw or not raw.endswith(b"\n"):
                 continue
             try:
                 record = json.loads(raw)
             except ValueError:
                 continue
+            if _record_problem(record) is not None or record.get("ev") != DONE:
+                continue  # damaged lines are skipped by replay too
             target_id = record.get("id")
             state = self.states.get(target_id) if isinstance(target_id, str) else None
             if state is None or not state.in_input or state.status != DONE:
@@ -340,48 +494,104 @@ class Journal:
             raise ExportError(self._failure)
 
 
+def read_lines(path: Path, damage: JournalDamage) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, record)`` for each good line of a journal, 1-based.
+
+    Line 1 is yielded if it is a JSON object (the caller checks it is a
+    header); every later line only if it is a valid record. Damaged lines go
+    into ``damage`` (``damage.header`` for line 1) and are skipped; a last
+    line without a newline sets ``damage.torn_tail`` and ends the reading.
+    """
+    offset = 0
+    for number, raw in enumerate(_lines(path), start=1):
+        end = offset + len(raw)
+        offset = end
+        if not raw.endswith(b"\n"):
+            damage.torn_tail = True  # a crash mid-write: only ever the last line
+            return
+        damage.complete_end = end
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            problem: str | None = "not valid JSON"
+        else:
+            if number == 1:
+                problem = None if isinstance(record, dict) else "not a JSON object"
+            else:
+                problem = _record_problem(record)
+        if problem is not None:
+            if number == 1:
+                damage.header = problem
+            damage.add(number, problem)
+            continue
+        yield number, record
+
+
 def replay(
     path: Path, states: dict[str, TargetState]
-) -> tuple[dict[str, Any] | None, int, int, int]:
-    """Fold every line of a journal into ``states``.
+) -> tuple[dict[str, Any] | None, int, JournalDamage]:
+    """Fold every good line of a journal into ``states``.
 
-    Returns the header (None if even that is unreadable), the byte offset just
-    past the last good line, and how many torn and skipped lines were seen.
+    Returns the header (None if there is none: an empty file, a header torn by
+    a crash, or a damaged one, which ``damage.header`` then names), the byte
+    offset just past the last complete line (where a torn tail begins), and
+    what was found damaged or torn.
     """
+    damage = JournalDamage()
     header: dict[str, Any] | None = None
-    good_end = 0
-    torn = skipped = 0
-    offset = 0
-    for raw in _lines(path):
-        end = offset + len(raw)
-        complete = raw.endswith(b"\n")
-        try:
-            record = json.loads(raw) if complete else None
-        except ValueError:
-            record = None
-        if record is None or not isinstance(record, dict):
-            if not complete:
-                torn += 1  # a crash mid-write: the tail is dropped
-                break
-            skipped += 1
-            log.warning("journal %s: skipping an unreadable line at byte %d", path, offset)
-            offset = good_end = end
-            continue
-        if header is None:
+    for number, record in read_lines(path, damage):
+        if number == 1:
             if record.get("format") != FORMAT:
                 raise ConfigError(
                     f"{path} is not a batch-export journal; use an empty --out directory"
                 )
             header = record
-        else:
-            target_id = record.get("id")
-            if isinstance(target_id, str):
-                state = states.get(target_id)
-                if state is None:
-                    state = states[target_id] = TargetState()
-                state.apply(record)
-        offset = good_end = end
-    return header, good_end, torn, skipped
+            continue
+        target_id = record.get("id")
+        if isinstance(target_id, str):
+            state = states.get(target_id)
+            if state is None:
+                state = states[target_id] = TargetState()
+            state.apply(record)
+    return header, damage.complete_end, damage
+
+
+def _is_int(value: object) -> bool:
+    return type(value) is int  # not a bool; what json.loads makes of an integer
+
+
+def _record_problem(record: object) -> str | None:
+    """Why a parsed line is not a record replay can use, or None if it is one.
+
+    Runs for every line of every replay: exact type tests (what ``json.loads``
+    produces) and the common events first.
+    """
+    if type(record) is not dict:
+        return "not a JSON object"
+    event = record.get("ev")
+    if type(event) is not str or event not in EVENTS:
+        return "not a journal record: no known event"
+    ts = record.get("ts")
+    if ts is not None and type(ts) is not float and type(ts) is not int:
+        return "not a journal record: a bad timestamp"
+    if event == "run":
+        if any(not _is_int(record.get(name, 0)) for name in ("targets", "invalid", "todo")):
+            return "not a journal record: a bad count"
+        return None
+    if type(record.get("id")) is not str:
+        return "not a journal record: no target ID"
+    if event == "done":
+        size = record.get("bytes", 0)
+        if type(size) is not int or size < 0:
+            return "not a journal record: a bad size"
+        if type(record.get("sha256", "")) is not str:
+            return "not a journal record: a bad sha256"
+    elif (event == "submitted" or event == "push-conflict") and type(record.get("rid")) is not str:
+        return "not a journal record: no request ID"
+    error = record.get("error")
+    if error is not None and type(error) is not str:
+        return "not a journal record: a bad error"
+    return None
 
 
 def _lines(path: Path) -> Iterator[bytes]:

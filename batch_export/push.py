@@ -15,35 +15,64 @@ Security model:
   by the request ID header (``X-Datarequest-Id``) or, failing that, by the
   export's own ``info``; anything else gets 404 or 409 without being stored;
 - the body is checked like a download (valid JSON, matching ``info``), so a
-  forged or corrupted delivery is never saved as anyone's export;
+  corrupted delivery, or one for another target, is never saved;
+- deliveries never replace each other. The receiver remembers, for every
+  target delivered in this run, the sha256 of what it saved (32 bytes and the
+  request ID, not the body). A later delivery for that target is checked and
+  hashed while it is read, and never stored: the same bytes again are
+  acknowledged (204) and change nothing; different bytes are a *conflict*
+  (one of the two is forged, or the platform changed its mind), answered 202
+  and handed to ``on_conflict``, which fetches the export from the platform
+  itself (the source of truth) and keeps that. Once a target's conflict is
+  raised, any further delivery that differs from its file is refused (409),
+  so an attacker cannot cause more than one fetch per target;
 - it binds to loopback unless told otherwise; exposing it beyond the host
   belongs behind an HTTPS reverse proxy (the public URL says where).
+
+A conflict is only seen while the run is listening: a forged delivery that
+arrives first, for a target whose genuine delivery never comes during the run,
+is indistinguishable from the genuine one. The secret path is what keeps
+forgeries out in the first place.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import hmac
 import io
 import logging
 import secrets
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import ijson
 from aiohttp import web
 
 from .client import read_bounded
-from .errors import ExportError
+from .errors import ExportError, IntegrityError
 from .store import ExportStore, SavedExport
 from .targets import Target, TargetKind
+from .validate import ExportChecker, check_whole
 
-__all__ = ["PushReceiver", "peek_info", "wait_for_push"]
+__all__ = [
+    "PushConflict",
+    "PushReceiver",
+    "digest_chunks",
+    "peek_info",
+    "save_digesting",
+    "wait_for_push",
+]
 
 log = logging.getLogger("batch_export.push")
 
 PEEK_BYTES = 64 * 1024
+CHUNK_BYTES = 256 * 1024
 RID_HEADER = "X-Datarequest-Id"
+_DIGEST_BYTES = 32  # sha256
 
 
 def peek_info(head: bytes) -> tuple[str, str] | None:
@@ -60,32 +89,96 @@ def peek_info(head: bytes) -> tuple[str, str] | None:
     return None
 
 
+async def digest_chunks(chunks: AsyncIterator[bytes], digest: Any) -> AsyncIterator[bytes]:
+    """Pass ``chunks`` through unchanged, feeding each to ``digest`` (a hashlib object)."""
+    async for chunk in chunks:
+        digest.update(chunk)
+        yield chunk
+
+
+async def save_digesting(
+    store: ExportStore, target: Target, head: bytes, rest: AsyncIterator[bytes]
+) -> tuple[SavedExport, str]:
+    """``store.save`` that also returns the sha256 (hex) of the bytes as received.
+
+    With ``--gzip`` the store hashes what it stores, the compressed bytes; a
+    delivery is compared with what arrived.
+    """
+    digest = hashlib.sha256(head)
+    saved = await store.save(target, head, digest_chunks(rest, digest))
+    return saved, digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class PushConflict:
+    """Two different deliveries for one target: which, and under which request ID."""
+
+    target: Target
+    request_id: str
+    #: sha256 (hex) of the body saved first, as delivered (before any --gzip)
+    first: str
+    #: sha256 (hex) of the later, different body, which was hashed and not stored
+    second: str
+
+
+#: called (and awaited) before a conflicting delivery is acknowledged
+ConflictHandler = Callable[[PushConflict], Awaitable[None]]
+
+
 @dataclass
 class _Expected:
     target: Target
     request_id: str
     delivered: asyncio.Future[SavedExport]
+    #: resolved by ``forget``: the pipeline has taken the delivery, or stopped waiting
+    released: asyncio.Future[None]
+    #: a first delivery has been taken for saving (later ones are only compared)
+    taken: bool = False
+    #: sha256 of the saved delivery as delivered, once saved
+    digest: bytes | None = field(default=None, repr=False)
 
 
 class PushReceiver:
     """The web endpoint that receives pushed exports for the targets of one run."""
 
     def __init__(
-        self, store: ExportStore, kind: TargetKind, *, host: str, port: int, public_url: str | None
+        self,
+        store: ExportStore,
+        kind: TargetKind,
+        *,
+        host: str,
+        port: int,
+        public_url: str | None,
+        on_conflict: ConflictHandler | None = None,
+        drain_timeout: float = 10.0,
     ) -> None:
         self._store = store
         self._kind = kind
         self._host = host
         self._port = port
         self._public_url = public_url
+        self._on_conflict = on_conflict
         self._secret = secrets.token_urlsafe(32)
         self._by_target: dict[str, _Expected] = {}
         self._by_request: dict[str, str] = {}
+        #: target ID → sha256 of its file (raw bytes) + request ID (UTF-8), for
+        #: every target delivered in this run: about 100 bytes each, never a body
+        self._delivered: dict[str, bytes] = {}
+        #: targets whose conflict was raised: their file is (or is being) fetched
+        self._verifying: set[str] = set()
+        #: later deliveries waiting for their target's first one to be taken
+        self._held = 0
+        #: deliveries being handled, and an event set whenever there are none
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._drain_timeout = drain_timeout
         self._runner: web.AppRunner | None = None
         self.report_url = ""
         self.address = ""
         self.received = 0
         self.rejected = 0
+        self.repeated = 0
+        self.conflicts = 0
 
     async def __aenter__(self) -> PushReceiver:
         app = web.Application(client_max_size=0)
@@ -109,58 +202,202 @@ class PushReceiver:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop listening; deliveries being received finish first (idempotent).
+
+        aiohttp's own shutdown stops reading request bodies, which would cut
+        a delivery still streaming in (perhaps the genuine half of a
+        conflict). So new connections are refused first, then deliveries in
+        progress get up to ``drain_timeout`` seconds to finish.
+        """
+        if self._runner is None:
+            return
+        runner, self._runner = self._runner, None
+        for site in list(runner.sites):
+            await site.stop()
+        for target_id in list(self._by_target):
+            self.forget(target_id)  # nobody waits any more: held deliveries may go on
+        if self._active:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), self._drain_timeout)
+        await runner.cleanup()
 
     def expect(self, target: Target, request_id: str) -> asyncio.Future[SavedExport]:
         """Start waiting for ``target``'s export; the future completes when it is saved."""
-        future: asyncio.Future[SavedExport] = asyncio.get_running_loop().create_future()
-        self._by_target[target.id] = _Expected(target, request_id, future)
+        self.forget(target.id)
+        # A new request for the target: what an earlier one delivered is no yardstick.
+        self._delivered.pop(target.id, None)
+        self._verifying.discard(target.id)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[SavedExport] = loop.create_future()
+        released: asyncio.Future[None] = loop.create_future()
+        self._by_target[target.id] = _Expected(target, request_id, future, released)
         self._by_request[request_id] = target.id
         return future
 
     def forget(self, target_id: str) -> None:
-        """Stop waiting for ``target_id`` (it is done, or polling takes over)."""
+        """Stop waiting for ``target_id`` (it is done, or polling takes over).
+
+        If its delivery was saved and taken, the target's digest is kept, so
+        a later delivery can be told apart from a repeat.
+        """
         expected = self._by_target.pop(target_id, None)
-        if expected is not None:
-            self._by_request.pop(expected.request_id, None)
-            if not expected.delivered.done():
-                expected.delivered.cancel()
+        if expected is None:
+            return
+        self._by_request.pop(expected.request_id, None)
+        delivered = expected.delivered
+        if delivered.done() and not delivered.cancelled() and delivered.exception() is None:
+            assert expected.digest is not None
+            self._delivered[target_id] = expected.digest + expected.request_id.encode()
+        elif not delivered.done():
+            delivered.cancel()
+        if not expected.released.done():
+            expected.released.set_result(None)
+
+    def settle(self, target_id: str, sha256: str) -> None:
+        """After a conflict: the target's file is now the platform's, with this sha256."""
+        packed = self._delivered.get(target_id)
+        if packed is not None:
+            self._delivered[target_id] = bytes.fromhex(sha256) + packed[_DIGEST_BYTES:]
 
     async def _receive(self, request: web.Request) -> web.Response:
         if not hmac.compare_digest(request.match_info["secret"], self._secret):
             raise web.HTTPNotFound
+        self._active += 1
+        self._idle.clear()
+        try:
+            return await self._deliver(request)
+        finally:
+            self._active -= 1
+            if not self._active:
+                self._idle.set()
+
+    async def _deliver(self, request: web.Request) -> web.Response:
         head = await read_bounded(request.content, PEEK_BYTES)
         target_id = self._by_request.get(request.headers.get(RID_HEADER, ""))
         if target_id is None:
             info = peek_info(head)
             if info is not None and info[0] == self._kind.value:
                 target_id = info[1]
-        expected = self._by_target.pop(target_id, None) if target_id else None
-        if expected is None:
-            self.rejected += 1
-            return web.json_response(
-                {"error": {"message": "not expecting this export"}}, status=409
-            )
-        self._by_request.pop(expected.request_id, None)
+        if not target_id:
+            return self._refuse("not expecting this export")
+        expected = self._by_target.get(target_id)
+        if expected is not None and not expected.taken:
+            expected.taken = True
+            return await self._save_first(expected, head, request)
+        if expected is None and target_id not in self._delivered:
+            return self._refuse("not expecting this export")
+        return await self._compare(target_id, expected, head, request)
+
+    def _refuse(self, message: str, status: int = 409) -> web.Response:
+        self.rejected += 1
+        return web.json_response({"error": {"message": message}}, status=status)
+
+    async def _save_first(
+        self, expected: _Expected, head: bytes, request: web.Request
+    ) -> web.Response:
+        """The first delivery for a waiting target: saved through the store."""
+        chunks: AsyncIterator[bytes] = request.content.iter_chunked(CHUNK_BYTES)
+        # With --gzip the store hashes the compressed bytes: hash what arrived too.
+        raw = hashlib.sha256(head) if self._store.gzip else None
+        if raw is not None:
+            chunks = digest_chunks(chunks, raw)
         try:
-            saved = await self._store.save(
-                expected.target, head, request.content.iter_chunked(256 * 1024)
-            )
+            saved = await self._store.save(expected.target, head, chunks)
         except (ExportError, OSError, ConnectionError) as exc:
             # Not saved: let polling fetch it instead.
-            self.rejected += 1
             log.info("push for %s %s not saved: %s", self._kind.value, expected.target.id, exc)
             if not expected.delivered.done():
                 expected.delivered.set_exception(
                     exc if isinstance(exc, ExportError) else ExportError(str(exc))
                 )
-            return web.json_response({"error": {"message": "export rejected"}}, status=422)
+            return self._refuse("export rejected", 422)
+        expected.digest = raw.digest() if raw is not None else bytes.fromhex(saved.sha256)
         self.received += 1
         if not expected.delivered.done():
             expected.delivered.set_result(saved)
         return web.Response(status=204)
+
+    async def _compare(
+        self, target_id: str, expected: _Expected | None, head: bytes, request: web.Request
+    ) -> web.Response:
+        """A later delivery for a delivered target: checked and hashed, never stored."""
+        target = Target(self._kind, target_id)
+        try:
+            digest = await _check_and_hash(target, head, request.content)
+        except IntegrityError as exc:
+            log.info("push for %s %s refused: %s", self._kind.value, target_id, exc)
+            return self._refuse("export rejected", 422)
+        except (OSError, aiohttp.ClientError):
+            return self._refuse("the delivery was cut short", 400)
+        if expected is not None:
+            # The first delivery is still being saved, or not yet taken by the
+            # pipeline: wait, so a conflict is only raised after its "done" line.
+            self._held += 1
+            try:
+                await asyncio.shield(expected.released)
+            finally:
+                self._held -= 1
+        packed = self._delivered.get(target_id)
+        if packed is None:  # the first was not saved or not taken: polling fetches it
+            return self._refuse("not expecting this export")
+        kept, request_id = packed[:_DIGEST_BYTES], packed[_DIGEST_BYTES:].decode()
+        if hmac.compare_digest(digest, kept):
+            self.repeated += 1
+            return web.Response(status=204)  # the same export again: nothing changes
+        if target_id in self._verifying or self._on_conflict is None:
+            log.warning(
+                "push: refused a delivery for %s %s (sha256 %s) that differs from its saved "
+                "file (sha256 %s)%s",
+                self._kind.value,
+                target_id,
+                digest.hex(),
+                kept.hex(),
+                "; that file is being or was fetched from the platform"
+                if target_id in self._verifying
+                else "",
+            )
+            return self._refuse("conflicts with the export already received")
+        self._verifying.add(target_id)
+        conflict = PushConflict(target, request_id, kept.hex(), digest.hex())
+        try:
+            await self._on_conflict(conflict)
+        except Exception as exc:
+            self._verifying.discard(target_id)
+            log.warning(
+                "push: conflict for %s %s not recorded: %s", self._kind.value, target_id, exc
+            )
+            return self._refuse("cannot record this delivery", 503)
+        self.conflicts += 1
+        return web.Response(status=202)
+
+    @property
+    def held(self) -> int:
+        """Later deliveries now waiting for their target's first one to be taken."""
+        return self._held
+
+
+async def _check_and_hash(target: Target, head: bytes, content: Any) -> bytes:
+    """sha256 of a body that must be ``target``'s export; raises IntegrityError if not."""
+    digest = hashlib.sha256(head)
+    chunks = content.iter_chunked(CHUNK_BYTES)
+    first = b""
+    with contextlib.suppress(StopAsyncIteration):
+        first = await chunks.__anext__()
+    if not first:
+        check_whole(target.kind.value, target.id, head)
+        return digest.digest()
+    checker = ExportChecker(target.kind.value, target.id)
+    checker.feed(head)
+    checker.feed(first)
+    digest.update(first)
+    async for chunk in chunks:
+        checker.feed(chunk)
+        digest.update(chunk)
+    checker.finish()
+    return digest.digest()
 
 
 async def wait_for_push(

@@ -7,14 +7,23 @@ during a run and after it.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .journal import DONE, FAILED, JOURNAL_NAME, NEW, SUBMITTED, SUBMITTING, TargetState
+from .journal import (
+    DONE,
+    FAILED,
+    JOURNAL_NAME,
+    NEW,
+    SUBMITTED,
+    SUBMITTING,
+    JournalDamage,
+    TargetState,
+    read_lines,
+)
 
 __all__ = ["collect_status", "format_status"]
 
@@ -33,31 +42,25 @@ def collect_status(out_dir: Path, now: float | None = None) -> dict[str, Any]:
     header: dict[str, Any] = {}
     last_run: dict[str, Any] = {}
     done_times: list[float] = []
-    with path.open("rb") as handle:
-        for raw in handle:
-            if not raw.endswith(b"\n"):
-                break  # being written right now
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                continue
-            if not isinstance(record, dict):
-                continue
-            if not header:
-                header = record
-                continue
-            if record.get("ev") == "run":
-                last_run = record
-                continue
-            target_id = record.get("id")
-            if not isinstance(target_id, str):
-                continue
-            state = states.get(target_id)
-            if state is None:
-                state = states[target_id] = TargetState()
-            state.apply(record)
-            if record.get("ev") == "done":
-                done_times.append(float(record.get("ts", 0)))
+    # A last line without its newline is being written right now (or torn by
+    # a crash): not counted yet, and no cause for alarm. Damaged lines are.
+    damage = JournalDamage()
+    for number, record in read_lines(path, damage):
+        if number == 1:
+            header = record
+            continue
+        if record.get("ev") == "run":
+            last_run = record
+            continue
+        target_id = record.get("id")
+        if not isinstance(target_id, str):
+            continue
+        state = states.get(target_id)
+        if state is None:
+            state = states[target_id] = TargetState()
+        state.apply(record)
+        if record.get("ev") == "done":
+            done_times.append(float(record.get("ts", 0)))
     counts = Counter(state.status for state in states.values())
     failures = Counter(
         (state.error or "unknown") for state in states.values() if state.status == FAILED
@@ -88,6 +91,9 @@ def collect_status(out_dir: Path, now: float | None = None) -> dict[str, Any]:
         "eta_seconds": round(remaining / rate) if rate > 0 and remaining else None,
         "last_run_started": last_run.get("ts"),
         "last_activity": max(done_times) if done_times else None,
+        "damaged_lines": damage.lines,
+        "damaged_count": damage.count,
+        "journal_damage": damage.describe(),
     }
 
 
@@ -108,6 +114,8 @@ def format_status(status: dict[str, Any]) -> str:
             f"  throughput     {status['exports_per_second']:>9.2f}/s"
             + (f"   ETA {eta // 3600}h{eta % 3600 // 60:02d}m{eta % 60:02d}s" if eta else "")
         )
+    if status.get("journal_damage"):
+        lines.append(f"  warning: {status['journal_damage']}")
     if status["top_failures"]:
         lines.append("  most common failures:")
         lines.extend(f"    {f['count']:>6}  {f['reason']}" for f in status["top_failures"])
