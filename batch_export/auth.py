@@ -3,6 +3,11 @@
 A v4 JWT is fetched once, cached for the run, refreshed shortly before its
 ``exp`` claim and once after a 401. Refreshes are single-flight: a hundred
 requests that find the JWT stale cause one call to the auth endpoint.
+
+A refresh *before* expiry that meets a blip (the fetcher raises a
+TransientError after its own retries) keeps the current JWT, which is still
+valid, and tries again a little later: a hiccup of the auth endpoint at hour
+three of a long run costs nothing.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 
+from .errors import TransientError
 from .redaction import Redactor, Secret
 
 __all__ = ["BearerAuth", "jwt_expiry"]
 
-#: JWT fetcher: returns the raw JWT text from the auth endpoint.
-FetchJwt = Callable[[], Awaitable[str]]
+#: JWT fetcher: returns the raw JWT text from the auth endpoint. Its argument
+#: says whether a still-valid JWT is at hand: then one attempt is enough (a
+#: blip raises TransientError); without one it must be patient.
+FetchJwt = Callable[[bool], Awaitable[str]]
 
 
 def jwt_expiry(jwt: str) -> float | None:
@@ -45,6 +53,10 @@ class BearerAuth:
 
     #: assumed lifetime when the JWT carries no readable ``exp`` (the docs say 24 h)
     default_lifetime = 24 * 3600.0
+    #: after a failed early refresh, the next try comes this many seconds later
+    retry_refresh_after = 30.0
+    #: a JWT this close to its expiry is not used past a failed refresh
+    expiry_margin = 10.0
 
     def __init__(
         self, fetch: FetchJwt, redactor: Redactor, *, wall_clock: Callable[[], float] = time.time
@@ -54,6 +66,7 @@ class BearerAuth:
         self._now = wall_clock
         self._jwt: Secret | None = None
         self._refresh_at = 0.0
+        self._expires_at = 0.0
         self._lock = asyncio.Lock()
         self.refreshes = 0
 
@@ -71,13 +84,24 @@ class BearerAuth:
             current is not None
             and rejected_header.get("Authorization") == f"Bearer {current.reveal()}"
         ):
-            await self._renew(stale=current)
+            await self._renew(stale=current, rejected=True)
 
-    async def _renew(self, stale: Secret | None) -> Secret:
+    async def _renew(self, stale: Secret | None, *, rejected: bool = False) -> Secret:
         async with self._lock:
             if self._jwt is not None and self._jwt is not stale:
                 return self._jwt  # another request renewed it while we waited
-            raw = (await self._fetch()).strip().strip('"')
+            fallback = (
+                self._jwt is not None
+                and not rejected
+                and self._now() < self._expires_at - self.expiry_margin
+            )
+            try:
+                raw = (await self._fetch(fallback)).strip().strip('"')
+            except TransientError:
+                if not fallback or self._jwt is None:
+                    raise
+                self._refresh_at = self._now() + self.retry_refresh_after
+                return self._jwt
             self._redactor.add(raw)
             issued = self._now()
             expiry = jwt_expiry(raw)
@@ -86,6 +110,7 @@ class BearerAuth:
             # so a request never leaves with a JWT about to lapse in flight.
             margin = min(300.0, max(0.0, lifetime) / 10)
             self._refresh_at = issued + lifetime - margin
+            self._expires_at = issued + lifetime
             self._jwt = Secret(raw)
             self.refreshes += 1
             return self._jwt

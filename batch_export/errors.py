@@ -7,11 +7,19 @@
     │   └── InputError          the input CSV as a whole is unusable (unreadable, empty, no ID column)
     ├── AuthError               credentials rejected, even after a refresh (exit 2)
     ├── StorageError            an export cannot be written (disk full, permissions): the run stops (exit 2)
+    ├── OutageError             the platform stayed unreachable too long: the run stops resumably (exit 2)
+    ├── InternalError           a bug in batch-export itself: the run stops (exit 70)
     ├── TargetError             one target failed for good; the run goes on (manifest "failed")
     │   ├── IntegrityError      the platform served something that is not this target's export
+    │   │   ├── MalformedExportError  not an export at all (HTML, empty, cut, an error object): retried first
+    │   │   └── WrongTargetError      a well-formed export of another target: never retried
     │   └── RequestGoneError    the platform no longer knows the request ID (expired or unknown)
     └── TransientError          worth retrying: timeouts, resets, truncated bodies, 5xx, 429
-        └── RateLimitedError    a 429, carrying the server's Retry-After when it sent one
+        ├── RateLimitedError    a 429, or a 503/504 from the overloaded load balancer: slow down
+        └── UnreachableError    no connection at all (refused, DNS, TLS, connect timeout): an outage
+
+``exit_code`` on each class is what the command line exits with when that
+error stops a run.
 
 Messages never contain the access token or a JWT: they are built by the client
 from redacted URLs, not from aiohttp's exception text.
@@ -25,16 +33,24 @@ __all__ = [
     "ExportError",
     "InputError",
     "IntegrityError",
+    "InternalError",
+    "MalformedExportError",
+    "OutageError",
     "RateLimitedError",
     "RequestGoneError",
     "StorageError",
     "TargetError",
     "TransientError",
+    "UnreachableError",
+    "WrongTargetError",
 ]
 
 
 class ExportError(Exception):
     """Base class: a failure the exporter understands and can describe safely."""
+
+    #: the command line's exit status when this error stops a run
+    exit_code = 2
 
 
 class ConfigError(ExportError):
@@ -57,6 +73,20 @@ class StorageError(ExportError):
     """
 
 
+class OutageError(ExportError):
+    """The platform could not be reached for longer than the outage timeout."""
+
+    def __init__(self, message: str, *, host: str) -> None:
+        super().__init__(message)
+        self.host = host
+
+
+class InternalError(ExportError):
+    """Something batch-export did not expect: a bug, to be reported, not retried."""
+
+    exit_code = 70
+
+
 class TargetError(ExportError):
     """One target failed permanently; other targets are unaffected."""
 
@@ -67,6 +97,14 @@ class TargetError(ExportError):
 
 class IntegrityError(TargetError):
     """The served body is not a valid export of the requested target."""
+
+
+class MalformedExportError(IntegrityError):
+    """The body is not an export at all: what proxies and load balancers serve; retried."""
+
+
+class WrongTargetError(IntegrityError):
+    """A well-formed export, but of another target: the platform mixed things up."""
 
 
 class RequestGoneError(TargetError):
@@ -91,8 +129,22 @@ class TransientError(ExportError):
 
 
 class RateLimitedError(TransientError):
-    """The platform answered 429; ``retry_after`` is its hint in seconds, if any."""
+    """The platform said "slower": a 429, or a 503/504 from its overloaded load balancer.
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message, status=429)
+    ``retry_after`` is its hint in seconds, if it sent one.
+    """
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, status: int = 429
+    ) -> None:
+        super().__init__(message, status=status)
         self.retry_after = retry_after
+
+
+class UnreachableError(TransientError):
+    """No connection could be made to ``host``; ``reason`` says why (refused, DNS, TLS...)."""
+
+    def __init__(self, message: str, *, host: str, reason: str) -> None:
+        super().__init__(message)
+        self.host = host
+        self.reason = reason

@@ -22,6 +22,7 @@ import logging
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,9 @@ from .errors import (
     AuthError,
     ConfigError,
     ExportError,
+    InternalError,
+    MalformedExportError,
+    OutageError,
     RequestGoneError,
     StorageError,
     TargetError,
@@ -45,7 +49,7 @@ from .progress import NullProgress, Progress
 from .push import PushReceiver, wait_for_push
 from .redaction import Redactor
 from .scheduling import ReadinessModel
-from .store import ExportStore, RunLock, SavedExport, prepare_out_dir, saved_file
+from .store import ExportStore, RunLock, SavedExport, clear_partial, make_out_dir, saved_file
 from .targets import InvalidRow, Target, TargetKind, TargetReader
 from .validate import PlaceholderError
 
@@ -113,10 +117,6 @@ class RunOptions:
                     "--report and --push-listen both set the platform's report address; use one"
                 )
             _split_listen(self.push_listen)
-        if self.api.api_version not in (1, 2, 3, 4):
-            raise ConfigError(
-                f"unknown --api-version {self.api.api_version}; use 2, 3 or 4 (1 also works)"
-            )
 
 
 @dataclass
@@ -165,6 +165,7 @@ class Exporter:
         self.last_progress = time.monotonic()
         self.journal: Journal
         self.client: PlatformClient
+        self._client_ready = False
         self.receiver: PushReceiver | None = None
         #: the client's request and response counts, kept when it closes
         self.traffic: dict[str, Any] = {}
@@ -186,11 +187,19 @@ class Exporter:
                         redactor=self.redactor,
                     )
                 )
+                self._client_ready = True
                 if self.options.push_listen is not None:
                     await self._start_receiver(stack, self.options.push_listen)
                 try:
                     await self._feed(work, resumed)
                     await self._drain()
+                except asyncio.CancelledError:
+                    # Cancelled from outside (a scheduler killing the job): no
+                    # target task may outlive the run, nor its exception go unread.
+                    self.request_stop("cancelled", force=True)
+                    if self.tasks:
+                        await asyncio.wait(set(self.tasks))
+                    raise
                 finally:
                     self.traffic = self.client.traffic()
         finally:
@@ -199,14 +208,148 @@ class Exporter:
                 await watchdog
 
     async def _start_receiver(self, stack: contextlib.AsyncExitStack, listen: str) -> None:
+        """Listen for pushed exports; conflicting deliveries are settled by the platform.
+
+        When two different exports are delivered for one target, the receiver
+        calls ``on_conflict`` before acknowledging the second. It records a
+        ``push-conflict`` line (durable: replay reopens the target with its
+        request ID) and starts a task, tracked in ``self.tasks`` so the run
+        waits for it, that fetches the export from the platform and keeps
+        that, with a new ``done`` line (docs/push-mode.md, "Conflicts").
+        """
+        from .push import PushConflict, save_digesting  # could join the module's imports
+
         host, port = _split_listen(listen)
+
+        async def on_conflict(conflict: PushConflict) -> None:
+            target = conflict.target
+            try:
+                await self.journal.record(
+                    "push-conflict",
+                    target.id,
+                    rid=conflict.request_id,
+                    first=conflict.first,
+                    second=conflict.second,
+                )
+            except OSError as exc:
+                self._abort_on_disk_error(exc)
+                raise
+            log.warning(
+                "push: two different exports were delivered for %s %s (sha256 %s, then %s); "
+                "the platform's own copy is fetched and kept instead",
+                target.kind.value,
+                target.id,
+                conflict.first,
+                conflict.second,
+            )
+            if self.stopping.is_set():
+                return  # the target is open in the journal: the next run polls for it
+            task = asyncio.create_task(refetch(conflict))
+            self.tasks.add(task)
+            task.add_done_callback(refetched)
+
+        def refetched(task: asyncio.Task[None]) -> None:
+            self.tasks.discard(task)  # no --max-pending slot was taken for it
+            if not self.tasks:
+                self._drain_wake.set()
+
+        async def refetch(conflict: PushConflict) -> None:
+            target, rid = conflict.target, conflict.request_id
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+
+            async def consume(head: bytes, rest: Any) -> tuple[SavedExport, str]:
+                try:
+                    return await save_digesting(self.store, target, head, rest)
+                except OSError as exc:
+                    raise _cannot_write(self.options.out_dir, exc) from exc
+
+            async def fetch() -> tuple[SavedExport, str] | None:
+                try:
+                    return await self.client.fetch_export(rid, consume)
+                except PlaceholderError:
+                    return None  # a forgery came before the file was ready
+                except MalformedExportError as exc:
+                    raise TransientError(
+                        f"the platform answered with something that is not an export ({exc})"
+                    ) from exc
+
+            checks = 0
+            try:
+                while (fetched := await self.client.call(fetch)) is None:
+                    if loop.time() - started >= self.options.timeout:
+                        raise TargetError(f"no export within --timeout {self.options.timeout:g}s")
+                    checks += 1
+                    await self._pause(self.model.delay(checks, loop.time() - started))
+                saved, sha256 = fetched
+                self.journal.note(
+                    "done",
+                    target.id,
+                    rid=rid,
+                    file=saved.file,
+                    bytes=saved.bytes,
+                    sha256=saved.sha256,
+                    gzip=saved.gzip or None,
+                )
+            except _Stopped:
+                return  # open in the journal: the next run polls for it
+            except RequestGoneError:
+                await self._fail(
+                    target,
+                    "two different exports were pushed and the platform no longer has the "
+                    "request to settle it; rerun to export it again",
+                )
+                return
+            except (AuthError, ConfigError, StorageError, OutageError, InternalError) as exc:
+                self._abort(exc)
+                return
+            except OSError as exc:
+                self._abort_on_disk_error(exc)
+                return
+            except ExportError as exc:
+                await self._fail(target, f"two different exports were pushed, then: {exc}")
+                return
+            except Exception as exc:
+                self._abort(self._internal_error(exc, target))
+                return
+            assert self.receiver is not None
+            self.receiver.settle(target.id, sha256)
+            self._alive()
+            matches = {conflict.first: "the first", conflict.second: "the second"}
+            log.warning(
+                "push: kept the export of %s %s fetched from the platform (sha256 %s): "
+                "it matches %s delivery",
+                target.kind.value,
+                target.id,
+                sha256,
+                matches.get(sha256, "neither"),
+            )
+
+        async def close_door(*exc_info: object) -> None:
+            # Runs before the receiver's own exit: deliveries still being
+            # received finish, and a re-fetch one of them starts is waited for.
+            await receiver.close()
+            if exc_info[0] is None:
+                await self._drain()
+            for task in list(self.tasks):  # only after a failure: none are left otherwise
+                task.cancel()
+            if self.tasks:
+                await asyncio.wait(set(self.tasks))
+            self.traffic = self.client.traffic()
+
         receiver = PushReceiver(
-            self.store, self.kind, host=host, port=port, public_url=self.options.push_public_url
+            self.store,
+            self.kind,
+            host=host,
+            port=port,
+            public_url=self.options.push_public_url,
+            on_conflict=on_conflict,
         )
         try:
             self.receiver = await stack.enter_async_context(receiver)
         except OSError as exc:
             raise ConfigError(f"cannot listen on --push-listen {listen}: {exc.strerror}") from None
+        stack.push_async_exit(close_door)
         # The URL's path is the receiver's only credential: scrub it like the token.
         self.redactor.add(receiver.report_url)
         self.report = receiver.report_url
@@ -269,6 +412,10 @@ class Exporter:
         """Stop the run if nothing at all has happened for ``stall_timeout`` seconds."""
         while True:
             await asyncio.sleep(min(5.0, self.options.stall_timeout / 4))
+            if self._client_ready and self.client.gate.down:
+                # An outage has its own limit (--outage-timeout); it is not a stall.
+                self._alive()
+                continue
             idle = time.monotonic() - self.last_progress
             if idle > self.options.stall_timeout and self.tasks:
                 self.fatal = ExportError(
@@ -308,12 +455,16 @@ class Exporter:
             await self._fail(target, f"no export within --timeout {self.options.timeout:g}s")
         except TargetError as exc:
             await self._fail(target, str(exc))
-        except (AuthError, ConfigError, StorageError) as exc:
+        except (AuthError, ConfigError, StorageError, OutageError, InternalError) as exc:
             self._abort(exc)
         except OSError as exc:
             self._abort_on_disk_error(exc)
         except ExportError as exc:
             await self._fail(target, str(exc))
+        except Exception as exc:
+            # Not the platform, not the disk: a bug. It is not retried, and the
+            # run stops with everything it finished recorded.
+            self._abort(self._internal_error(exc, target))
         finally:
             timer.cancel()
 
@@ -321,6 +472,18 @@ class Exporter:
         if self.fatal is None:
             self.fatal = exc
         self.request_stop("fatal", force=True)
+
+    def _internal_error(self, exc: BaseException, target: Target) -> InternalError:
+        """The error a bug stops the run with; the traceback goes to the log at -v."""
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        log.info("traceback of the internal error:\n%s", self.redactor(trace))
+        return InternalError(
+            self.redactor(
+                f"internal error: {type(exc).__name__}: {exc} (while exporting "
+                f"{target.kind.value} {target.id}) — please report it; rerun with -v for the "
+                "traceback, then rerun the same command to resume"
+            )
+        )
 
     def _abort_on_disk_error(self, exc: OSError) -> None:
         self._abort(_cannot_write(self.options.out_dir, exc))
@@ -413,6 +576,12 @@ class Exporter:
                 return await self.client.fetch_export(rid, consume)
             except PlaceholderError:
                 return None
+            except MalformedExportError as exc:
+                # A 200 that is not an export (HTML, empty, cut, an error object)
+                # is what proxies produce: asked again before it is believed.
+                raise TransientError(
+                    f"the platform answered with something that is not an export ({exc})"
+                ) from exc
 
         if self.receiver is not None and not check_now:
             pushed = await self._wait_for_push(target, rid)
@@ -508,24 +677,36 @@ async def run_export(options: RunOptions) -> RunResult:
     """Run one export end to end: the Python API behind ``batch-export run``.
 
     Raises ConfigError or AuthError for problems that stop the run before or
-    during it; target failures end up in the manifest instead.
+    during it (OutageError, StorageError, InternalError likewise, each after
+    writing the manifest); target failures end up in the manifest instead.
+
+    Everything that can fail before a request does so before the output
+    directory gets a journal (a failed start leaves nothing that blocks the
+    corrected command), and nothing inside the directory is created, cleared
+    or changed before its lock is held. Cancelling the task that awaits this
+    stops new work, cancels and awaits every target, writes the journal, the
+    manifest and the summary (``interrupted: "cancelled"``), then re-raises
+    ``CancelledError``.
     """
     options.validate()
     started = time.time()
-    out_dir = prepare_out_dir(options.out_dir)
+    invalid: list[InvalidRow] = []
+    input_ids, duplicates = _read_input(options, invalid)
+    out_dir = make_out_dir(options.out_dir)
     with RunLock(out_dir):
+        clear_partial(out_dir)
         journal = Journal.open(out_dir, options.kind.value)
+        for target_id in input_ids:
+            journal.state(target_id).in_input = True
         progress: Progress | NullProgress = Progress() if options.progress else NullProgress()
         exporter = Exporter(options, progress)
-        invalid: list[InvalidRow] = []
+        cancelled = False
         try:
-            input_ids, duplicates = _read_input(options, journal, invalid)
             if journal.torn_lines or journal.skipped_lines:
-                log.warning(
-                    "journal: dropped %d torn and %d unreadable line(s) left by a crash",
-                    journal.torn_lines,
-                    journal.skipped_lines,
-                )
+                # Damage (a complete line that is not a record) and a crash's
+                # torn tail are different news, and get different messages.
+                for message in journal.warnings():
+                    log.warning("%s", message)
             work, resumed, stale = _plan(journal, exporter.store, input_ids)
             for target_id in stale:
                 await journal.record(
@@ -538,7 +719,11 @@ async def run_export(options: RunOptions) -> RunResult:
                 total=len(input_ids), already_done=len(input_ids) - len(work), invalid=len(invalid)
             )
             with _signals(exporter, options.handle_signals):
-                await exporter.run(journal, work, resumed)
+                try:
+                    await exporter.run(journal, work, resumed)
+                except asyncio.CancelledError:
+                    cancelled = True  # every target task is cancelled and awaited by now
+                    exporter.stop_reason = "cancelled"
         finally:
             progress.close()
             try:
@@ -559,6 +744,8 @@ async def run_export(options: RunOptions) -> RunResult:
             if exporter.fatal is not None and str(exporter.fatal) != str(error):
                 error = StorageError(f"{exporter.fatal} (and then {error})")
             raise error from None
+        if cancelled:
+            raise asyncio.CancelledError
         if exporter.fatal is not None:
             raise exporter.fatal
         return RunResult(exit_code, counts, out_dir, summary, interrupted)
@@ -581,9 +768,13 @@ def _report(
 ) -> tuple[RunCounts, dict[str, Any], int, str | None]:
     """Write the manifest and the summary; the counts, summary, exit code and interruption."""
     counts = write_manifest(out_dir, journal, options.kind.value, input_ids, invalid)
-    interrupted = exporter.stop_reason if exporter.stop_reason in ("SIGINT", "SIGTERM") else None
+    interrupted = (
+        exporter.stop_reason
+        if exporter.stop_reason in ("SIGINT", "SIGTERM", "cancelled")
+        else None
+    )
     if exporter.fatal is not None:
-        exit_code = EXIT_CONFIG
+        exit_code = exporter.fatal.exit_code
     elif interrupted == "SIGINT":
         exit_code = EXIT_SIGINT
     elif interrupted == "SIGTERM":
@@ -616,10 +807,8 @@ def _report(
     return counts, summary, exit_code, interrupted
 
 
-def _read_input(
-    options: RunOptions, journal: Journal, invalid: list[InvalidRow]
-) -> tuple[list[str], int]:
-    """Read every target, marking each in the journal's state table; invalid rows collected.
+def _read_input(options: RunOptions, invalid: list[InvalidRow]) -> tuple[list[str], int]:
+    """Read every target before the output directory is touched; invalid rows collected.
 
     Returns the distinct target IDs in input order and how many duplicate rows were dropped.
     """
@@ -635,7 +824,6 @@ def _read_input(
         if isinstance(item, InvalidRow):
             invalid.append(item)
             continue
-        journal.state(item.id).in_input = True
         ids.append(item.id)
     return ids, reader.duplicates
 

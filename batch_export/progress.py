@@ -95,10 +95,13 @@ def format_summary(summary: dict[str, Any]) -> str:
     ]
     if counts.get("pending"):
         lines.append(f"  pending  {counts['pending']:>9}   (rerun the same command to resume)")
-    lines.append(
-        f"  requests {summary['requests_total']:>9}   "
-        f"(429s: {summary['responses'].get('429', 0)}, retries: {summary['retries']})"
-    )
+    pushback = [f"429s: {summary['responses'].get('429', 0)}"]
+    if summary.get("overloaded"):
+        pushback.append(f"overloaded: {summary['overloaded']}")
+    if summary.get("outages"):
+        pushback.append(f"outages: {summary['outages']}")
+    pushback.append(f"retries: {summary['retries']}")
+    lines.append(f"  requests {summary['requests_total']:>9}   ({', '.join(pushback)})")
     if summary.get("interrupted"):
         lines.append(f"  stopped by {summary['interrupted']}; rerun the same command to resume")
     if summary.get("error"):

@@ -49,6 +49,8 @@ __all__ = [
     "ExportStore",
     "RunLock",
     "SavedExport",
+    "clear_partial",
+    "make_out_dir",
     "make_private_dir",
     "prepare_out_dir",
     "saved_file",
@@ -88,21 +90,39 @@ def make_private_dir(path: Path) -> None:
         os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
 
 
-def prepare_out_dir(out_dir: Path) -> Path:
-    """Create or check the output directory; ConfigError with a fix if unusable."""
+def make_out_dir(out_dir: Path) -> Path:
+    """Create or check the output directory itself; ConfigError with a fix if unusable.
+
+    Nothing inside it is touched: that waits until the run holds its lock.
+    """
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} is a file, not a directory; choose a directory")
     try:
         make_private_dir(out_dir)
-        make_private_dir(out_dir / PARTIAL_DIR)
     except OSError as exc:
         raise ConfigError(f"cannot create the output directory {out_dir}: {exc.strerror}") from None
     if not os.access(out_dir, os.W_OK | os.X_OK):
         raise ConfigError(f"the output directory {out_dir} is not writable")
-    # Temporaries of a run that was killed: never complete, never needed.
+    return out_dir
+
+
+def clear_partial(out_dir: Path) -> None:
+    """Create ``.partial/`` and remove the temporaries of a run that was killed.
+
+    Only under the run's lock: another run's temporaries are its work in progress.
+    """
+    try:
+        make_private_dir(out_dir / PARTIAL_DIR)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {out_dir / PARTIAL_DIR}: {exc.strerror}") from None
     for leftover in (out_dir / PARTIAL_DIR).iterdir():
         with contextlib.suppress(OSError):
             leftover.unlink()
+
+
+def prepare_out_dir(out_dir: Path) -> Path:
+    """``make_out_dir`` and ``clear_partial`` at once, for a caller that needs no lock."""
+    clear_partial(make_out_dir(out_dir))
     return out_dir
 
 

@@ -4,8 +4,14 @@ An export is ``{"info": {"type": ..., "id": ...}, "data": [[...], ...]}`` and
 can be gigabytes long, so it is parsed incrementally (ijson's C backend, fed
 the same chunks that are written to disk) and only its top-level shape is
 kept: what ``info`` says, and whether ``data`` is an array. A ``data`` that is
-a string is the platform's "not available (yet)" placeholder, which must never
-be saved as somebody's export.
+a string is the platform's "not available (yet)" placeholder, with or without
+``info`` beside it (``responses.is_placeholder_document`` states the rule),
+which must never be saved as somebody's export.
+
+A body that is not an export at all (not JSON, cut short, no ``info``, no
+``data`` array) raises ``MalformedExportError``: proxies and load balancers
+serve such bodies with a 200, so the pipeline asks again before it believes
+one. A well-formed export of another target raises ``WrongTargetError``.
 
 Messages never quote the body: it is personal data.
 """
@@ -17,13 +23,13 @@ from typing import Any
 
 import ijson
 
-from .errors import IntegrityError
+from .errors import IntegrityError, MalformedExportError, WrongTargetError
 
 __all__ = ["ExportChecker", "PlaceholderError", "check_whole", "ids_match"]
 
 
 class PlaceholderError(IntegrityError):
-    """The body is the platform's not-ready placeholder, not an export."""
+    """The body is the platform's not-ready placeholder, not an export: ask again later."""
 
 
 def ids_match(kind: str, expected: str, found: object) -> bool:
@@ -95,7 +101,7 @@ class ExportChecker:
         try:
             self._parser.send(chunk)
         except ijson.JSONError as exc:
-            raise IntegrityError(
+            raise MalformedExportError(
                 f"the export is not valid JSON (error near byte {self._fed})"
             ) from exc
         self._fed += len(chunk)
@@ -105,7 +111,7 @@ class ExportChecker:
         try:
             self._parser.close()
         except ijson.JSONError as exc:
-            raise IntegrityError(
+            raise MalformedExportError(
                 f"the export is not valid JSON (it ends or breaks near byte {self._fed})"
             ) from exc
         sink = self._sink
@@ -114,7 +120,6 @@ class ExportChecker:
             self.target_id,
             is_object=sink.top_kind == "start_map",
             info=sink.info if sink.info_kind == "start_map" else None,
-            has_info=sink.info_kind is not None,
             data_kind=sink.data_kind,
         )
 
@@ -128,7 +133,7 @@ def check_whole(kind: str, target_id: str, body: bytes) -> None:
     try:
         document = json.loads(body)
     except ValueError as exc:
-        raise IntegrityError("the export is not valid JSON") from exc
+        raise MalformedExportError("the export is not valid JSON") from exc
     is_object = isinstance(document, dict)
     info = document.get("info") if is_object else None
     data = document.get("data") if is_object else None
@@ -137,7 +142,6 @@ def check_whole(kind: str, target_id: str, body: bytes) -> None:
         target_id,
         is_object=is_object,
         info=info if isinstance(info, dict) else None,
-        has_info=is_object and "info" in document,
         data_kind=_json_kind(data) if is_object and "data" in document else None,
     )
 
@@ -159,25 +163,24 @@ def _check_shape(
     *,
     is_object: bool,
     info: dict[str, Any] | None,
-    has_info: bool,
     data_kind: str | None,
 ) -> None:
     if not is_object:
-        raise IntegrityError("the export is not a JSON object")
-    if data_kind == "string" and not has_info:
+        raise MalformedExportError("the export is not a JSON object")
+    if data_kind == "string":  # the streaming form of responses.is_placeholder_document
         raise PlaceholderError("the platform served its 'not available (yet)' placeholder")
     if info is None:
-        raise IntegrityError("the export has no 'info' object")
+        raise MalformedExportError("the export has no 'info' object")
     if data_kind != "start_array":
-        raise IntegrityError("the export has no 'data' array")
+        raise MalformedExportError("the export has no 'data' array")
     found_type = info.get("type")
     if found_type != kind:
-        raise IntegrityError(
+        raise WrongTargetError(
             f"the export is for a {found_type!r} but a {kind} was requested "
             "(not saved as this target's export)"
         )
     if not ids_match(kind, target_id, info.get("id")):
-        raise IntegrityError(
+        raise WrongTargetError(
             f"the export's info.id does not match {kind} {target_id} "
             "(not saved as this target's export)"
         )

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 import batch_export.cli as cli_module
 from batch_export import pipeline
 from batch_export.cli import cli
+from batch_export.errors import InternalError
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -125,12 +126,13 @@ def test_readme_exit_codes_match_the_cli_docstring():
     section = _section(README.read_text(encoding="utf-8"), "Exit codes")
     documented = {int(code) for code in re.findall(r"^\|\s*`?(\d+)`?\s*\|", section, re.M)}
     from_code = _docstring_exit_codes()
-    assert from_code == {0, 1, 2, 130, 143}
+    assert from_code == {0, 1, 2, 70, 130, 143}
     assert documented == from_code
     constants = {
         pipeline.EXIT_OK,
         pipeline.EXIT_INCOMPLETE,
         pipeline.EXIT_CONFIG,
+        InternalError.exit_code,
         pipeline.EXIT_SIGINT,
         pipeline.EXIT_SIGTERM,
     }
