@@ -417,8 +417,17 @@ async def _run(options: RunOptions, simulate: bool, redactor: Redactor) -> RunRe
     # random (placeholders with and without info, request IDs in any header
     # or body, 429 and load-balancer 503/504 throttling, empty replies, auth
     # blips, short outages), so the demo shows the exporter coping with them.
+    # Its limit (50 req/s, like a modest account) is unknown to the exporter,
+    # which finds it; one short outage shows the gate at work.
     config = SimulatorConfig(
-        prepare_delay="0.2:1.5", export_size=20_000, seed=7, wire="mixed", outage_every=4.0
+        prepare_delay="0.2:1.5",
+        export_size=20_000,
+        seed=7,
+        wire="mixed",
+        rate_limit=50,
+        burst=10,
+        outage_every=6.0,
+        outage_seconds=1.0,
     )
     async with Simulator(config, host="127.0.0.1", port=0) as sim:
         say(

@@ -8,7 +8,7 @@ exported, so it must never fail a target. Instead:
 
 - the first such failure closes the gate: every request waits in ``admit``;
 - one request at a time goes through as a *probe*, at growing intervals
-  (1 s, 2 s, 4 s … at most ``max_probe_interval``);
+  (0.5 s, 1 s, 2 s … at most ``max_probe_interval``);
 - any HTTP answer to any request opens the gate again and wakes everyone;
 - if the platform stays unreachable for ``outage_timeout`` seconds (or
   ``startup_timeout`` when it was never reached in this run, which means a
@@ -52,7 +52,7 @@ class OutageGate:
         *,
         outage_timeout: float = 900.0,
         startup_timeout: float = 20.0,
-        first_probe: float = 1.0,
+        first_probe: float = 0.5,
         max_probe_interval: float = 60.0,
         clock: Clock | None = None,
     ) -> None:
