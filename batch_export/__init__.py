@@ -13,7 +13,6 @@ The public Python API is re-exported here; everything else is internal.
 """
 
 from ._version import __version__
-from .client import ApiSettings
 from .errors import (
     AuthError,
     ConfigError,
@@ -25,10 +24,11 @@ from .errors import (
     TargetError,
     TransientError,
 )
-from .limits import RateLimiter, RetryPolicy
-from .pipeline import RunOptions, RunResult, run_export
+from .input.ids import Target, TargetKind
+from .platform.client import ApiSettings
+from .platform.limits import RateLimiter, RetryPolicy
 from .redaction import Secret
-from .targets import Target, TargetKind
+from .run.pipeline import RunOptions, RunResult, run_export
 
 __all__ = [
     "ApiSettings",

@@ -27,10 +27,12 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
-from batch_export import cli, store, validate
-from batch_export.journal import _ENCODE, Journal
-from batch_export.store import ExportStore, SavedExport
-from batch_export.targets import Target
+from batch_export import cli
+from batch_export.evidence.journal import _ENCODE, Journal
+from batch_export.input.ids import Target
+from batch_export.storage import local as store
+from batch_export.storage import validate
+from batch_export.storage.local import ExportStore, SavedExport
 
 PARTS = ("journal", "files", "check")
 

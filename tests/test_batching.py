@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from batch_export.batching import ThreadBatcher
-from batch_export.store import ExportStore, prepare_out_dir
-from batch_export.targets import Target, TargetKind
+from batch_export.input.ids import Target, TargetKind
+from batch_export.storage.batching import ThreadBatcher
+from batch_export.storage.local import ExportStore, prepare_out_dir
 
 
 async def test_jobs_queued_together_share_trips_and_keep_their_results() -> None:

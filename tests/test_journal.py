@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from batch_export.errors import ExportError
-from batch_export.journal import DONE, SUBMITTED, Journal, TargetState, replay
+from batch_export.evidence.journal import DONE, SUBMITTED, Journal, TargetState, replay
 
 
 def _events(path: Path) -> list[tuple[str, str]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from batch_export.errors import ConfigError
-from batch_export.journal import (
+from batch_export.evidence.journal import (
     DONE,
     MAX_DAMAGED_LINES,
     SUBMITTED,
@@ -16,7 +16,7 @@ from batch_export.journal import (
     TargetState,
     replay,
 )
-from batch_export.status import collect_status, format_status
+from batch_export.evidence.status import collect_status, format_status
 
 from .conftest import api_args, read_manifest, run_cli, write_ids
 

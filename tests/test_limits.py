@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from batch_export.client import parse_retry_after
-from batch_export.limits import LimitSearch, RateLimiter, RetryPolicy
-from batch_export.scheduling import ReadinessModel
+from batch_export.platform.client import parse_retry_after
+from batch_export.platform.limits import LimitSearch, RateLimiter, RetryPolicy
+from batch_export.run.scheduling import ReadinessModel
 
 
 class FakeTime:

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batch_export.naming import export_relpath
-from batch_export.targets import Target, TargetKind, validate_id
+from batch_export.input.ids import Target, TargetKind, validate_id
+from batch_export.storage.naming import export_relpath
 
 SAFE = re.compile(r"[A-Za-z0-9._+@/-]+")
 ROOT = Path("/srv/out-dir")

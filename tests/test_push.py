@@ -8,9 +8,9 @@ from pathlib import Path
 
 import aiohttp
 
-from batch_export.push import PushReceiver, peek_info, wait_for_push
-from batch_export.store import ExportStore, prepare_out_dir
-from batch_export.targets import Target, TargetKind
+from batch_export.input.ids import Target, TargetKind
+from batch_export.platform.push import PushReceiver, peek_info, wait_for_push
+from batch_export.storage.local import ExportStore, prepare_out_dir
 
 from .conftest import api_args, read_manifest, run_cli, write_ids
 from .test_run import assert_files_verify

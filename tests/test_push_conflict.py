@@ -16,13 +16,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from batch_export.client import ApiSettings
-from batch_export.journal import SUBMITTED, Journal
-from batch_export.pipeline import RunOptions, _plan, run_export
-from batch_export.push import PushConflict, PushReceiver
+from batch_export.evidence.journal import SUBMITTED, Journal
+from batch_export.input.ids import Target, TargetKind
+from batch_export.platform.client import ApiSettings
+from batch_export.platform.push import PushConflict, PushReceiver
 from batch_export.redaction import Secret
-from batch_export.store import ExportStore, prepare_out_dir
-from batch_export.targets import Target, TargetKind
+from batch_export.run.pipeline import RunOptions, _plan, run_export
+from batch_export.storage.local import ExportStore, prepare_out_dir
 
 from .conftest import SimThread, read_manifest, write_ids
 
@@ -148,7 +148,7 @@ async def _run_with_proxy(
     gzip: bool = False,
     targets: list[int] | None = None,
 ) -> tuple[Path, ForgingProxy, int]:
-    caplog.set_level(logging.INFO, logger="batch_export.pipeline")
+    caplog.set_level(logging.INFO, logger="batch_export.run.pipeline")
     out = tmp_path / "out"
     ids = write_ids(tmp_path / "ids.csv", targets or [1, 2])
     async with ForgingProxy(caplog, deliveries) as proxy:

@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 
-from batch_export.client import ApiSettings
 from batch_export.errors import InternalError, OutageError
-from batch_export.limits import RetryPolicy
-from batch_export.pipeline import RunOptions, run_export
+from batch_export.platform.client import ApiSettings
+from batch_export.platform.limits import RetryPolicy
 from batch_export.redaction import Secret
-from batch_export.store import ExportStore
+from batch_export.run.pipeline import RunOptions, run_export
+from batch_export.storage.local import ExportStore
 
 from .conftest import SimThread, api_args, read_manifest, run_cli, run_subprocess, write_ids
 from .test_resilience import _spawn, _wait_for_journal

@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 
-from batch_export.client import ApiSettings
 from batch_export.errors import ExportError
-from batch_export.journal import Journal, TargetState, replay
-from batch_export.limits import RetryPolicy
-from batch_export.pipeline import Exporter, RunOptions, run_export
-from batch_export.progress import NullProgress
+from batch_export.evidence.journal import Journal, TargetState, replay
+from batch_export.input.ids import Target, TargetKind
+from batch_export.platform.client import ApiSettings
+from batch_export.platform.limits import RetryPolicy
 from batch_export.redaction import Secret
-from batch_export.store import prepare_out_dir
-from batch_export.targets import Target, TargetKind
+from batch_export.run.pipeline import Exporter, RunOptions, run_export
+from batch_export.run.progress import NullProgress
+from batch_export.storage.local import prepare_out_dir
 
 from .conftest import api_args, read_manifest, run_cli, write_ids
 from .test_run import assert_files_verify

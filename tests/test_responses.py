@@ -7,14 +7,14 @@ import json
 import pytest
 
 from batch_export.errors import MalformedExportError, WrongTargetError
-from batch_export.responses import (
+from batch_export.platform.responses import (
     is_overload,
     is_placeholder,
     is_placeholder_document,
     readable_error,
     request_id_from,
 )
-from batch_export.validate import ExportChecker, PlaceholderError, check_whole
+from batch_export.storage.validate import ExportChecker, PlaceholderError, check_whole
 
 WORDINGS = [
     "Data not available (yet)",

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batch_export.errors import InputError
-from batch_export.targets import InvalidRow, Target, TargetKind, TargetReader, validate_id
+from batch_export.input.ids import Target, TargetKind, validate_id
+from batch_export.input.reader import InvalidRow, TargetReader
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_inputs"
 P, S, E = TargetKind.PROFILE, TargetKind.SUBPROFILE, TargetKind.EMAIL

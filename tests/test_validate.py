@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from batch_export.errors import IntegrityError
-from batch_export.validate import ExportChecker, PlaceholderError, check_whole
+from batch_export.storage.validate import ExportChecker, PlaceholderError, check_whole
 
 CASES = [
     (b'{"info": {"type": "profile", "id": 7}, "data": [[{"a": 1}], []]}', None),

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .durable import append_line, write_atomically
+from ..durable import append_line, write_atomically
+from ..input.reader import InvalidRow
+from ..storage.local import saved_file
 from .journal import DONE, FAILED, Journal, TargetState
-from .store import saved_file
-from .targets import InvalidRow
 
 if TYPE_CHECKING:
-    from .pipeline import RunOptions
+    from ..run.pipeline import RunOptions
 
 __all__ = [
     "MANIFEST_NAME",

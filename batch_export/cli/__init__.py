@@ -25,17 +25,17 @@ from urllib.parse import urlsplit
 
 import click
 
-from ._version import __version__
-from .client import ApiSettings, PlatformClient
-from .errors import ConfigError, ExportError, InternalError, TargetError
-from .limits import RateLimiter, RetryPolicy
-from .listing import iter_collection_subprofile_ids, iter_database_profile_ids
-from .pipeline import EXIT_CONFIG, EXIT_SIGINT, RunOptions, RunResult, run_export
-from .progress import format_summary
-from .redaction import RedactingFilter, Redactor, Secret
-from .status import collect_status, format_status
-from .targets import TargetKind
-from .verify import verify_directory
+from .._version import __version__
+from ..errors import ConfigError, ExportError, InternalError, TargetError
+from ..evidence.status import collect_status, format_status
+from ..evidence.verify import verify_directory
+from ..input.ids import TargetKind
+from ..platform.client import ApiSettings, PlatformClient
+from ..platform.limits import RateLimiter, RetryPolicy
+from ..platform.listing import iter_collection_subprofile_ids, iter_database_profile_ids
+from ..redaction import RedactingFilter, Redactor, Secret
+from ..run.pipeline import EXIT_CONFIG, EXIT_SIGINT, RunOptions, RunResult, run_export
+from ..run.progress import format_summary
 
 __all__ = ["cli", "main"]
 
@@ -411,7 +411,7 @@ def run(
 async def _run(options: RunOptions, simulate: bool, redactor: Redactor) -> RunResult:
     if not simulate:
         return await run_export(options)
-    from .simulator import Simulator, SimulatorConfig
+    from ..simulator import Simulator, SimulatorConfig
 
     # The mixed wire: every documented and observed answer of the platform at
     # random (placeholders with and without info, request IDs in any header
@@ -635,7 +635,7 @@ async def _write_ids(
 
 def _register_optional_commands() -> None:
     """Commands living in their own modules, registered on the group."""
-    from .simulator.command import simulate
+    from ..simulator.command import simulate
 
     cli.add_command(simulate)
 

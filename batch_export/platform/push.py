@@ -52,11 +52,11 @@ import aiohttp
 import ijson
 from aiohttp import web
 
+from ..errors import ExportError, IntegrityError
+from ..input.ids import Target, TargetKind
+from ..storage.local import ExportStore, SavedExport
+from ..storage.validate import ExportChecker, check_whole
 from .client import read_bounded
-from .errors import ExportError, IntegrityError
-from .store import ExportStore, SavedExport
-from .targets import Target, TargetKind
-from .validate import ExportChecker, check_whole
 
 __all__ = [
     "PushConflict",
@@ -67,7 +67,7 @@ __all__ = [
     "wait_for_push",
 ]
 
-log = logging.getLogger("batch_export.push")
+log = logging.getLogger("batch_export.platform.push")
 
 PEEK_BYTES = 64 * 1024
 CHUNK_BYTES = 256 * 1024

@@ -23,7 +23,7 @@ from typing import Any
 
 import ijson
 
-from .errors import IntegrityError, MalformedExportError, WrongTargetError
+from ..errors import IntegrityError, MalformedExportError, WrongTargetError
 
 __all__ = ["ExportChecker", "PlaceholderError", "check_whole", "ids_match"]
 

@@ -22,7 +22,7 @@ import hashlib
 import re
 from pathlib import PurePosixPath
 
-from .targets import Target, TargetKind
+from ..input.ids import Target, TargetKind
 
 __all__ = ["export_relname", "export_relpath"]
 

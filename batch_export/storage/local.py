@@ -24,86 +24,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import fcntl
 import gzip
 import hashlib
 import itertools
 import os
 import zlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import aiofiles
 
+from ..durable import fsync_dirs, open_private, write_all
+from ..errors import ConfigError
+from ..evidence.statedir import make_out_dir, make_private_dir
+from ..input.ids import Target, TargetKind
 from .batching import ThreadBatcher
-from .durable import fsync_dirs, open_private, write_all
-from .errors import ConfigError
 from .naming import export_relname
-from .targets import Target, TargetKind
+from .sink import SavedExport
 from .validate import ExportChecker, check_whole
 
 __all__ = [
     "ExportStore",
-    "RunLock",
     "SavedExport",
     "clear_partial",
-    "make_out_dir",
-    "make_private_dir",
     "prepare_out_dir",
     "saved_file",
 ]
 
 WRITE_BUFFER = 1024 * 1024
 PARTIAL_DIR = ".partial"
-LOCK_NAME = ".lock"
-
-
-@dataclass(frozen=True, slots=True)
-class SavedExport:
-    """A verified export under its final name."""
-
-    file: str  # relative to the output directory, with '/' separators
-    bytes: int  # stored bytes
-    sha256: str  # of the stored bytes
-    gzip: bool
 
 
 def saved_file(kind: str, target_id: str, *, gzip: bool) -> str:
     """Where a target's export is stored, relative to the output directory."""
     suffix = ".json.gz" if gzip else ".json"
     return export_relname(Target(TargetKind(kind), target_id), suffix=suffix)
-
-
-def make_private_dir(path: Path) -> None:
-    """Create ``path`` (and missing parents) as owner-only directories."""
-    missing: list[Path] = []
-    current = path
-    while not current.exists():
-        missing.append(current)
-        current = current.parent
-    for directory in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            directory.mkdir(mode=0o700)
-        os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
-
-
-def make_out_dir(out_dir: Path) -> Path:
-    """Create or check the output directory itself; ConfigError with a fix if unusable.
-
-    Nothing inside it is touched: that waits until the run holds its lock.
-    """
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out {out_dir} is a file, not a directory; choose a directory")
-    try:
-        make_private_dir(out_dir)
-    except OSError as exc:
-        raise ConfigError(f"cannot create the output directory {out_dir}: {exc.strerror}") from None
-    if not os.access(out_dir, os.W_OK | os.X_OK):
-        raise ConfigError(f"the output directory {out_dir} is not writable")
-    return out_dir
 
 
 def clear_partial(out_dir: Path) -> None:
@@ -124,35 +80,6 @@ def prepare_out_dir(out_dir: Path) -> Path:
     """``make_out_dir`` and ``clear_partial`` at once, for a caller that needs no lock."""
     clear_partial(make_out_dir(out_dir))
     return out_dir
-
-
-class RunLock:
-    """An exclusive lock on the output directory: one run per directory at a time."""
-
-    def __init__(self, out_dir: Path) -> None:
-        self._path = out_dir / LOCK_NAME
-        self._fd = -1
-
-    def __enter__(self) -> RunLock:
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise ConfigError(
-                    f"another batch-export run is using {self._path.parent}; "
-                    "wait for it to finish or choose another --out"
-                ) from None
-            raise
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._fd >= 0:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = -1
 
 
 def _private_opener(path: str, flags: int) -> int:

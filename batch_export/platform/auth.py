@@ -19,8 +19,8 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 
-from .errors import TransientError
-from .redaction import Redactor, Secret
+from ..errors import TransientError
+from ..redaction import Redactor, Secret
 
 __all__ = ["BearerAuth", "jwt_expiry"]
 

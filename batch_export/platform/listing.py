@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
+from ..errors import TargetError
 from .client import PlatformClient
-from .errors import TargetError
 
 __all__ = ["PAGE_LIMIT", "iter_collection_subprofile_ids", "iter_database_profile_ids"]
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, IntegrityError
+from ..errors import ConfigError, IntegrityError
+from ..storage.validate import ExportChecker
 from .manifest import MANIFEST_NAME
-from .validate import ExportChecker
 
 __all__ = ["Problem", "VerifyReport", "verify_directory", "verify_entry"]
 

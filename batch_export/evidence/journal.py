@@ -52,8 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .durable import fsync_dir, open_private, write_all
-from .errors import ConfigError, ExportError
+from ..durable import fsync_dir, open_private, write_all
+from ..errors import ConfigError, ExportError
 
 __all__ = [
     "EVENTS",
@@ -65,7 +65,7 @@ __all__ = [
     "replay",
 ]
 
-log = logging.getLogger("batch_export.journal")
+log = logging.getLogger("batch_export.evidence.journal")
 
 JOURNAL_NAME = "journal.jsonl"
 #: seconds the flusher waits to gather lines into one write + fsync

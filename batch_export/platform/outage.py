@@ -25,11 +25,11 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from .errors import OutageError, UnreachableError
+from ..errors import OutageError, UnreachableError
 
 __all__ = ["OutageGate"]
 
-log = logging.getLogger("batch_export.outage")
+log = logging.getLogger("batch_export.platform.outage")
 
 Clock = Callable[[], float]
 

@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._version import __version__
-from .client import ApiSettings, PlatformClient
-from .errors import (
+from .._version import __version__
+from ..errors import (
     AuthError,
     ConfigError,
     ExportError,
@@ -42,20 +41,23 @@ from .errors import (
     TargetError,
     TransientError,
 )
-from .journal import DONE, FAILED, SUBMITTED, SUBMITTING, Journal, TargetState
-from .limits import RateLimiter, RetryPolicy
-from .manifest import RunCounts, write_manifest, write_summary
+from ..evidence.journal import DONE, FAILED, SUBMITTED, SUBMITTING, Journal, TargetState
+from ..evidence.manifest import RunCounts, write_manifest, write_summary
+from ..evidence.statedir import RunLock, make_out_dir
+from ..input.ids import Target, TargetKind
+from ..input.reader import InvalidRow, TargetReader
+from ..platform.client import ApiSettings, PlatformClient
+from ..platform.limits import RateLimiter, RetryPolicy
+from ..platform.push import PushReceiver, wait_for_push
+from ..redaction import Redactor
+from ..storage.local import ExportStore, SavedExport, clear_partial, saved_file
+from ..storage.validate import PlaceholderError
 from .progress import NullProgress, Progress
-from .push import PushReceiver, wait_for_push
-from .redaction import Redactor
 from .scheduling import ReadinessModel
-from .store import ExportStore, RunLock, SavedExport, clear_partial, make_out_dir, saved_file
-from .targets import InvalidRow, Target, TargetKind, TargetReader
-from .validate import PlaceholderError
 
 __all__ = ["RunOptions", "RunResult", "run_export"]
 
-log = logging.getLogger("batch_export.pipeline")
+log = logging.getLogger("batch_export.run.pipeline")
 
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1
@@ -217,7 +219,7 @@ class Exporter:
         waits for it, that fetches the export from the platform and keeps
         that, with a new ``done`` line (docs/push-mode.md, "Conflicts").
         """
-        from .push import PushConflict, save_digesting  # could join the module's imports
+        from ..platform.push import PushConflict, save_digesting  # could join the module's imports
 
         host, port = _split_listen(listen)
 
@@ -769,9 +771,7 @@ def _report(
     """Write the manifest and the summary; the counts, summary, exit code and interruption."""
     counts = write_manifest(out_dir, journal, options.kind.value, input_ids, invalid)
     interrupted = (
-        exporter.stop_reason
-        if exporter.stop_reason in ("SIGINT", "SIGTERM", "cancelled")
-        else None
+        exporter.stop_reason if exporter.stop_reason in ("SIGINT", "SIGTERM", "cancelled") else None
     )
     if exporter.fatal is not None:
         exit_code = exporter.fatal.exit_code

@@ -29,9 +29,8 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit
 import aiohttp
 from yarl import URL
 
-from ._version import __version__
-from .auth import BearerAuth
-from .errors import (
+from .._version import __version__
+from ..errors import (
     AuthError,
     ConfigError,
     ExportError,
@@ -41,9 +40,10 @@ from .errors import (
     TransientError,
     UnreachableError,
 )
+from ..redaction import Redactor, Secret, redact_url
+from .auth import BearerAuth
 from .limits import RateLimiter, RetryPolicy
 from .outage import OutageGate
-from .redaction import Redactor, Secret, redact_url
 from .responses import (
     ERROR_BODY_LIMIT,
     PEEK_BYTES,
@@ -56,7 +56,7 @@ from .responses import (
 
 __all__ = ["DEFAULT_API_URL", "DEFAULT_AUTH_URL", "ApiSettings", "PlatformClient", "read_bounded"]
 
-log = logging.getLogger("batch_export.client")
+log = logging.getLogger("batch_export.platform.client")
 
 T = TypeVar("T")
 
@@ -305,7 +305,9 @@ class PlatformClient:
                 guard = _DownloadGuard(resp, self.settings, self)
                 try:
                     head = await read_bounded(resp.content, PEEK_BYTES)
-                    if len(head) >= PEEK_BYTES:  # a large export: streamed while the response is open
+                    if (
+                        len(head) >= PEEK_BYTES
+                    ):  # a large export: streamed while the response is open
                         # The consumer sees the network's errors already named as
                         # ours: it turns any OSError it meets into a disk error.
                         where = self._base + path
@@ -558,7 +560,9 @@ class PlatformClient:
     def _next_hop(self, resp: aiohttp.ClientResponse, current: str, method: str, hops: int) -> str:
         """Where a redirect leads, if it may be followed with the credentials."""
         if hops > MAX_REDIRECTS:
-            raise TargetError(f"more than {MAX_REDIRECTS} redirects for {method} {redact_url(current)}")
+            raise TargetError(
+                f"more than {MAX_REDIRECTS} redirects for {method} {redact_url(current)}"
+            )
         location = resp.headers.get("Location") or resp.headers.get("X-location") or ""
         if not location:
             raise TargetError(f"HTTP {resp.status} redirect without a Location header")
@@ -622,7 +626,9 @@ class PlatformClient:
         if isinstance(exc, aiohttp.ClientPayloadError):
             return TransientError(f"the body of {where} was cut short", maybe_sent=True)
         if isinstance(exc, aiohttp.ServerDisconnectedError):
-            return TransientError(f"the platform closed the connection during {where} with no answer", maybe_sent=True)
+            return TransientError(
+                f"the platform closed the connection during {where} with no answer", maybe_sent=True
+            )
         if isinstance(exc, (aiohttp.ClientError, OSError)):
             return TransientError(
                 f"connection lost during {where} ({type(exc).__name__})", maybe_sent=True

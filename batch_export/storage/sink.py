@@ -1,0 +1,99 @@
+"""The interface every export destination implements.
+
+A *sink* is where finished exports go: files under the state directory
+today, an S3-compatible bucket next. The pipeline, the push receiver, the
+manifest writer and ``verify`` use a sink only through this interface, so
+none of them knows which destination it is.
+
+What every sink guarantees (``tests/test_sink_conformance.py`` checks each):
+
+- **atomic commit**: an export is visible under its final name only when it
+  is complete and has passed the check (valid JSON, the right ``info``, a
+  ``data`` array); until ``commit`` nothing is there;
+- **discard leaves nothing**: an export that is discarded, fails its check,
+  or whose stream breaks leaves no trace under any final name;
+- **resume finds what is complete**: ``is_intact`` tells whether a committed
+  export is still there with the size recorded in the journal;
+- **concurrent streams**: many exports may be written at once;
+- **crash mid-write**: whatever a killed run left half-written is removed by
+  ``recover``, which runs once per run, under the state directory's lock.
+
+Where a target's export lives is decided by one function,
+``storage.naming.export_relname``; a sink only adds its suffix (``locate``).
+The journal records the name it was given, and the manifest and ``verify``
+use that recorded name, never a recomputed one, so a change of naming can
+never orphan an earlier archive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..input.ids import Target
+
+__all__ = ["ExportWriter", "SavedExport", "Sink"]
+
+
+@dataclass(frozen=True, slots=True)
+class SavedExport:
+    """A verified export under its final name."""
+
+    file: str  # relative to the sink's root, with '/' separators
+    bytes: int  # stored bytes
+    sha256: str  # of the stored bytes
+    gzip: bool
+
+
+class ExportWriter(Protocol):
+    """One export being streamed into a sink: write, then commit or discard."""
+
+    async def write(self, chunk: bytes) -> None:
+        """Append ``chunk`` (checked and hashed as it goes; never held whole)."""
+
+    async def commit(self) -> SavedExport:
+        """Finish the check and make the export visible under its final name.
+
+        Raises IntegrityError (a subclass of it) when the body is not this
+        target's export; then nothing is kept, as after ``discard``.
+        """
+
+    async def discard(self) -> None:
+        """Drop the export: nothing of it stays anywhere. Safe to call twice."""
+
+
+class Sink(Protocol):
+    """A destination for exports (see the module docstring for the guarantees)."""
+
+    #: where the exports go, for messages (e.g. "exports/ under DIR", "s3://bucket/prefix")
+    description: str
+    #: whether stored exports are gzip-compressed
+    gzip: bool
+
+    def locate(self, target: Target) -> str:
+        """Where ``target``'s export is stored, relative to the sink's root."""
+
+    async def recover(self) -> None:
+        """Remove what a killed run left half-written; once per run, under the lock."""
+
+    def begin(self, target: Target) -> ExportWriter:
+        """Start streaming ``target``'s export."""
+
+    async def save(self, target: Target, head: bytes, rest: AsyncIterator[bytes]) -> SavedExport:
+        """Stream one whole export (``head`` then ``rest``): begin, write, commit.
+
+        Raises IntegrityError with nothing kept when it is not the export.
+        """
+
+    async def is_intact(self, file: str, size: int) -> bool:
+        """Whether the export recorded as ``file`` is there with ``size`` bytes."""
+
+    def read(self, file: str) -> AsyncIterator[bytes]:
+        """The stored bytes of ``file``, in chunks (for ``verify``)."""
+
+    async def sync(self) -> None:
+        """Make every commit so far durable (the local sink fsyncs directories)."""
+
+    async def close(self) -> None:
+        """Release what the sink holds (threads, connections)."""
