@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from batch_export.platform.client import parse_retry_after
+from batch_export.platform.responses import parse_retry_after
 from batch_export.platform.limits import LimitSearch, RateLimiter, RetryPolicy
 from batch_export.run.scheduling import ReadinessModel
 
@@ -24,7 +24,7 @@ class FakeTime:
         self.now += max(0.0, seconds)
 
 
-async def test_fixed_rate_spaces_requests():
+async def test_fixed_rate_spaces_requests() -> None:
     """At 10/s with burst 1, 50 acquisitions take 4.9 s of (fake) time."""
     time = FakeTime()
     limiter = RateLimiter(10, burst=1, clock=time.clock, sleep=time.sleep)
@@ -34,7 +34,7 @@ async def test_fixed_rate_spaces_requests():
     assert time.now - start == pytest.approx(4.9)
 
 
-async def test_burst_lets_a_few_through_at_once():
+async def test_burst_lets_a_few_through_at_once() -> None:
     """The first ``burst`` requests go without waiting, then the pace is 1/rate."""
     time = FakeTime()
     limiter = RateLimiter(10, burst=4, clock=time.clock, sleep=time.sleep)
@@ -45,7 +45,7 @@ async def test_burst_lets_a_few_through_at_once():
     assert time.now == pytest.approx(1000.1)
 
 
-async def test_throttle_pauses_everyone_for_retry_after():
+async def test_throttle_pauses_everyone_for_retry_after() -> None:
     """A 429 with Retry-After: 2 holds the next request back two seconds."""
     time = FakeTime()
     limiter = RateLimiter(100, burst=1, clock=time.clock, sleep=time.sleep)
@@ -55,7 +55,7 @@ async def test_throttle_pauses_everyone_for_retry_after():
     assert time.now >= 1002.0
 
 
-async def test_adaptive_rate_doubles_until_throttled():
+async def test_adaptive_rate_doubles_until_throttled() -> None:
     """Adaptive mode doubles its pace each busy second, then backs off on a 429."""
     time = FakeTime()
     limiter = RateLimiter(None, burst=1, clock=time.clock, sleep=time.sleep)
@@ -70,7 +70,7 @@ async def test_adaptive_rate_doubles_until_throttled():
     assert "adaptive" in repr(limiter)
 
 
-def test_limit_search_converges_on_a_hidden_limit():
+def test_limit_search_converges_on_a_hidden_limit() -> None:
     """Against a hidden limit of 100/s, the search settles within 6% under it after few 429s."""
     search = LimitSearch()
     throttles = 0
@@ -84,7 +84,7 @@ def test_limit_search_converges_on_a_hidden_limit():
     assert throttles <= 8
 
 
-def test_invalid_limiter_settings_are_rejected():
+def test_invalid_limiter_settings_are_rejected() -> None:
     """A zero or negative rate, or a burst below one, is refused at once."""
     with pytest.raises(ValueError):
         RateLimiter(0)
@@ -92,7 +92,7 @@ def test_invalid_limiter_settings_are_rejected():
         RateLimiter(5, burst=0)
 
 
-def test_retry_delays_are_capped_full_jitter():
+def test_retry_delays_are_capped_full_jitter() -> None:
     """Delays stay within [0, min(cap, base * 2^(n-1))]; instant mode makes them zero."""
     policy = RetryPolicy(base_delay=0.5, max_delay=4.0)
     rng = random.Random(1)
@@ -105,7 +105,7 @@ def test_retry_delays_are_capped_full_jitter():
     assert not policy.gives_up(1, 0.0)
 
 
-def test_retry_after_parsing():
+def test_retry_after_parsing() -> None:
     """Retry-After is read as seconds or as an HTTP date; junk is ignored."""
     assert parse_retry_after("3") == 3.0
     assert parse_retry_after(" 0 ") == 0.0
@@ -116,7 +116,7 @@ def test_retry_after_parsing():
     assert parse_retry_after(None) is None
 
 
-def test_readiness_model_learns_the_quantile():
+def test_readiness_model_learns_the_quantile() -> None:
     """Fed outcomes from a uniform 0.5–3 s distribution, the first check settles near its 88th percentile."""
     rng = random.Random(3)
     model = ReadinessModel(rng=random.Random(4))

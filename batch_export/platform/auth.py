@@ -53,10 +53,8 @@ class BearerAuth:
 
     #: assumed lifetime when the JWT carries no readable ``exp`` (the docs say 24 h)
     default_lifetime = 24 * 3600.0
-    #: after a failed early refresh, the next try comes this many seconds later
+    #: after a failed early refresh, the next try comes at most this many seconds later
     retry_refresh_after = 30.0
-    #: a JWT this close to its expiry is not used past a failed refresh
-    expiry_margin = 10.0
 
     def __init__(
         self, fetch: FetchJwt, redactor: Redactor, *, wall_clock: Callable[[], float] = time.time
@@ -66,7 +64,8 @@ class BearerAuth:
         self._now = wall_clock
         self._jwt: Secret | None = None
         self._refresh_at = 0.0
-        self._expires_at = 0.0
+        #: until when the current JWT may still serve after a failed early refresh
+        self._usable_until = 0.0
         self._lock = asyncio.Lock()
         self.refreshes = 0
 
@@ -90,17 +89,18 @@ class BearerAuth:
         async with self._lock:
             if self._jwt is not None and self._jwt is not stale:
                 return self._jwt  # another request renewed it while we waited
-            fallback = (
-                self._jwt is not None
-                and not rejected
-                and self._now() < self._expires_at - self.expiry_margin
-            )
+            now = self._now()
+            if self._jwt is not None and not rejected and now < self._refresh_at:
+                return self._jwt  # a failed early refresh already postponed the next one
+            fallback = self._jwt is not None and not rejected and now < self._usable_until
             try:
                 raw = (await self._fetch(fallback)).strip().strip('"')
             except TransientError:
                 if not fallback or self._jwt is None:
                     raise
-                self._refresh_at = self._now() + self.retry_refresh_after
+                # Try again halfway to the end of the JWT's usable life (at most 30 s on).
+                wait = min(self.retry_refresh_after, (self._usable_until - now) / 2)
+                self._refresh_at = now + max(0.0, wait)
                 return self._jwt
             self._redactor.add(raw)
             issued = self._now()
@@ -110,7 +110,8 @@ class BearerAuth:
             # so a request never leaves with a JWT about to lapse in flight.
             margin = min(300.0, max(0.0, lifetime) / 10)
             self._refresh_at = issued + lifetime - margin
-            self._expires_at = issued + lifetime
+            # Past a failed early refresh the JWT serves until half the margin is left.
+            self._usable_until = issued + lifetime - margin / 2
             self._jwt = Secret(raw)
             self.refreshes += 1
             return self._jwt

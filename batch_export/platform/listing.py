@@ -9,14 +9,22 @@ bare JSON array, while the API's other list calls wrap results in
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 from urllib.parse import quote
 
-from ..errors import TargetError
+from ..durable import fsync_dir, open_private, write_all
+from ..errors import ConfigError, TargetError
 from .client import PlatformClient
 
-__all__ = ["PAGE_LIMIT", "iter_collection_subprofile_ids", "iter_database_profile_ids"]
+__all__ = [
+    "PAGE_LIMIT",
+    "iter_collection_subprofile_ids",
+    "iter_database_profile_ids",
+    "write_id_csv",
+]
 
 PAGE_LIMIT = 1000
 
@@ -74,3 +82,63 @@ async def iter_collection_subprofile_ids(
 
     ids, _ = _ids_of(await client.call(everything), "subprofileids")
     yield ids
+
+
+async def write_id_csv(
+    client: PlatformClient,
+    *,
+    database_id: str | None,
+    collection_id: str | None,
+    output: Path | None,
+    stdout: TextIO,
+) -> int:
+    """Write every ID of the database (or collection) as a one-column CSV; the count.
+
+    Raises ConfigError when the platform refuses the listing (an unknown
+    database, an answer that is not a list of IDs): nothing is left behind.
+    """
+    header = "profile_id" if database_id is not None else "subprofile_id"
+    pages = (
+        iter_database_profile_ids(client, database_id)
+        if database_id is not None
+        else iter_collection_subprofile_ids(client, str(collection_id))
+    )
+    if output is None:
+        stdout.write(header + "\n")
+        count = 0
+        async for page in _translated(pages):
+            stdout.write("".join(f"{value}\n" for value in page))
+            count += len(page)
+        return count
+    return await _write_durably(output, header, pages)
+
+
+async def _write_durably(output: Path, header: str, pages: AsyncIterator[list[str]]) -> int:
+    partial = output.with_name(f".{output.name}.partial")
+    fd = open_private(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    complete = False
+    count = 0
+    try:
+        write_all(fd, (header + "\n").encode())
+        async for page in _translated(pages):
+            write_all(fd, "".join(f"{value}\n" for value in page).encode())
+            count += len(page)
+        os.fsync(fd)
+        complete = True
+    finally:
+        os.close(fd)
+        if complete:
+            os.replace(partial, output)
+            fsync_dir(output.parent)
+        else:
+            partial.unlink(missing_ok=True)
+    return count
+
+
+async def _translated(pages: AsyncIterator[list[str]]) -> AsyncIterator[list[str]]:
+    """The pages, with a refused listing named as the configuration error it is."""
+    try:
+        async for page in pages:
+            yield page
+    except TargetError as exc:
+        raise ConfigError(str(exc)) from None

@@ -15,16 +15,33 @@ import json
 import re
 import time
 from collections.abc import Mapping
+from urllib.parse import urljoin, urlsplit
+
+from yarl import URL
+
+from ..errors import (
+    AuthError,
+    ExportError,
+    RateLimitedError,
+    RequestGoneError,
+    TargetError,
+    TransientError,
+)
 
 __all__ = [
+    "CHUNK_BYTES",
     "ERROR_BODY_LIMIT",
+    "MAX_REDIRECTS",
     "PEEK_BYTES",
     "PLACEHOLDER_MAX_BYTES",
+    "REDIRECT_STATUSES",
+    "error_for_status",
     "is_overload",
     "is_placeholder",
     "is_placeholder_document",
     "parse_retry_after",
     "readable_error",
+    "redirect_target",
     "request_id_from",
 ]
 
@@ -32,6 +49,11 @@ __all__ = [
 PEEK_BYTES = 64 * 1024
 #: error bodies are read up to this size and no further (some proxies send megabytes)
 ERROR_BODY_LIMIT = 64 * 1024
+#: chunk size asked of aiohttp while streaming an export (downloads and push deliveries)
+CHUNK_BYTES = 256 * 1024
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_RETRYABLE_STATUSES = frozenset({408, 500, 502, 503, 504})
 #: the placeholder is a one-line JSON object; anything longer is treated as an export
 #: (and the store's check still refuses a placeholder), so exports are not parsed twice
 PLACEHOLDER_MAX_BYTES = 4096
@@ -171,3 +193,50 @@ def readable_error(body: bytes, content_type: str) -> str:
         if isinstance(document.get("message"), str):
             return clean_text(document["message"])
     return clean_text(text)
+
+
+def error_for_status(
+    status: int, headers: Mapping[str, str], body: bytes, where: str, message: str
+) -> ExportError:
+    """What an error status means: the error class decides what happens next.
+
+    ``where`` is "METHOD endpoint"; ``message`` the readable (redacted) reason.
+    """
+    text = f"HTTP {status} from {where}: {message}"
+    if status in (401, 403):
+        return AuthError(f"the platform rejected the credentials ({text})")
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    if status == 429 or is_overload(status, headers, body):
+        return RateLimitedError(text, retry_after=retry_after, status=status)
+    if status in _RETRYABLE_STATUSES:
+        return TransientError(text, status=status)
+    if status == 404 and where == "GET datarequest":
+        return RequestGoneError(f"the platform no longer knows this request ({text})", status=404)
+    return TargetError(text, status=status)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = URL(url)
+    return (parts.scheme, (parts.host or "").lower(), parts.explicit_port or parts.port)
+
+
+def redirect_target(current: str, location: str, api_url: str) -> str:
+    """Where a redirect leads, if it may be followed with the credentials (else TargetError).
+
+    Only within the configured API host: following elsewhere would hand the
+    token (query or header) to another host. Any credential the Location
+    carries is dropped; the client adds its own on the next hop.
+    """
+    if not location:
+        raise TargetError("a redirect without a Location header")
+    target = urljoin(current, location)
+    if _origin(target) != _origin(api_url):
+        raise TargetError(
+            f"the platform redirected to another host ({_origin(target)[1] or '?'}); "
+            "not following it with the credentials — check --api-url"
+        )
+    parts = urlsplit(target)
+    kept = "&".join(
+        p for p in parts.query.split("&") if p and not p.lower().startswith("access_token=")
+    )
+    return parts._replace(query=kept, fragment="").geturl()
