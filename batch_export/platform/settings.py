@@ -45,7 +45,7 @@ class ApiSettings:
     #: how long an unreachable platform is waited for mid-run before the run stops
     outage_timeout: float = 900.0
     #: the same before anything was reached in this run (a wrong URL, no network)
-    startup_timeout: float = 20.0
+    startup_timeout: float = 15.0
 
     def __post_init__(self) -> None:
         if self.api_version not in (1, 2, 3, 4):
