@@ -57,7 +57,12 @@ class RunLock:
         self._fd = -1
 
     def __enter__(self) -> RunLock:
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:  # a full disk, a read-only mount, a directory not ours
+            raise ConfigError(
+                f"cannot create the lock file {self._path}: {exc.strerror or exc}"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -67,7 +72,7 @@ class RunLock:
                     f"another batch-export run is using {self._path.parent}; "
                     "wait for it to finish or choose another --out"
                 ) from None
-            raise
+            raise ConfigError(f"cannot lock {self._path}: {exc.strerror or exc}") from None
         self._fd = fd
         return self
 
