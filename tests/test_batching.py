@@ -14,7 +14,7 @@ import pytest
 
 from batch_export.input.ids import Target, TargetKind
 from batch_export.storage.batching import ThreadBatcher
-from batch_export.storage.local import ExportStore, prepare_out_dir
+from batch_export.storage.local import LocalSink, prepare_out_dir
 
 
 async def test_jobs_queued_together_share_trips_and_keep_their_results() -> None:
@@ -80,7 +80,7 @@ async def _empty() -> AsyncIterator[bytes]:
 
 async def test_store_saves_small_exports_durably_in_few_trips(tmp_path: Path) -> None:
     out = prepare_out_dir(tmp_path / "out")
-    store = ExportStore(out)
+    store = LocalSink(out)
     targets = [Target(TargetKind.PROFILE, str(n)) for n in range(1, 41)]
     saved = await asyncio.gather(*(store.save(t, _export(t), _empty()) for t in targets))
     await store.sync()

@@ -11,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batch_export.input.ids import Target, TargetKind, validate_id
-from batch_export.storage.naming import export_relpath
+from batch_export.storage.naming import export_relname
+
+
+def export_relpath(target: Target, *, suffix: str = ".json") -> PurePosixPath:
+    """``export_relname`` as a path object, for the checks below."""
+    return PurePosixPath(export_relname(target, suffix=suffix))
+
 
 SAFE = re.compile(r"[A-Za-z0-9._+@/-]+")
 ROOT = Path("/srv/out-dir")

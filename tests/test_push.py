@@ -10,7 +10,7 @@ import aiohttp
 
 from batch_export.input.ids import Target, TargetKind
 from batch_export.platform.push import PushReceiver, peek_info, wait_for_push
-from batch_export.storage.local import ExportStore, prepare_out_dir
+from batch_export.storage.local import LocalSink, prepare_out_dir
 
 from .conftest import api_args, read_manifest, run_cli, write_ids
 from .test_run import assert_files_verify
@@ -101,7 +101,7 @@ def test_peek_info_reads_the_head_of_an_export():
 async def test_receiver_accepts_only_expected_exports(tmp_path: Path):
     """Wrong path → 404; unexpected target → 409; a forged export → 422; the expected one is saved."""
     out = prepare_out_dir(tmp_path / "out")
-    store = ExportStore(out)
+    store = LocalSink(out)
     target = Target(TargetKind.PROFILE, "12")
     good = json.dumps({"info": {"type": "profile", "id": 12}, "data": [[{"open": 1}]]}).encode()
     forged = json.dumps({"info": {"type": "profile", "id": 99}, "data": []}).encode()

@@ -22,7 +22,7 @@ from batch_export.platform.client import ApiSettings
 from batch_export.platform.push import PushConflict, PushReceiver
 from batch_export.redaction import Secret
 from batch_export.run.pipeline import RunOptions, _plan, run_export
-from batch_export.storage.local import ExportStore, prepare_out_dir
+from batch_export.storage.local import ExportStore, LocalSink, prepare_out_dir
 
 from .conftest import SimThread, read_manifest, write_ids
 
@@ -261,7 +261,7 @@ async def _delivered(
 async def test_receiver_acknowledges_a_repeat_without_touching_the_file(tmp_path: Path, gzip):
     """A second identical delivery gets 204; the file keeps its inode and mtime; no conflict."""
     out = prepare_out_dir(tmp_path / "out")
-    store = ExportStore(out, gzip=gzip)
+    store = LocalSink(out, gzip=gzip)
     target = Target(TargetKind.PROFILE, "12")
     conflicts = _Conflicts()
     async with (
@@ -276,10 +276,10 @@ async def test_receiver_acknowledges_a_repeat_without_touching_the_file(tmp_path
         aiohttp.ClientSession() as session,
     ):
         await _delivered(receiver, session, target, GOOD)
-        before = os.stat(out / store.relpath(target))
+        before = os.stat(out / store.locate(target))
         async with session.post(receiver.report_url, data=GOOD) as resp:
             assert resp.status == 204
-    after = os.stat(out / store.relpath(target))
+    after = os.stat(out / store.locate(target))
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     assert conflicts == [] and receiver.repeated == 1
 
@@ -287,7 +287,7 @@ async def test_receiver_acknowledges_a_repeat_without_touching_the_file(tmp_path
 async def test_receiver_hashes_a_differing_delivery_and_never_stores_it(tmp_path: Path):
     """A different valid export → 202 and a conflict with both sha256s; the first file stays."""
     out = prepare_out_dir(tmp_path / "out")
-    store = ExportStore(out)
+    store = LocalSink(out)
     target = Target(TargetKind.PROFILE, "12")
     conflicts = _Conflicts()
     async with (
@@ -306,7 +306,7 @@ async def test_receiver_hashes_a_differing_delivery_and_never_stores_it(tmp_path
             assert resp.status == 422  # not an export at all: no conflict for junk
         async with session.post(receiver.report_url, data=OTHER) as resp:
             assert resp.status == 202
-        assert (out / store.relpath(target)).read_bytes() == GOOD
+        assert (out / store.locate(target)).read_bytes() == GOOD
         assert not any((out / ".partial").iterdir())
         assert [(c.target.id, c.request_id, c.first, c.second) for c in conflicts] == [
             ("12", "dr_1", _sha(GOOD), _sha(OTHER))
@@ -318,13 +318,13 @@ async def test_receiver_hashes_a_differing_delivery_and_never_stores_it(tmp_path
         async with session.post(receiver.report_url, data=OTHER) as resp:
             assert resp.status == 204  # now the same as the file: a repeat
     assert len(conflicts) == 1
-    assert (out / store.relpath(target)).read_bytes() == GOOD  # the pipeline rewrites it
+    assert (out / store.locate(target)).read_bytes() == GOOD  # the pipeline rewrites it
 
 
 async def test_a_delivery_racing_the_first_waits_until_the_pipeline_took_it(tmp_path: Path):
     """A second delivery before the first is taken is held, so its conflict follows the first's done line."""
     out = prepare_out_dir(tmp_path / "out")
-    store = ExportStore(out)
+    store = LocalSink(out)
     target = Target(TargetKind.PROFILE, "12")
     conflicts = _Conflicts()
     async with (

@@ -3,9 +3,9 @@
 The platform's ``report`` parameter may be a web address, to which it POSTs
 the export JSON when the file is ready. In push mode the exporter runs a
 small aiohttp server, passes ``<public URL>/<secret path>`` as ``report`` on
-every data request, and saves what arrives exactly like a download (same
-streaming store: temporary file, sha256, JSON and target check, fsync,
-rename). A target whose export has not arrived within ``grace`` seconds falls
+every data request, and saves what arrives exactly like a download (through
+the same ``Sink``, whichever destination it is: checked, hashed, committed
+atomically). A target whose export has not arrived within ``grace`` seconds falls
 back to polling, so a lost delivery costs time, never data.
 
 Security model:
@@ -54,9 +54,10 @@ from aiohttp import web
 
 from ..errors import ExportError, IntegrityError
 from ..input.ids import Target, TargetKind
-from ..storage.local import ExportStore, SavedExport
-from ..storage.validate import ExportChecker, check_whole
-from .client import read_bounded
+from ..storage.sink import SavedExport, Sink
+from ..storage.validate import digest_checked
+from .responses import CHUNK_BYTES, PEEK_BYTES
+from .transfer import read_bounded
 
 __all__ = [
     "PushConflict",
@@ -69,8 +70,6 @@ __all__ = [
 
 log = logging.getLogger("batch_export.platform.push")
 
-PEEK_BYTES = 64 * 1024
-CHUNK_BYTES = 256 * 1024
 RID_HEADER = "X-Datarequest-Id"
 _DIGEST_BYTES = 32  # sha256
 
@@ -97,7 +96,7 @@ async def digest_chunks(chunks: AsyncIterator[bytes], digest: Any) -> AsyncItera
 
 
 async def save_digesting(
-    store: ExportStore, target: Target, head: bytes, rest: AsyncIterator[bytes]
+    store: Sink, target: Target, head: bytes, rest: AsyncIterator[bytes]
 ) -> tuple[SavedExport, str]:
     """``store.save`` that also returns the sha256 (hex) of the bytes as received.
 
@@ -143,7 +142,7 @@ class PushReceiver:
 
     def __init__(
         self,
-        store: ExportStore,
+        store: Sink,
         kind: TargetKind,
         *,
         host: str,
@@ -298,9 +297,9 @@ class PushReceiver:
     async def _save_first(
         self, expected: _Expected, head: bytes, request: web.Request
     ) -> web.Response:
-        """The first delivery for a waiting target: saved through the store."""
+        """The first delivery for a waiting target: saved through the sink."""
         chunks: AsyncIterator[bytes] = request.content.iter_chunked(CHUNK_BYTES)
-        # With --gzip the store hashes the compressed bytes: hash what arrived too.
+        # With --gzip the sink hashes the compressed bytes: hash what arrived too.
         raw = hashlib.sha256(head) if self._store.gzip else None
         if raw is not None:
             chunks = digest_chunks(chunks, raw)
@@ -326,7 +325,9 @@ class PushReceiver:
         """A later delivery for a delivered target: checked and hashed, never stored."""
         target = Target(self._kind, target_id)
         try:
-            digest = await _check_and_hash(target, head, request.content)
+            digest = await digest_checked(
+                self._kind.value, target_id, head, request.content.iter_chunked(CHUNK_BYTES)
+            )
         except IntegrityError as exc:
             log.info("push for %s %s refused: %s", self._kind.value, target_id, exc)
             return self._refuse("export rejected", 422)
@@ -377,27 +378,6 @@ class PushReceiver:
     def held(self) -> int:
         """Later deliveries now waiting for their target's first one to be taken."""
         return self._held
-
-
-async def _check_and_hash(target: Target, head: bytes, content: Any) -> bytes:
-    """sha256 of a body that must be ``target``'s export; raises IntegrityError if not."""
-    digest = hashlib.sha256(head)
-    chunks = content.iter_chunked(CHUNK_BYTES)
-    first = b""
-    with contextlib.suppress(StopAsyncIteration):
-        first = await chunks.__anext__()
-    if not first:
-        check_whole(target.kind.value, target.id, head)
-        return digest.digest()
-    checker = ExportChecker(target.kind.value, target.id)
-    checker.feed(head)
-    checker.feed(first)
-    digest.update(first)
-    async for chunk in chunks:
-        checker.feed(chunk)
-        digest.update(chunk)
-    checker.finish()
-    return digest.digest()
 
 
 async def wait_for_push(

@@ -1,11 +1,12 @@
-"""Where export files go and how they get there intact.
+"""The local destination: exports as owner-only files under ``DIR/exports/``.
 
 Every export is streamed into ``DIR/.partial/`` under a unique temporary name,
 hashed (sha256 of the stored bytes) and checked (valid JSON, the right
 ``info``, not a placeholder) while it streams, fsync'd, and only then renamed
 to its final name; directories are fsync'd at the end of the run (``sync``).
 A file under its final name is therefore always complete and verified, and a
-crash leaves at most temporaries in ``.partial/``, which the next run clears.
+crash leaves at most temporaries in ``.partial/``, which the next run clears
+(``recover``).
 
 Large bodies are written through aiofiles in buffers of ``WRITE_BUFFER``
 bytes: each aiofiles call is a hop to a worker thread, so writing every 4 KB
@@ -24,14 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gzip
 import hashlib
 import itertools
 import os
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import aiofiles
 
@@ -41,11 +44,12 @@ from ..evidence.statedir import make_out_dir, make_private_dir
 from ..input.ids import Target, TargetKind
 from .batching import ThreadBatcher
 from .naming import export_relname
-from .sink import SavedExport
+from .sink import SavedExport, Sink, UnsafeName
 from .validate import ExportChecker, check_whole
 
 __all__ = [
     "ExportStore",
+    "LocalSink",
     "SavedExport",
     "clear_partial",
     "prepare_out_dir",
@@ -53,19 +57,19 @@ __all__ = [
 ]
 
 WRITE_BUFFER = 1024 * 1024
+READ_BLOCK = 1024 * 1024
 PARTIAL_DIR = ".partial"
 
 
-def saved_file(kind: str, target_id: str, *, gzip: bool) -> str:
-    """Where a target's export is stored, relative to the output directory."""
-    suffix = ".json.gz" if gzip else ".json"
-    return export_relname(Target(TargetKind(kind), target_id), suffix=suffix)
+def _suffix(gzip: bool) -> str:
+    return ".json.gz" if gzip else ".json"
 
 
 def clear_partial(out_dir: Path) -> None:
     """Create ``.partial/`` and remove the temporaries of a run that was killed.
 
-    Only under the run's lock: another run's temporaries are its work in progress.
+    Only under the run's lock: another run's temporaries are its work in
+    progress. A caller holding a sink uses ``LocalSink.recover`` instead.
     """
     try:
         make_private_dir(out_dir / PARTIAL_DIR)
@@ -82,6 +86,11 @@ def prepare_out_dir(out_dir: Path) -> Path:
     return out_dir
 
 
+def _names_inside(file: str) -> bool:
+    """Whether ``file`` names something inside the root, by its text (cheap; symlinks aside)."""
+    return not os.path.isabs(file) and os.path.normpath(file).partition("/")[0] != ".."
+
+
 def _private_opener(path: str, flags: int) -> int:
     return open_private(path, flags | os.O_EXCL)
 
@@ -90,7 +99,7 @@ def _commit(fd: int, temporary: str, final: str) -> None:
     """fsync and close a written temporary, then rename it to its final name.
 
     The directory is not fsync'd here but once per directory in
-    ``ExportStore.sync()`` at the end of the run: a rename lost to a power cut
+    ``LocalSink.sync()`` at the end of the run: a rename lost to a power cut
     leaves the file missing, which the next run notices and exports again,
     whereas the file's *contents* were fsync'd before the rename and can never
     be half-written under the final name. An OSError (disk full, permissions)
@@ -112,13 +121,14 @@ def _discard(fd: int, temporary: str) -> None:
         os.unlink(temporary)
 
 
-class ExportStore:
+class LocalSink:
     """Streams exports into verified, owner-only files under the output directory."""
 
     def __init__(self, out_dir: Path, *, gzip: bool = False) -> None:
         self.out_dir = out_dir
         self.gzip = gzip
-        self.suffix = ".json.gz" if gzip else ".json"
+        self.suffix = _suffix(gzip)
+        self.description = f"exports/ under {out_dir}"
         self._counter = itertools.count()
         self._pid = os.getpid()
         # Paths as strings: they are built for every export, and pathlib costs more.
@@ -128,19 +138,40 @@ class ExportStore:
         self._dirty_dirs: set[str] = set()
         self._batcher = ThreadBatcher()
 
-    def relpath(self, target: Target) -> str:
+    def locate(self, target: Target) -> str:
         """Where ``target``'s export lives, relative to the output directory."""
         return export_relname(target, suffix=self.suffix)
 
-    def is_intact(self, file: str, size: int) -> bool:
+    async def recover(self) -> None:
+        """Create ``.partial/`` and clear what a killed run left there (under the lock)."""
+        clear_partial(self.out_dir)
+
+    def begin(self, target: Target) -> LocalWriter:
+        """Start streaming ``target``'s export into a temporary under ``.partial/``."""
+        return LocalWriter(self, target)
+
+    async def is_intact(self, file: str, size: int) -> bool:
         """Cheap resume check: the recorded file is there with the recorded size.
 
         A full re-hash of every file is ``batch-export verify``'s job.
         """
+        if not _names_inside(file):
+            return False
         try:
-            return (self.out_dir / file).stat().st_size == size
+            return os.stat(f"{self._root}/{file}").st_size == size
         except OSError:
             return False
+
+    async def read(self, file: str) -> AsyncGenerator[bytes, None]:
+        """The stored bytes of ``file`` in blocks of ``READ_BLOCK`` (for ``verify``)."""
+        path = (self.out_dir / file).resolve()
+        if self.out_dir.resolve() not in path.parents:
+            raise UnsafeName(f"{file!r} points outside {self.out_dir}")
+        if not path.is_file():
+            raise FileNotFoundError(errno.ENOENT, "no export is stored under this name", file)
+        async with aiofiles.open(path, "rb") as handle:
+            while block := await handle.read(READ_BLOCK):
+                yield block
 
     async def save(self, target: Target, head: bytes, rest: AsyncIterator[bytes]) -> SavedExport:
         """Stream one export to disk; raises IntegrityError (nothing kept) if it is not valid."""
@@ -149,7 +180,16 @@ class ExportStore:
             first = await iterator.__anext__()
         except StopAsyncIteration:
             return await self._save_whole(target, head)
-        return await self._save_streamed(target, head, first, iterator)
+        writer = self.begin(target)
+        try:
+            await writer.write(head)
+            await writer.write(first)
+            async for chunk in iterator:
+                await writer.write(chunk)
+            return await writer.commit()
+        except BaseException:
+            await writer.discard()
+            raise
 
     async def _save_whole(self, target: Target, body: bytes) -> SavedExport:
         """A body that arrived whole (most exports): checked, written, then made durable.
@@ -161,7 +201,7 @@ class ExportStore:
         batched with every other file that finished meanwhile.
         """
         check_whole(target.kind.value, target.id, body)
-        relative = self.relpath(target)
+        relative = self.locate(target)
         final = f"{self._root}/{relative}"
         directory = final.rpartition("/")[0]
         data = gzip.compress(body, compresslevel=6, mtime=0) if self.gzip else body
@@ -181,69 +221,12 @@ class ExportStore:
             file=relative, bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), gzip=self.gzip
         )
 
-    async def _save_streamed(
-        self, target: Target, head: bytes, first: bytes, iterator: AsyncIterator[bytes]
-    ) -> SavedExport:
-        """A large body: parse, hash and write it as it arrives, in big aiofiles writes."""
-        relative = self.relpath(target)
-        final = f"{self._root}/{relative}"
-        temporary = self._temporary()
-        checker = ExportChecker(target.kind.value, target.id)
-        digest = hashlib.sha256()
-        compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if self.gzip else None
-        stored = 0
-        pending: list[bytes] = []
-        pending_size = 0
-        complete = False
-        handle = await aiofiles.open(temporary, "wb", opener=_private_opener)
-        try:
-
-            async def write(block: bytes) -> None:
-                nonlocal stored
-                if compressor is not None:
-                    block = await asyncio.to_thread(compressor.compress, block)
-                if block:
-                    digest.update(block)
-                    stored += len(block)
-                    await handle.write(block)
-
-            chunks = [head, first]
-            while True:
-                for chunk in chunks:
-                    if chunk:
-                        checker.feed(chunk)
-                        pending.append(chunk)
-                        pending_size += len(chunk)
-                if pending_size >= WRITE_BUFFER:
-                    await write(b"".join(pending))
-                    pending, pending_size = [], 0
-                try:
-                    chunks = [await iterator.__anext__()]
-                except StopAsyncIteration:
-                    break
-            checker.finish()
-            await write(b"".join(pending))
-            if compressor is not None:
-                tail = compressor.flush()
-                digest.update(tail)
-                stored += len(tail)
-                await handle.write(tail)
-            await handle.flush()
-            await asyncio.to_thread(os.fsync, handle.fileno())
-            complete = True
-        finally:
-            await handle.close()
-            if not complete:
-                with contextlib.suppress(OSError):
-                    os.unlink(temporary)
-        self._place(temporary, final)
-        return SavedExport(file=relative, bytes=stored, sha256=digest.hexdigest(), gzip=self.gzip)
-
     def _temporary(self) -> str:
         return f"{self._partial}/{next(self._counter)}-{self._pid}{self.suffix}"
 
-    def _place(self, temporary: str, final: str) -> None:
+    def _place(self, temporary: str, relative: str) -> None:
         """Rename a complete, fsync'd temporary to its final name (see ``_commit``)."""
+        final = f"{self._root}/{relative}"
         directory = final.rpartition("/")[0]
         self._make_dir(directory)
         os.replace(temporary, final)
@@ -264,3 +247,131 @@ class ExportStore:
         await self._batcher.drain()
         dirty, self._dirty_dirs = self._dirty_dirs, set()
         await asyncio.to_thread(fsync_dirs, sorted(dirty))
+
+    async def close(self) -> None:
+        """Let queued fsyncs and renames finish; the sink holds nothing else."""
+        await self._batcher.drain()
+
+
+class LocalWriter:
+    """One large export streaming into ``.partial/``: parsed, hashed, written in big blocks."""
+
+    def __init__(self, sink: LocalSink, target: Target) -> None:
+        self._sink = sink
+        self._relative = sink.locate(target)
+        self._temporary = sink._temporary()
+        self._checker = ExportChecker(target.kind.value, target.id)
+        self._digest = hashlib.sha256()
+        self._compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if sink.gzip else None
+        self._stored = 0
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._handle: Any = None  # the aiofiles file, opened by the first write to disk
+        self._state = "open"  # then "committed" or "discarded"
+
+    async def write(self, chunk: bytes) -> None:
+        """Check and buffer ``chunk``; every ``WRITE_BUFFER`` bytes go to disk at once."""
+        if self._state != "open":
+            raise RuntimeError(f"write to an export already {self._state}")
+        if not chunk:
+            return
+        try:
+            self._checker.feed(chunk)
+            self._pending.append(chunk)
+            self._pending_size += len(chunk)
+            if self._pending_size >= WRITE_BUFFER:
+                await self._flush()
+        except BaseException:
+            await self.discard()
+            raise
+
+    async def commit(self) -> SavedExport:
+        """Finish the check, write the rest, fsync, and rename to the final name."""
+        if self._state != "open":
+            raise RuntimeError(f"commit of an export already {self._state}")
+        try:
+            self._checker.finish()
+            await self._flush()
+            if self._compressor is not None:
+                await self._put(self._compressor.flush())
+            handle = await self._open()
+            await handle.flush()
+            await asyncio.to_thread(os.fsync, handle.fileno())
+            self._handle = None
+            await handle.close()
+            self._sink._place(self._temporary, self._relative)
+        except BaseException:
+            await self.discard()
+            raise
+        self._state = "committed"
+        return SavedExport(
+            file=self._relative,
+            bytes=self._stored,
+            sha256=self._digest.hexdigest(),
+            gzip=self._sink.gzip,
+        )
+
+    async def discard(self) -> None:
+        """Close and remove the temporary; nothing was renamed (a no-op once committed)."""
+        if self._state != "open":
+            return
+        self._state = "discarded"
+        self._pending = []
+        handle, self._handle = self._handle, None
+        try:
+            if handle is not None:
+                await handle.close()
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(self._temporary)
+
+    async def _flush(self) -> None:
+        block = b"".join(self._pending)
+        self._pending, self._pending_size = [], 0
+        if self._compressor is not None:
+            block = await asyncio.to_thread(self._compressor.compress, block)
+        await self._put(block)
+
+    async def _put(self, block: bytes) -> None:
+        if block:
+            handle = await self._open()
+            self._digest.update(block)
+            self._stored += len(block)
+            await handle.write(block)
+
+    async def _open(self) -> Any:
+        if self._handle is None:
+            self._handle = await aiofiles.open(self._temporary, "wb", opener=_private_opener)
+        return self._handle
+
+
+_: type[Sink] = LocalSink  # mypy checks that LocalSink implements the Sink protocol
+
+
+def saved_file(kind: str, target_id: str, *, gzip: bool) -> str:
+    """Where a target's export is stored (``LocalSink.locate``, without a sink).
+
+    TODO(issue 13): remove once run/ and the manifest use ``Sink.locate`` and
+    the recorded ``file``.
+    """
+    return export_relname(Target(TargetKind(kind), target_id), suffix=_suffix(gzip))
+
+
+class ExportStore(LocalSink):
+    """TODO(issue 13): remove once run/ uses LocalSink.
+
+    The old name, for run/pipeline.py until it moves to the Sink interface:
+    ``relpath`` is ``locate``, and at run time ``is_intact`` answers at once
+    (the pipeline's resume plan calls it without awaiting).
+    """
+
+    def relpath(self, target: Target) -> str:
+        return self.locate(target)
+
+    if not TYPE_CHECKING:
+
+        def is_intact(self, file: str, size: int) -> bool:
+            try:
+                return os.stat(f"{self._root}/{file}").st_size == size
+            except OSError:
+                return False

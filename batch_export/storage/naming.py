@@ -1,4 +1,7 @@
-"""Where a target's export lives: a safe, short, unique path relative to the output dir.
+"""Where a target's export lives: a safe, short, unique name relative to the sink's root.
+
+The one function that decides it is ``export_relname``; a sink adds only its
+suffix (``Sink.locate``), and the journal records the result.
 
 Target IDs come from a user's CSV and, for emails, may hold almost anything
 RFC 5322 allows in a local part — ``/``, ``..``, quotes, unicode. The path is
@@ -20,11 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from pathlib import PurePosixPath
 
 from ..input.ids import Target, TargetKind
 
-__all__ = ["export_relname", "export_relpath"]
+__all__ = ["export_relname"]
 
 _READABLE_MAX = 80  # characters of the email kept for humans browsing the directory
 _UNSAFE = re.compile(r"[^a-z0-9._+-]")
@@ -65,8 +67,3 @@ def export_relname(target: Target, *, suffix: str = ".json") -> str:
         # Emails, and defensively any id that did not pass validate_id.
         name = f"{_readable(ident) or '_'}-{digest[:16]}"
     return f"exports/{kind}/{digest[:3]}/{name}{suffix}"
-
-
-def export_relpath(target: Target, *, suffix: str = ".json") -> PurePosixPath:
-    """``export_relname`` as a path object."""
-    return PurePosixPath(export_relname(target, suffix=suffix))

@@ -11,12 +11,15 @@ What every sink guarantees (``tests/test_sink_conformance.py`` checks each):
   is complete and has passed the check (valid JSON, the right ``info``, a
   ``data`` array); until ``commit`` nothing is there;
 - **discard leaves nothing**: an export that is discarded, fails its check,
-  or whose stream breaks leaves no trace under any final name;
+  or whose stream breaks leaves no trace under any final name (integrity
+  failure never becomes an object);
 - **resume finds what is complete**: ``is_intact`` tells whether a committed
   export is still there with the size recorded in the journal;
 - **concurrent streams**: many exports may be written at once;
 - **crash mid-write**: whatever a killed run left half-written is removed by
-  ``recover``, which runs once per run, under the state directory's lock.
+  ``recover``, which runs once per run, under the state directory's lock;
+- **read gives the stored bytes**: ``read`` yields exactly what was committed
+  (compressed, with ``gzip``), which is what ``SavedExport.sha256`` hashes.
 
 Where a target's export lives is decided by one function,
 ``storage.naming.export_relname``; a sink only adds its suffix (``locate``).
@@ -27,13 +30,17 @@ never orphan an earlier archive.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
 from ..input.ids import Target
 
-__all__ = ["ExportWriter", "SavedExport", "Sink"]
+__all__ = ["ExportWriter", "SavedExport", "Sink", "UnsafeName"]
+
+
+class UnsafeName(ValueError):
+    """A recorded name that does not lie inside the sink (a tampered manifest or journal)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +57,11 @@ class ExportWriter(Protocol):
     """One export being streamed into a sink: write, then commit or discard."""
 
     async def write(self, chunk: bytes) -> None:
-        """Append ``chunk`` (checked and hashed as it goes; never held whole)."""
+        """Append ``chunk`` (checked and hashed as it goes; never held whole).
+
+        When it raises (IntegrityError: the body is not this target's export;
+        OSError: the destination refused), the export is already discarded.
+        """
 
     async def commit(self) -> SavedExport:
         """Finish the check and make the export visible under its final name.
@@ -78,7 +89,7 @@ class Sink(Protocol):
         """Remove what a killed run left half-written; once per run, under the lock."""
 
     def begin(self, target: Target) -> ExportWriter:
-        """Start streaming ``target``'s export."""
+        """Start streaming ``target``'s export (to ``locate(target)`` once committed)."""
 
     async def save(self, target: Target, head: bytes, rest: AsyncIterator[bytes]) -> SavedExport:
         """Stream one whole export (``head`` then ``rest``): begin, write, commit.
@@ -87,10 +98,18 @@ class Sink(Protocol):
         """
 
     async def is_intact(self, file: str, size: int) -> bool:
-        """Whether the export recorded as ``file`` is there with ``size`` bytes."""
+        """Whether the export recorded as ``file`` is there with ``size`` bytes.
 
-    def read(self, file: str) -> AsyncIterator[bytes]:
-        """The stored bytes of ``file``, in chunks (for ``verify``)."""
+        The cheap resume check (no re-hash: that is ``verify``'s job); False for
+        a name that does not lie inside the sink.
+        """
+
+    def read(self, file: str) -> AsyncGenerator[bytes, None]:
+        """The stored bytes of ``file``, in chunks (for ``verify``).
+
+        Raises, when iterated, FileNotFoundError if nothing is stored as
+        ``file`` and UnsafeName if ``file`` does not lie inside the sink.
+        """
 
     async def sync(self) -> None:
         """Make every commit so far durable (the local sink fsyncs directories)."""

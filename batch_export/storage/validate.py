@@ -18,14 +18,17 @@ Messages never quote the body: it is personal data.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import ijson
 
 from ..errors import IntegrityError, MalformedExportError, WrongTargetError
 
-__all__ = ["ExportChecker", "PlaceholderError", "check_whole", "ids_match"]
+__all__ = ["ExportChecker", "PlaceholderError", "check_whole", "digest_checked", "ids_match"]
 
 
 class PlaceholderError(IntegrityError):
@@ -144,6 +147,33 @@ def check_whole(kind: str, target_id: str, body: bytes) -> None:
         info=info if isinstance(info, dict) else None,
         data_kind=_json_kind(data) if is_object and "data" in document else None,
     )
+
+
+async def digest_checked(
+    kind: str, target_id: str, head: bytes, rest: AsyncIterator[bytes]
+) -> bytes:
+    """sha256 of a body (``head``, then ``rest``) that must be the target's export.
+
+    Raises IntegrityError if it is not; nothing is stored. A body that is all
+    ``head`` is checked whole (``check_whole``), a longer one as it streams.
+    """
+    digest = hashlib.sha256(head)
+    chunks = rest.__aiter__()
+    first = b""
+    with contextlib.suppress(StopAsyncIteration):
+        first = await chunks.__anext__()
+    if not first:
+        check_whole(kind, target_id, head)
+        return digest.digest()
+    checker = ExportChecker(kind, target_id)
+    checker.feed(head)
+    checker.feed(first)
+    digest.update(first)
+    async for chunk in chunks:
+        checker.feed(chunk)
+        digest.update(chunk)
+    checker.finish()
+    return digest.digest()
 
 
 def _json_kind(value: object) -> str:
