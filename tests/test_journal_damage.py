@@ -8,14 +8,8 @@ from pathlib import Path
 import pytest
 
 from batch_export.errors import ConfigError
-from batch_export.evidence.journal import (
-    DONE,
-    MAX_DAMAGED_LINES,
-    SUBMITTED,
-    Journal,
-    TargetState,
-    replay,
-)
+from batch_export.evidence.journal import DONE, SUBMITTED, Journal
+from batch_export.evidence.replay import MAX_DAMAGED_LINES, TargetState, replay
 from batch_export.evidence.status import collect_status, format_status
 
 from .conftest import api_args, read_manifest, run_cli, write_ids

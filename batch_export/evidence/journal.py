@@ -18,25 +18,8 @@ flusher task that appends everything queued since its last write and fsyncs
 once ("group commit"): every ``record()`` returns only when its line is on
 disk, yet a thousand concurrent targets cost one fsync, not a thousand.
 
-Torn tail and damage are told apart, because they mean different things:
-
-- A crash can only tear the *last* line: a write that stopped before its
-  newline. ``open`` drops such a torn tail and truncates the file back to its
-  last complete line before appending (``Journal.torn_tail``). That is
-  routine after a kill or a power cut.
-- A complete line anywhere else that is not JSON, or not a valid record (not
-  an object, an event this version does not know, a field replay relies on
-  missing or of the wrong type), is *damage*: no crash writes that, so the
-  file was edited or the disk is failing. The line is skipped and left in
-  the file, the good lines around it are replayed, and the run goes on
-  (``Journal.damage``: 1-based line numbers, the first ``MAX_DAMAGED_LINES``
-  kept, and the total count). Skipping a line costs redone work, not
-  exports: a lost ``done`` line means one more download, a lost
-  ``submitted`` line one ambiguous resubmit. (The exception is a lost
-  ``push-conflict`` line, whose target then trusts its first pushed file
-  unless the re-fetch's ``done`` line follows.)
-- A damaged *header* (line 1) stops the run with ConfigError: without it
-  nothing says which kind of export the directory holds.
+Reading the file back (resume, ``batch-export status``, the manifest) is
+``replay.py``'s job, which also tells a crash's torn tail from damage.
 """
 
 from __future__ import annotations
@@ -48,205 +31,69 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..durable import fsync_dir, open_private, write_all
 from ..errors import ConfigError, ExportError
+from .replay import (
+    DONE,
+    EVENTS,
+    FAILED,
+    JOURNAL_NAME,
+    NEW,
+    SUBMITTED,
+    SUBMITTING,
+    JournalDamage,
+    RecordedFiles,
+    TargetState,
+    final_done_records,
+    replay,
+)
 
 __all__ = [
+    # the record vocabulary, shared with the reader (replay.py) and named here
+    # by writers
+    "DONE",
     "EVENTS",
+    "FAILED",
     "JOURNAL_NAME",
+    "NEW",
+    "SUBMITTED",
+    "SUBMITTING",
     "Journal",
     "JournalDamage",
     "TargetState",
-    "read_lines",
     "replay",
 ]
 
 log = logging.getLogger("batch_export.evidence.journal")
 
-JOURNAL_NAME = "journal.jsonl"
+FORMAT = "batch-export-journal"
+VERSION = 1
 #: seconds the flusher waits to gather lines into one write + fsync
 COMMIT_DELAY = 0.003
-FORMAT = "batch-export-journal"
 #: one compact encoder for every line (``json.dumps`` with options builds a new one per call)
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
-VERSION = 1
-#: how many damaged line numbers are kept in memory (the count goes on)
-MAX_DAMAGED_LINES = 100
-#: how many of them a message lists
-SHOWN_DAMAGED_LINES = 5
-
-#: the warning after a torn last line was dropped: routine after a crash
-TORN_MESSAGE = "journal: dropped 1 torn line left by a crash (its write never finished)"
-
-#: every event a journal line may carry; any other is damage (add new ones here)
-EVENTS = frozenset(
-    {
-        "submitting",
-        "ambiguous",
-        "submitted",
-        "expired",
-        "done",
-        "failed",
-        "stale",
-        "push-conflict",
-        "run",
-    }
-)
-
-# Target statuses held in memory (manifest statuses are derived from these).
-NEW = "new"
-SUBMITTING = "submitting"  # a POST was (maybe) sent; no request ID known yet
-SUBMITTED = "submitted"
-DONE = "done"
-FAILED = "failed"
-
-
-class TargetState:
-    """What the run needs to know about one target, kept small for millions of them.
-
-    A finished target keeps no request ID, hash or file name in memory, nor
-    its size if it finished in this run: those stay in its ``done`` journal
-    line, from which the manifest is written (``Journal.final_done_records``);
-    ``done_records`` counts those lines so the last one can be recognised.
-    """
-
-    __slots__ = (
-        "ambiguous",
-        "attempts",
-        "bytes",
-        "done_records",
-        "error",
-        "gzip",
-        "in_input",
-        "reissued",
-        "request_id",
-        "status",
-    )
-
-    def __init__(self) -> None:
-        self.status = NEW
-        self.request_id: str | None = None
-        self.attempts = 0  # POSTs sent for this target, over all runs
-        self.ambiguous = 0  # POSTs that may have created a request we never learnt of
-        self.reissued = 0  # requests that expired or vanished and were asked again
-        self.bytes = 0  # size of a file saved by an earlier run, for the cheap resume check
-        self.gzip = False
-        self.error: str | None = None
-        self.done_records = 0
-        self.in_input = False  # named in this run's input (the manifest lists only those)
-
-    def apply(self, record: dict[str, Any], *, live: bool = False) -> None:
-        """Fold one journal record into this state (``live``: a change made by this run)."""
-        event = record.get("ev")
-        if event == "submitting":
-            self.status = SUBMITTING
-            self.request_id = None
-            self.attempts += 1
-        elif event == "ambiguous":
-            self.ambiguous += 1
-        elif event == "submitted":
-            self.status = SUBMITTED
-            self.request_id = record.get("rid")
-            self.error = None
-        elif event == "expired":
-            self.status = NEW
-            self.request_id = None
-            self.reissued += 1
-        elif event == "done":
-            self.status = DONE
-            self.request_id = None
-            # Only a size replayed from an earlier run is ever read (the resume
-            # check in ``pipeline._plan``). One saved by this run stays in its
-            # journal line: a million distinct int objects would be ~25 MB.
-            self.bytes = 0 if live else int(record.get("bytes", 0))
-            self.gzip = bool(record.get("gzip", False))
-            self.error = None
-            self.done_records += 1
-        elif event == "failed":
-            self.status = FAILED
-            self.error = record.get("error")
-        elif event == "push-conflict":
-            # Two different pushed exports: the file is not trusted until the
-            # platform's own copy is fetched, so replay reopens the request.
-            self.status = SUBMITTED
-            self.request_id = record.get("rid")
-            self.error = None
-        elif event == "stale":
-            # a done target whose file went missing or bad: export it again
-            self.status = NEW
-            self.request_id = None
-            self.error = record.get("error")
-
-
-@dataclass
-class JournalDamage:
-    """What reading a journal found wrong with it: damaged lines and a torn tail."""
-
-    #: 1-based numbers of damaged lines (the first ``MAX_DAMAGED_LINES`` of them)
-    lines: list[int] = field(default_factory=list)
-    #: why each of ``lines`` is damaged, in the same order
-    reasons: list[str] = field(default_factory=list)
-    #: every damaged line, including those whose numbers were not kept
-    count: int = 0
-    #: a last line without its newline (a crash mid-write) was dropped
-    torn_tail: bool = False
-    #: why line 1, the header, is damaged (None if it is fine)
-    header: str | None = None
-    #: byte offset just past the last complete line (where a torn tail begins)
-    complete_end: int = 0
-
-    def add(self, number: int, reason: str) -> None:
-        """Note that line ``number`` is damaged, and why."""
-        self.count += 1
-        if len(self.lines) < MAX_DAMAGED_LINES:
-            self.lines.append(number)
-            self.reasons.append(reason)
-
-    def warnings(self, name: str = JOURNAL_NAME) -> list[str]:
-        """What a run should warn about: the damage, and a torn tail (a crash's mark)."""
-        found = [TORN_MESSAGE] if self.torn_tail else []
-        damaged = self.describe(name)
-        if damaged is not None:
-            found.insert(0, damaged)
-        return found
-
-    def describe(self, name: str = JOURNAL_NAME) -> str | None:
-        """The warning about damaged lines (None if there are none).
-
-        Worded so it cannot be taken for the routine news of a crash.
-        """
-        if not self.count:
-            return None
-        shown = [str(number) for number in self.lines[:SHOWN_DAMAGED_LINES]]
-        more = self.count - len(shown)
-        why = "; ".join(dict.fromkeys(self.reasons[:SHOWN_DAMAGED_LINES]))
-        if self.count == 1:
-            where, pronoun = f"line {shown[0]} is", "it was"
-        else:
-            listed = ", ".join(shown) if more else ", ".join(shown[:-1]) + " and " + shown[-1]
-            where = f"lines {listed}{f' and {more} more' if more else ''} are"
-            pronoun = "they were"
-        return (
-            f"{name}: {where} damaged ({why}); {pronoun} skipped and the good lines "
-            "replayed. This is not the torn last line an interrupted write leaves: the "
-            "file was changed, or the disk is failing"
-        )
 
 
 class Journal:
     """Append-only, fsync'd journal of target states, with group commit."""
 
     def __init__(
-        self, path: Path, fd: int, header: dict[str, Any], states: dict[str, TargetState]
+        self,
+        path: Path,
+        fd: int,
+        header: dict[str, Any],
+        states: dict[str, TargetState],
+        files: RecordedFiles | None = None,
     ) -> None:
         self.path = path
         self.header = header
         self.kind = str(header.get("kind"))
         self.states = states
+        #: the file names of done targets that differ from the default one
+        self._files = RecordedFiles(self.kind) if files is None else files
         self._fd = fd
         self._buffer: list[str] = []
         self._waiter: asyncio.Future[None] | None = None
@@ -295,10 +142,11 @@ class Journal:
         """Open (or create) the journal in ``out_dir`` and replay it."""
         path = out_dir / JOURNAL_NAME
         states: dict[str, TargetState] = {}
+        files = RecordedFiles(kind)
         header: dict[str, Any] = {"format": FORMAT, "version": VERSION, "kind": kind}
         damage = JournalDamage()
         if path.exists():
-            read_header, good_end, damage = replay(path, states)
+            read_header, good_end, damage = replay(path, states, files=files)
             if damage.header is not None:
                 raise ConfigError(
                     f"{path}: line 1, the header, is damaged ({damage.header}); it says which "
@@ -323,9 +171,20 @@ class Journal:
             write_all(fd, (json.dumps(header) + "\n").encode())
             os.fsync(fd)
             fsync_dir(out_dir)
-        journal = cls(path, fd, header, states)
+        journal = cls(path, fd, header, states, files)
         journal.damage = damage
         return journal
+
+    def recorded_file(self, target_id: str) -> str | None:
+        """The ``file`` the target's last ``done`` line recorded (None when it is not done).
+
+        Where its export is, even if the naming has changed since: the resume
+        check and the manifest look there, never at a recomputed name.
+        """
+        state = self.states.get(target_id)
+        if state is None or state.status != DONE:
+            return None
+        return self._files.get(target_id, gzip=state.gzip)
 
     # -- writing ----------------------------------------------------------------
 
@@ -366,6 +225,8 @@ class Journal:
         record: dict[str, Any] = {"ts": round(time.time(), 3), "ev": event, "id": target_id}
         record.update({k: v for k, v in fields.items() if v is not None})
         self.state(target_id).apply(record, live=True)
+        if event == DONE:
+            self._files.note(target_id, record)
         return record
 
     def _check_healthy(self) -> None:
@@ -438,28 +299,11 @@ class Journal:
     def final_done_records(self) -> Iterator[tuple[str, dict[str, Any], TargetState]]:
         """Each input target that is done, with its last ``done`` line, in journal order.
 
-        Reads the journal once more instead of keeping every request ID and
-        hash in memory. It counts ``done_records`` down as it goes, so it can
-        be used once, at the end of a run, after ``close()``.
+        Reads the journal once more (``replay.final_done_records``) instead of
+        keeping every request ID and hash in memory, counting ``done_records``
+        down as it goes: use it once, at the end of a run, after ``close()``.
         """
-        for raw in _lines(self.path):
-            # A loose prefilter (a line edited by hand may have spaces in it):
-            # every line replay counted in done_records must be counted down.
-            if b'"done"' not in raw or not raw.endswith(b"\n"):
-                continue
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                continue
-            if _record_problem(record) is not None or record.get("ev") != DONE:
-                continue  # damaged lines are skipped by replay too
-            target_id = record.get("id")
-            state = self.states.get(target_id) if isinstance(target_id, str) else None
-            if state is None or not state.in_input or state.status != DONE:
-                continue
-            state.done_records -= 1
-            if state.done_records == 0:
-                yield target_id, record, state
+        return final_done_records(self.path, self.states)
 
     async def close(self) -> None:
         """Wait for queued lines to reach the disk, then close the file.
@@ -494,112 +338,10 @@ class Journal:
             raise ExportError(self._failure)
 
 
-def read_lines(path: Path, damage: JournalDamage) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line number, record)`` for each good line of a journal, 1-based.
-
-    Line 1 is yielded if it is a JSON object (the caller checks it is a
-    header); every later line only if it is a valid record. Damaged lines go
-    into ``damage`` (``damage.header`` for line 1) and are skipped; a last
-    line without a newline sets ``damage.torn_tail`` and ends the reading.
-    """
-    offset = 0
-    for number, raw in enumerate(_lines(path), start=1):
-        end = offset + len(raw)
-        offset = end
-        if not raw.endswith(b"\n"):
-            damage.torn_tail = True  # a crash mid-write: only ever the last line
-            return
-        damage.complete_end = end
-        try:
-            record = json.loads(raw)
-        except ValueError:
-            problem: str | None = "not valid JSON"
-        else:
-            if number == 1:
-                problem = None if isinstance(record, dict) else "not a JSON object"
-            else:
-                problem = _record_problem(record)
-        if problem is not None:
-            if number == 1:
-                damage.header = problem
-            damage.add(number, problem)
-            continue
-        yield number, record
-
-
-def replay(
-    path: Path, states: dict[str, TargetState]
-) -> tuple[dict[str, Any] | None, int, JournalDamage]:
-    """Fold every good line of a journal into ``states``.
-
-    Returns the header (None if there is none: an empty file, a header torn by
-    a crash, or a damaged one, which ``damage.header`` then names), the byte
-    offset just past the last complete line (where a torn tail begins), and
-    what was found damaged or torn.
-    """
-    damage = JournalDamage()
-    header: dict[str, Any] | None = None
-    for number, record in read_lines(path, damage):
-        if number == 1:
-            if record.get("format") != FORMAT:
-                raise ConfigError(
-                    f"{path} is not a batch-export journal; use an empty --out directory"
-                )
-            header = record
-            continue
-        target_id = record.get("id")
-        if isinstance(target_id, str):
-            state = states.get(target_id)
-            if state is None:
-                state = states[target_id] = TargetState()
-            state.apply(record)
-    return header, damage.complete_end, damage
-
-
-def _is_int(value: object) -> bool:
-    return type(value) is int  # not a bool; what json.loads makes of an integer
-
-
-def _record_problem(record: object) -> str | None:
-    """Why a parsed line is not a record replay can use, or None if it is one.
-
-    Runs for every line of every replay: exact type tests (what ``json.loads``
-    produces) and the common events first.
-    """
-    if type(record) is not dict:
-        return "not a JSON object"
-    event = record.get("ev")
-    if type(event) is not str or event not in EVENTS:
-        return "not a journal record: no known event"
-    ts = record.get("ts")
-    if ts is not None and type(ts) is not float and type(ts) is not int:
-        return "not a journal record: a bad timestamp"
-    if event == "run":
-        if any(not _is_int(record.get(name, 0)) for name in ("targets", "invalid", "todo")):
-            return "not a journal record: a bad count"
-        return None
-    if type(record.get("id")) is not str:
-        return "not a journal record: no target ID"
-    if event == "done":
-        size = record.get("bytes", 0)
-        if type(size) is not int or size < 0:
-            return "not a journal record: a bad size"
-        if type(record.get("sha256", "")) is not str:
-            return "not a journal record: a bad sha256"
-    elif (event == "submitted" or event == "push-conflict") and type(record.get("rid")) is not str:
-        return "not a journal record: no request ID"
-    error = record.get("error")
-    if error is not None and type(error) is not str:
-        return "not a journal record: a bad error"
-    return None
-
-
-def _lines(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        yield from handle
-
-
 def _check_header(header: dict[str, Any], kind: str, path: Path) -> None:
+    """Raise ConfigError unless ``header`` is this version's, for exports of ``kind``."""
+    if header.get("format") != FORMAT:
+        raise ConfigError(f"{path} is not a batch-export journal; use an empty --out directory")
     if header.get("version") != VERSION:
         raise ConfigError(
             f"{path} was written by journal format version {header.get('version')}; "

@@ -13,17 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .journal import (
-    DONE,
-    FAILED,
-    JOURNAL_NAME,
-    NEW,
-    SUBMITTED,
-    SUBMITTING,
-    JournalDamage,
-    TargetState,
-    read_lines,
-)
+from .replay import DONE, FAILED, JOURNAL_NAME, NEW, SUBMITTED, SUBMITTING, TargetState, replay
 
 __all__ = ["collect_status", "format_status"]
 
@@ -39,28 +29,13 @@ def collect_status(out_dir: Path, now: float | None = None) -> dict[str, Any]:
             f"{out_dir} has no {JOURNAL_NAME}; is it a batch-export output directory?"
         )
     states: dict[str, TargetState] = {}
-    header: dict[str, Any] = {}
-    last_run: dict[str, Any] = {}
     done_times: list[float] = []
+    runs: list[dict[str, Any]] = []
     # A last line without its newline is being written right now (or torn by
     # a crash): not counted yet, and no cause for alarm. Damaged lines are.
-    damage = JournalDamage()
-    for number, record in read_lines(path, damage):
-        if number == 1:
-            header = record
-            continue
-        if record.get("ev") == "run":
-            last_run = record
-            continue
-        target_id = record.get("id")
-        if not isinstance(target_id, str):
-            continue
-        state = states.get(target_id)
-        if state is None:
-            state = states[target_id] = TargetState()
-        state.apply(record)
-        if record.get("ev") == "done":
-            done_times.append(float(record.get("ts", 0)))
+    header, _, damage = replay(path, states, done_times=done_times, runs=runs)
+    header = header or {}
+    last_run = runs[-1] if runs else {}
     counts = Counter(state.status for state in states.values())
     failures = Counter(
         (state.error or "unknown") for state in states.values() if state.status == FAILED

@@ -1,0 +1,399 @@
+"""The one reader of ``DIR/journal.jsonl``: lines, the states they replay into, ``done`` lines.
+
+Resume (``Journal.open``), ``batch-export status`` and the manifest
+(``Journal.final_done_records``) all read the journal here, so they agree on
+what a line means; ``journal.py`` writes it. A torn tail and damage are told
+apart, because they mean different things:
+
+- A crash (routine: a kill, a power cut) can only tear the *last* line:
+  reading stops there (``JournalDamage.torn_tail``), and ``complete_end``
+  says where ``Journal.open`` truncates the file back to before appending.
+- A complete line elsewhere that is not JSON, or not a valid record (not an
+  object, an unknown event, a field replay relies on missing or of the wrong
+  type), is *damage*: no crash writes that, so the file was edited or the
+  disk is failing. It is skipped and left in the file, the good lines around
+  it are replayed, and the run goes on (``JournalDamage``). Skipping costs
+  redone work, not exports: a lost ``done`` line means one more download, a
+  lost ``submitted`` line one ambiguous resubmit (but a lost
+  ``push-conflict`` line leaves its target trusting its first pushed file
+  unless the re-fetch's ``done`` line follows).
+- A damaged *header* (line 1, ``JournalDamage.header``) stops a run: nothing
+  else says which kind of export the directory holds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..input.ids import Target, TargetKind
+from ..storage.naming import export_relname
+
+__all__ = [
+    "DONE",
+    "EVENTS",
+    "FAILED",
+    "JOURNAL_NAME",
+    "MAX_DAMAGED_LINES",
+    "NEW",
+    "SUBMITTED",
+    "SUBMITTING",
+    "JournalDamage",
+    "RecordedFiles",
+    "TargetState",
+    "final_done_records",
+    "read_lines",
+    "replay",
+]
+
+JOURNAL_NAME = "journal.jsonl"
+#: how many damaged line numbers are kept in memory (the count goes on)
+MAX_DAMAGED_LINES = 100
+#: how many of them a message lists
+SHOWN_DAMAGED_LINES = 5
+
+#: the warning after a torn last line was dropped: routine after a crash
+TORN_MESSAGE = "journal: dropped 1 torn line left by a crash (its write never finished)"
+
+#: every event a journal line may carry; any other is damage (add new ones here)
+EVENTS = frozenset(
+    {
+        "submitting",
+        "ambiguous",
+        "submitted",
+        "expired",
+        "done",
+        "failed",
+        "stale",
+        "push-conflict",
+        "run",
+    }
+)
+
+# Target statuses held in memory (manifest statuses are derived from these).
+NEW = "new"
+SUBMITTING = "submitting"  # a POST was (maybe) sent; no request ID known yet
+SUBMITTED = "submitted"
+DONE = "done"
+FAILED = "failed"
+
+
+class TargetState:
+    """What the run needs to know about one target, kept small for millions of them.
+
+    A finished target keeps no request ID, hash or file name in memory, nor
+    its size if it finished in this run: those stay in its ``done`` journal
+    line, from which the manifest is written (``final_done_records``);
+    ``done_records`` counts those lines so the last one can be recognised.
+    The rare file name that is not the default one is in ``RecordedFiles``.
+    """
+
+    __slots__ = (
+        "ambiguous",
+        "attempts",
+        "bytes",
+        "done_records",
+        "error",
+        "gzip",
+        "in_input",
+        "reissued",
+        "request_id",
+        "status",
+    )
+
+    def __init__(self) -> None:
+        self.status = NEW
+        self.request_id: str | None = None
+        self.attempts = 0  # POSTs sent for this target, over all runs
+        self.ambiguous = 0  # POSTs that may have created a request we never learnt of
+        self.reissued = 0  # requests that expired or vanished and were asked again
+        self.bytes = 0  # size of a file saved by an earlier run, for the cheap resume check
+        self.gzip = False
+        self.error: str | None = None
+        self.done_records = 0
+        self.in_input = False  # named in this run's input (the manifest lists only those)
+
+    def apply(self, record: dict[str, Any], *, live: bool = False) -> None:
+        """Fold one journal record into this state (``live``: a change made by this run)."""
+        event = record.get("ev")
+        if event == "done":
+            self.status = DONE
+            self.request_id = None
+            # Only a size replayed from an earlier run is ever read (the resume
+            # check). One saved by this run stays in its journal line: a
+            # million distinct int objects would be ~25 MB.
+            self.bytes = 0 if live else int(record.get("bytes", 0))
+            self.gzip = bool(record.get("gzip", False))
+            self.error = None
+            self.done_records += 1
+        elif event == "submitted" or event == "push-conflict":
+            # A push conflict (two different pushed exports) reopens the request:
+            # the file is not trusted until the platform's own copy is fetched.
+            self.status = SUBMITTED
+            self.request_id = record.get("rid")
+            self.error = None
+        elif event == "submitting":
+            self.status = SUBMITTING
+            self.request_id = None
+            self.attempts += 1
+        elif event == "ambiguous":
+            self.ambiguous += 1
+        elif event == "expired":
+            self.status = NEW
+            self.request_id = None
+            self.reissued += 1
+        elif event == "failed":
+            self.status = FAILED
+            self.error = record.get("error")
+        elif event == "stale":
+            # a done target whose file went missing or bad: export it again
+            self.status = NEW
+            self.request_id = None
+            self.error = record.get("error")
+
+
+class RecordedFiles:
+    """Where each done target's last ``done`` line says its export is, kept small.
+
+    Nearly every line records the default name (``export_relname``), which is
+    computed again when asked for: only the others are kept. A line without a
+    ``file`` (or one that is not a string) means the default name.
+    """
+
+    __slots__ = ("_kind", "_other")
+
+    def __init__(self, kind: str) -> None:
+        self._kind: TargetKind | None
+        try:
+            self._kind = TargetKind(kind)
+        except ValueError:
+            self._kind = None  # not a journal open accepts: no name is the default
+        self._other: dict[str, str] = {}
+
+    def default(self, target_id: str, *, gzip: bool) -> str | None:
+        """The name ``export_relname`` gives the target (None for an unknown kind)."""
+        if self._kind is None:
+            return None
+        suffix = ".json.gz" if gzip else ".json"
+        return export_relname(Target(self._kind, target_id), suffix=suffix)
+
+    def note(self, target_id: str, record: dict[str, Any]) -> None:
+        """Remember the file of a ``done`` record, if it is not the default one."""
+        file = self.of_record(record)
+        if file is not None and file != self.default(target_id, gzip=bool(record.get("gzip"))):
+            self._other[target_id] = file
+        elif self._other:
+            self._other.pop(target_id, None)
+
+    def get(self, target_id: str, *, gzip: bool) -> str | None:
+        """The file the target's last ``done`` line recorded (``gzip``: that line's)."""
+        return self._other.get(target_id) or self.default(target_id, gzip=gzip)
+
+    @staticmethod
+    def of_record(record: dict[str, Any]) -> str | None:
+        """The file a ``done`` record names, None if it names none."""
+        file = record.get("file")
+        return file if type(file) is str and file else None
+
+
+@dataclass
+class JournalDamage:
+    """What reading a journal found wrong with it: damaged lines and a torn tail."""
+
+    #: 1-based numbers of damaged lines (the first ``MAX_DAMAGED_LINES`` of them)
+    lines: list[int] = field(default_factory=list)
+    #: why each of ``lines`` is damaged, in the same order
+    reasons: list[str] = field(default_factory=list)
+    #: every damaged line, including those whose numbers were not kept
+    count: int = 0
+    #: a last line without its newline (a crash mid-write) was dropped
+    torn_tail: bool = False
+    #: why line 1, the header, is damaged (None if it is fine)
+    header: str | None = None
+    #: byte offset just past the last complete line (where a torn tail begins)
+    complete_end: int = 0
+
+    def add(self, number: int, reason: str) -> None:
+        """Note that line ``number`` is damaged, and why."""
+        self.count += 1
+        if len(self.lines) < MAX_DAMAGED_LINES:
+            self.lines.append(number)
+            self.reasons.append(reason)
+
+    def warnings(self, name: str = JOURNAL_NAME) -> list[str]:
+        """What a run should warn about: the damage, and a torn tail (a crash's mark)."""
+        found = [TORN_MESSAGE] if self.torn_tail else []
+        damaged = self.describe(name)
+        if damaged is not None:
+            found.insert(0, damaged)
+        return found
+
+    def describe(self, name: str = JOURNAL_NAME) -> str | None:
+        """The warning about damaged lines (None if there are none).
+
+        Worded so it cannot be taken for the routine news of a crash.
+        """
+        if not self.count:
+            return None
+        shown = [str(number) for number in self.lines[:SHOWN_DAMAGED_LINES]]
+        more = self.count - len(shown)
+        why = "; ".join(dict.fromkeys(self.reasons[:SHOWN_DAMAGED_LINES]))
+        if self.count == 1:
+            where, pronoun = f"line {shown[0]} is", "it was"
+        else:
+            listed = ", ".join(shown) if more else ", ".join(shown[:-1]) + " and " + shown[-1]
+            where = f"lines {listed}{f' and {more} more' if more else ''} are"
+            pronoun = "they were"
+        return (
+            f"{name}: {where} damaged ({why}); {pronoun} skipped and the good lines "
+            "replayed. This is not the torn last line an interrupted write leaves: the "
+            "file was changed, or the disk is failing"
+        )
+
+
+def read_lines(
+    path: Path, damage: JournalDamage, *, containing: bytes | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, record)`` for each good line of a journal, 1-based.
+
+    Line 1 is yielded if it is a JSON object (the caller checks it is a
+    header); every later line only if it is a valid record. Damaged lines go
+    into ``damage`` (``damage.header`` for line 1) and are skipped; a last
+    line without a newline sets ``damage.torn_tail`` and ends the reading.
+    With ``containing``, lines without those bytes are skipped unread (and
+    so never counted as damage).
+    """
+    end = 0
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if raw[-1:] != b"\n":
+                damage.torn_tail = True  # a crash mid-write: only ever the last line
+                return
+            end += len(raw)
+            damage.complete_end = end
+            if containing is not None and containing not in raw:
+                continue
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                problem: str | None = "not valid JSON"
+            else:
+                problem = _record_problem(record) if number > 1 else _header_problem(record)
+            if problem is None:
+                yield number, record
+                continue
+            if number == 1:
+                damage.header = problem
+            damage.add(number, problem)
+
+
+def replay(
+    path: Path,
+    states: dict[str, TargetState],
+    *,
+    files: RecordedFiles | None = None,
+    done_times: list[float] | None = None,
+    runs: list[dict[str, Any]] | None = None,
+) -> tuple[dict[str, Any] | None, int, JournalDamage]:
+    """Fold every good line of a journal into ``states``: the one replay loop.
+
+    Returns line 1 if it is a JSON object (None for an empty file, a header
+    torn by a crash, or a damaged one: ``damage.header``), the byte offset
+    just past the last complete line (where a torn tail begins), and what was
+    found damaged or torn. ``files`` learns each ``done`` line's file,
+    ``done_times`` gets its timestamp, ``runs`` gets every ``run`` line.
+    """
+    damage = JournalDamage()
+    header: dict[str, Any] | None = None
+    for number, record in read_lines(path, damage):
+        if number == 1:
+            header = record
+            continue
+        event = record["ev"]
+        if event == "run":
+            if runs is not None:
+                runs.append(record)
+            continue
+        target_id = record["id"]  # a str: read_lines checked
+        state = states.get(target_id)
+        if state is None:
+            state = states[target_id] = TargetState()
+        state.apply(record)
+        if event == DONE:
+            if files is not None:
+                files.note(target_id, record)
+            if done_times is not None:
+                done_times.append(float(record.get("ts", 0)))
+    return header, damage.complete_end, damage
+
+
+def final_done_records(
+    path: Path, states: dict[str, TargetState]
+) -> Iterator[tuple[str, dict[str, Any], TargetState]]:
+    """Each input target that is done, with its last ``done`` line, in journal order.
+
+    Reads the journal once more instead of keeping every request ID and hash
+    in memory, counting ``done_records`` down: use it once, at the end of a
+    run, after the writer is closed. (The prefilter is loose, as a line edited
+    by hand may have spaces in it: every line replay counted must be seen.)
+    """
+    for number, record in read_lines(path, JournalDamage(), containing=b'"done"'):
+        if number == 1 or record["ev"] != DONE:
+            continue
+        target_id = record["id"]
+        state = states.get(target_id)
+        if state is None or not state.in_input or state.status != DONE:
+            continue
+        state.done_records -= 1
+        if state.done_records == 0:
+            yield target_id, record, state
+
+
+def _header_problem(record: object) -> str | None:
+    return None if type(record) is dict else "not a JSON object"
+
+
+def _is_int(value: object) -> bool:
+    return type(value) is int  # not a bool; what json.loads makes of an integer
+
+
+def _record_problem(record: object) -> str | None:
+    """Why a parsed line is not a record replay can use, or None if it is one.
+
+    Runs for every line of every replay: exact type tests (what ``json.loads``
+    produces) and the common events first.
+    """
+    if type(record) is not dict:
+        return "not a JSON object"
+    event = record.get("ev")
+    if type(event) is not str or event not in EVENTS:
+        return "not a journal record: no known event"
+    ts = record.get("ts")
+    if ts is not None and type(ts) is not float and type(ts) is not int:
+        return "not a journal record: a bad timestamp"
+    if event == "run":
+        if any(not _is_int(record.get(name, 0)) for name in ("targets", "invalid", "todo")):
+            return "not a journal record: a bad count"
+        return None
+    return _target_record_problem(record, event)
+
+
+def _target_record_problem(record: dict[str, Any], event: str) -> str | None:
+    """``_record_problem`` for the events about one target."""
+    if type(record.get("id")) is not str:
+        return "not a journal record: no target ID"
+    if event == "done":
+        size = record.get("bytes", 0)
+        if type(size) is not int or size < 0:
+            return "not a journal record: a bad size"
+        if type(record.get("sha256", "")) is not str:
+            return "not a journal record: a bad sha256"
+    elif (event == "submitted" or event == "push-conflict") and type(record.get("rid")) is not str:
+        return "not a journal record: no request ID"
+    error = record.get("error")
+    if error is not None and type(error) is not str:
+        return "not a journal record: a bad error"
+    return None
