@@ -20,7 +20,8 @@ import asyncio
 import csv
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import aiohttp
 
@@ -89,7 +90,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, int]:
 def script_main(
     doc: str,
     add_arguments: Callable[[argparse.ArgumentParser], None],
-    work: Callable[[argparse.Namespace], Awaitable[dict[str, int]]],
+    work: Callable[[argparse.Namespace], Coroutine[Any, Any, dict[str, int]]],
 ) -> int:
     """A benchmark client's entry point: the shared options, ``work``, JSON counters out."""
     parser = argparse.ArgumentParser(description=doc.split("\n")[0])

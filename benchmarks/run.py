@@ -129,8 +129,8 @@ class Simulator:
                 break
             time.sleep(0.05)
         self.stop()
-        err = (self.workdir / f"{self.name}.stderr").read_text(errors="replace")
-        raise RuntimeError(f"simulator did not start: {' '.join(cmd)}\n{err[-2000:]}")
+        stderr = (self.workdir / f"{self.name}.stderr").read_text(errors="replace")
+        raise RuntimeError(f"simulator did not start: {' '.join(cmd)}\n{stderr[-2000:]}")
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -149,7 +149,7 @@ class Simulator:
         """GET /_sim/stats, with the per-target dicts reduced to a summary."""
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(f"{self.url}/_sim/stats", timeout=60) as resp:
-            stats = json.loads(resp.read())
+            stats: dict[str, Any] = json.loads(resp.read())
         posts = stats.pop("posts_per_target", {}) or {}
         stats.pop("created_per_target", None)
         stats["posts_max_per_target"] = max(posts.values(), default=0)
@@ -232,7 +232,9 @@ class Result:
     raw: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
-    def add(self, run: str, figure: str, value: str, goal: str = "", met: bool | None = None):
+    def add(
+        self, run: str, figure: str, value: str, goal: str = "", met: bool | None = None
+    ) -> None:
         """Append one row."""
         self.rows.append(Row(self.scenario, run, figure, value, goal, met))
 

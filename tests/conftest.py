@@ -13,11 +13,12 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -80,8 +81,12 @@ class SimThread:
         self._thread.join(30)
 
 
+#: the ``simulator`` fixture: ``simulator(**SimulatorConfig fields)`` starts one
+StartSimulator = Callable[..., SimThread]
+
+
 @pytest.fixture
-def simulator() -> Iterator[Callable[..., SimThread]]:
+def simulator() -> Iterator[StartSimulator]:
     """Factory: ``simulator(**SimulatorConfig fields)`` starts one; all stop at teardown."""
     started: list[SimThread] = []
 
@@ -116,19 +121,78 @@ def run_cli(args: Sequence[str], token: str | None, **env: str) -> CliOutcome:
     return CliOutcome(result.exit_code, result.stdout, result.stderr)
 
 
-def run_subprocess(
-    args: Sequence[str], token: str | None, *, timeout: float = 120, **env: str
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m batch_export ARGS`` as a real process."""
-    environment = dict(os.environ) | {"COPERNICA_ACCESS_TOKEN": token or ""} | env
-    return subprocess.run(
-        [sys.executable, "-m", "batch_export", *args],
+#: what ``python`` is given before the CLI's arguments
+CLI_MODULE: tuple[str, ...] = ("-m", "batch_export")
+
+#: where a spawned CLI's stdout or stderr goes: PIPE, DEVNULL, or an open file
+Stream = int | IO[Any]
+
+
+def spawn_cli(
+    args: Sequence[str],
+    token: str | None,
+    *,
+    stdout: Stream = subprocess.PIPE,
+    stderr: Stream = subprocess.PIPE,
+    python_args: Sequence[str] = CLI_MODULE,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[str]:
+    """Start ``python -m batch_export ARGS`` as a real process, the token in its environment.
+
+    The one way tests spawn the CLI: signal tests keep the returned process,
+    `run_subprocess` runs it to completion. ``python_args`` replaces
+    ``-m batch_export`` for a child that prepares itself before running the CLI;
+    ``env`` is added to the environment.
+    """
+    environment = dict(os.environ) | {"COPERNICA_ACCESS_TOKEN": token or ""} | dict(env or {})
+    return subprocess.Popen(
+        [sys.executable, *python_args, *args],
         env=environment,
-        capture_output=True,
+        stdout=stdout,
+        stderr=stderr,
         text=True,
-        timeout=timeout,
-        check=False,
     )
+
+
+def run_subprocess(
+    args: Sequence[str],
+    token: str | None,
+    *,
+    timeout: float = 120,
+    python_args: Sequence[str] = CLI_MODULE,
+    **env: str,
+) -> subprocess.CompletedProcess[str]:
+    """`spawn_cli` run to completion, output captured; killed after ``timeout`` s as by subprocess.run."""
+    with spawn_cli(args, token, python_args=python_args, env=env) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def journal_lines(out: Path) -> int:
+    """How many lines the journal in ``out`` has (0 before it exists)."""
+    try:
+        with (out / "journal.jsonl").open("rb") as handle:
+            return sum(1 for _ in handle)
+    except FileNotFoundError:
+        return 0
+
+
+def wait_for_journal(
+    out: Path, lines: int, proc: subprocess.Popen[str], deadline: float = 60.0
+) -> bool:
+    """Poll (with a deadline) until the journal has ``lines`` lines (True) or ``proc`` ended (False)."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if journal_lines(out) >= lines:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.01)
+    raise AssertionError(f"journal never reached {lines} lines")
 
 
 def read_manifest(out_dir: Path) -> list[dict[str, Any]]:

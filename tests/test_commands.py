@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from batch_export.cli import cli
 
-from .conftest import api_args, read_manifest, run_cli, write_ids
+from .conftest import (
+    SimThread,
+    StartSimulator,
+    api_args,
+    read_manifest,
+    run_cli,
+    spawn_cli,
+    write_ids,
+)
 
 
-def test_every_command_help_has_an_example():
+def test_every_command_help_has_an_example() -> None:
     """`--help` of the group and of every subcommand shows at least one example."""
     runner = CliRunner()
     for args in [[], *([name] for name in cli.commands)]:
@@ -27,14 +35,14 @@ def test_every_command_help_has_an_example():
         assert "batch-export" in result.output, args
 
 
-def test_version_option():
+def test_version_option() -> None:
     """--version prints the tool's version."""
     result = CliRunner().invoke(cli, ["--version"])
     assert result.exit_code == 0
     assert "batch-export" in result.output
 
 
-def _export(sim, tmp_path, ids, *extra):
+def _export(sim: SimThread, tmp_path: Path, ids: Sequence[object], *extra: str) -> Path:
     out = tmp_path / "out"
     result = run_cli(
         [
@@ -51,7 +59,7 @@ def _export(sim, tmp_path, ids, *extra):
     return out
 
 
-def test_verify_passes_on_a_clean_export(simulator, tmp_path):
+def test_verify_passes_on_a_clean_export(simulator: StartSimulator, tmp_path: Path) -> None:
     """verify exits 0 and counts every file of an untouched export."""
     out = _export(simulator(), tmp_path, range(1, 11))
     result = run_cli(["verify", str(out), "--json"], None)
@@ -60,7 +68,9 @@ def test_verify_passes_on_a_clean_export(simulator, tmp_path):
     assert report["ok"] and report["verified"] == 10 and report["problems"] == []
 
 
-def test_verify_catches_tampered_missing_and_truncated(simulator, tmp_path):
+def test_verify_catches_tampered_missing_and_truncated(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
     """A changed byte, a deleted file and a truncated gzip are each reported, exit 1."""
     out = _export(simulator(), tmp_path, range(1, 6), "--gzip")
     entries = read_manifest(out)
@@ -80,14 +90,16 @@ def test_verify_catches_tampered_missing_and_truncated(simulator, tmp_path):
     assert "size" in problems[entries[2]["id"]] or "truncated" in problems[entries[2]["id"]]
 
 
-def test_verify_on_a_non_export_directory_exits_2(tmp_path):
+def test_verify_on_a_non_export_directory_exits_2(tmp_path: Path) -> None:
     """verify on a directory without a manifest says so and exits 2."""
     result = run_cli(["verify", str(tmp_path)], None)
     assert result.exit_code == 2
     assert "manifest" in result.stderr
 
 
-def test_gzip_files_decompress_to_the_served_export(simulator, tmp_path):
+def test_gzip_files_decompress_to_the_served_export(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
     """--gzip stores exactly the served bytes, compressed."""
     import gzip
     import hashlib
@@ -100,26 +112,14 @@ def test_gzip_files_decompress_to_the_served_export(simulator, tmp_path):
     assert hashlib.sha256(raw).hexdigest() == served["sha256"]
 
 
-def test_status_during_and_after_a_run(simulator, tmp_path):
+def test_status_during_and_after_a_run(simulator: StartSimulator, tmp_path: Path) -> None:
     """status reads a run in progress (open requests, done so far) and the finished result."""
     sim = simulator(prepare_delay="0.3:0.8")
     ids = write_ids(tmp_path / "ids.csv", range(1, 121))
     out = tmp_path / "out"
-    env = dict(os.environ) | {"COPERNICA_ACCESS_TOKEN": sim.token}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "batch_export",
-            "run",
-            str(ids),
-            "--out",
-            str(out),
-            *api_args(sim),
-            "--rate",
-            "40",
-        ],
-        env=env,
+    proc = spawn_cli(
+        ["run", str(ids), "--out", str(out), *api_args(sim), "--rate", "40"],
+        sim.token,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -147,7 +147,9 @@ def test_status_during_and_after_a_run(simulator, tmp_path):
 
 
 @pytest.mark.parametrize("wrapped", [False, True])
-def test_ids_pages_through_a_database(simulator, tmp_path, wrapped):
+def test_ids_pages_through_a_database(
+    simulator: StartSimulator, tmp_path: Path, wrapped: bool
+) -> None:
     """ids walks 1000-ID pages to the end of a 2345-profile database; run accepts the CSV."""
     sim = simulator(databases={"42": 2345}, wrap_id_lists=wrapped)
     target = tmp_path / "all.csv"
@@ -159,7 +161,7 @@ def test_ids_pages_through_a_database(simulator, tmp_path, wrapped):
     assert sim.stats()["requests"]["GET profileids"] == 3
 
 
-def test_ids_for_a_collection_to_stdout(simulator, tmp_path):
+def test_ids_for_a_collection_to_stdout(simulator: StartSimulator, tmp_path: Path) -> None:
     """ids --collection lists subprofile IDs (unpaged) to stdout."""
     sim = simulator(collections={"7": 25})
     result = run_cli(["ids", "--collection", "7", *api_args(sim)[:2]], sim.token)
@@ -168,7 +170,7 @@ def test_ids_for_a_collection_to_stdout(simulator, tmp_path):
     assert lines[0] == "subprofile_id" and len(lines) == 26
 
 
-def test_ids_unknown_database_exits_2(simulator):
+def test_ids_unknown_database_exits_2(simulator: StartSimulator) -> None:
     """An unknown database is a clear error, exit 2."""
     sim = simulator()
     result = run_cli(["ids", "--database", "999", *api_args(sim)[:2]], sim.token)
@@ -176,24 +178,21 @@ def test_ids_unknown_database_exits_2(simulator):
     assert "404" in result.stderr
 
 
-def test_ids_needs_exactly_one_source():
+def test_ids_needs_exactly_one_source() -> None:
     """ids without --database/--collection (or with both) is a usage error."""
     assert run_cli(["ids"], "t").exit_code == 2
     assert run_cli(["ids", "--database", "1", "--collection", "2"], "t").exit_code == 2
 
 
-def test_sigterm_exit_code(simulator, tmp_path):
+def test_sigterm_exit_code(simulator: StartSimulator, tmp_path: Path) -> None:
     """SIGTERM stops a run with exit 143."""
     sim = simulator(prepare_delay="2:3")
     ids = write_ids(tmp_path / "ids.csv", range(1, 50))
     out = tmp_path / "out"
-    env = dict(os.environ) | {"COPERNICA_ACCESS_TOKEN": sim.token}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "batch_export", "run", str(ids), "--out", str(out), *api_args(sim)],
-        env=env,
+    proc = spawn_cli(
+        ["run", str(ids), "--out", str(out), *api_args(sim)],
+        sim.token,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not (out / "journal.jsonl").exists():
@@ -205,7 +204,7 @@ def test_sigterm_exit_code(simulator, tmp_path):
     assert proc.returncode == 143, stderr
 
 
-def test_ids_failure_leaves_no_partial_csv(simulator, tmp_path):
+def test_ids_failure_leaves_no_partial_csv(simulator: StartSimulator, tmp_path: Path) -> None:
     """A listing that fails midway leaves no CSV behind that could pass for a complete one."""
     sim = simulator()
     target = tmp_path / "ids.csv"
@@ -214,7 +213,7 @@ def test_ids_failure_leaves_no_partial_csv(simulator, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_json_log_format_for_errors_and_summary(simulator, tmp_path):
+def test_json_log_format_for_errors_and_summary(simulator: StartSimulator, tmp_path: Path) -> None:
     """With --log-format json, warnings, errors and the end-of-run line are JSON records."""
     sim = simulator()
     ids = write_ids(tmp_path / "ids.csv", [1, 2])

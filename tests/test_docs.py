@@ -68,7 +68,7 @@ def _invocations(line: str) -> list[tuple[str, list[str]]]:
     return found
 
 
-def test_readme_quickstart_is_exactly_the_two_commands():
+def test_readme_quickstart_is_exactly_the_two_commands() -> None:
     """The README's quickstart is exactly the two documented commands, and CI runs the second verbatim."""
     blocks = _code_blocks(_section(README.read_text(encoding="utf-8"), "Quickstart"))
     assert len(blocks) == 1
@@ -79,7 +79,7 @@ def test_readme_quickstart_is_exactly_the_two_commands():
 
 
 @pytest.mark.parametrize("doc", [README, *DOCS], ids=lambda path: path.name)
-def test_documented_commands_and_options_exist(doc: Path):
+def test_documented_commands_and_options_exist(doc: Path) -> None:
     """Every `batch-export SUB --option` in the doc's code blocks is a real subcommand and option."""
     problems = []
     for line in _command_lines(doc.read_text(encoding="utf-8")):
@@ -100,7 +100,7 @@ def test_documented_commands_and_options_exist(doc: Path):
     assert problems == []
 
 
-def test_readme_demo_command_works(tmp_path, monkeypatch):
+def test_readme_demo_command_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's demo command exits 0 and leaves 300 done lines in the manifest."""
     demo = QUICKSTART[0].split(" && ", 1)[1]
     args = shlex.split(demo)[1:]
@@ -121,7 +121,7 @@ def _docstring_exit_codes() -> set[int]:
     return {int(code) for code in re.findall(r"(?:^|\s{2,})(\d{1,3})\s+[a-z]", block, re.M)}
 
 
-def test_readme_exit_codes_match_the_cli_docstring():
+def test_readme_exit_codes_match_the_cli_docstring() -> None:
     """The README's exit-code table lists exactly the codes of cli.py's docstring (and pipeline's constants)."""
     section = _section(README.read_text(encoding="utf-8"), "Exit codes")
     documented = {int(code) for code in re.findall(r"^\|\s*`?(\d+)`?\s*\|", section, re.M)}
@@ -139,7 +139,7 @@ def test_readme_exit_codes_match_the_cli_docstring():
     assert constants == from_code
 
 
-def test_architecture_module_table_matches_the_package():
+def test_architecture_module_table_matches_the_package() -> None:
     """docs/ARCHITECTURE.md's module table names every batch_export module and only real ones."""
     text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
     rows = [line for line in text.splitlines() if line.startswith("| `")]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import api_args, read_manifest, run_cli, write_ids
+from .conftest import StartSimulator, api_args, read_manifest, run_cli, write_ids
 
 SECRET = "TOPSECRET-c0ffee-5e1f-token-4242"
 JWT_SHAPE = re.compile(rb"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}")
@@ -23,7 +23,9 @@ def _everything_written(out: Path, *texts: str) -> bytes:
 
 
 @pytest.mark.parametrize("version", [2, 4])
-def test_token_and_jwt_never_written_anywhere(simulator, tmp_path, version):
+def test_token_and_jwt_never_written_anywhere(
+    simulator: StartSimulator, tmp_path: Path, version: int
+) -> None:
     """Through faults, errors and -vv debug logs, neither the token nor a JWT appears in any output."""
     sim = simulator(
         token=SECRET,
@@ -48,7 +50,9 @@ def test_token_and_jwt_never_written_anywhere(simulator, tmp_path, version):
     assert not JWT_SHAPE.search(blob)
 
 
-def test_redirect_to_another_host_gets_no_credentials(simulator, tmp_path):
+def test_redirect_to_another_host_gets_no_credentials(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
     """A 301 to another host is not followed: the other side receives no token."""
     elsewhere = simulator()
     sim = simulator(redirect_to=elsewhere.base_url)
@@ -78,7 +82,9 @@ def test_redirect_to_another_host_gets_no_credentials(simulator, tmp_path):
         ("placeholder-ready", "no export within --timeout"),
     ],
 )
-def test_hostile_server_answers(simulator, tmp_path, behaviour, message):
+def test_hostile_server_answers(
+    simulator: StartSimulator, tmp_path: Path, behaviour: str, message: str
+) -> None:
     """Each hostile answer fails only its target, with a specific reason; nothing bad is saved."""
     sim = simulator(behaviours={"2": behaviour})
     out = tmp_path / "out"
@@ -109,7 +115,7 @@ def test_hostile_server_answers(simulator, tmp_path, behaviour, message):
         ("no-column", "columns found"),
     ],
 )
-def test_unusable_input_exits_2(tmp_path, setup, message):
+def test_unusable_input_exits_2(tmp_path: Path, setup: str, message: str) -> None:
     """An unusable input file is one specific line on stderr and exit 2."""
     path = tmp_path / "input.csv"
     if setup == "directory":
@@ -129,7 +135,7 @@ def test_unusable_input_exits_2(tmp_path, setup, message):
     assert "Traceback" not in result.stderr
 
 
-def test_out_that_is_a_file_exits_2(tmp_path):
+def test_out_that_is_a_file_exits_2(tmp_path: Path) -> None:
     """--out pointing at a file is refused with exit 2."""
     ids = write_ids(tmp_path / "ids.csv", [1])
     target = tmp_path / "file.txt"
@@ -139,7 +145,7 @@ def test_out_that_is_a_file_exits_2(tmp_path):
     assert "is a file" in result.stderr
 
 
-def test_insecure_and_plain_http_warn(simulator, tmp_path):
+def test_insecure_and_plain_http_warn(simulator: StartSimulator, tmp_path: Path) -> None:
     """--insecure says so loudly; plain http to a non-loopback host warns about the token."""
     ids = write_ids(tmp_path / "ids.csv", [1])
     result = run_cli(

@@ -8,7 +8,7 @@ from pathlib import Path
 SIMULATOR = Path(__file__).resolve().parent.parent / "batch_export" / "simulator"
 
 
-def test_simulator_imports_nothing_from_the_exporter():
+def test_simulator_imports_nothing_from_the_exporter() -> None:
     """No module under batch_export/simulator imports batch_export outside the simulator."""
     offenders = []
     for path in SIMULATOR.rglob("*.py"):

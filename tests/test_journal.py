@@ -27,7 +27,7 @@ def _full_disk_journal(tmp_path: Path) -> Journal:
     return Journal(tmp_path / "journal.jsonl", fd, {"kind": "profile"}, {})
 
 
-async def test_noted_lines_reach_the_file_in_order_with_awaited_ones(tmp_path):
+async def test_noted_lines_reach_the_file_in_order_with_awaited_ones(tmp_path: Path) -> None:
     """note() does not wait, yet close() leaves every line on disk in the order made."""
     journal = Journal.open(tmp_path, "profile")
     await journal.record("submitting", "1")
@@ -51,7 +51,9 @@ async def test_noted_lines_reach_the_file_in_order_with_awaited_ones(tmp_path):
     assert states["2"].status == SUBMITTED and states["2"].request_id == "r2"
 
 
-async def test_a_failed_write_fails_the_waiting_line_every_later_one_and_close(tmp_path):
+async def test_a_failed_write_fails_the_waiting_line_every_later_one_and_close(
+    tmp_path: Path,
+) -> None:
     """After a write fails nothing more is claimed durable: record, note and close all raise."""
     journal = _full_disk_journal(tmp_path)
     with pytest.raises(OSError, match="cannot write the journal"):
@@ -64,7 +66,7 @@ async def test_a_failed_write_fails_the_waiting_line_every_later_one_and_close(t
         await journal.close()
 
 
-async def test_a_failed_write_of_unawaited_lines_is_reported_by_close(tmp_path):
+async def test_a_failed_write_of_unawaited_lines_is_reported_by_close(tmp_path: Path) -> None:
     """Lines nobody waited for still report their failure: close() raises instead of losing them."""
     journal = _full_disk_journal(tmp_path)
     journal.note("submitted", "1", rid="r1")
@@ -93,7 +95,7 @@ async def _until_a_write_is_under_way(journal: Journal) -> None:
         await asyncio.sleep(0)
 
 
-async def test_a_line_queued_during_a_failing_write_fails_at_once(tmp_path):
+async def test_a_line_queued_during_a_failing_write_fails_at_once(tmp_path: Path) -> None:
     """A caller that queued its line while a write was failing is told then, not at close()."""
     if not os.path.exists("/dev/full"):
         pytest.skip("needs /dev/full")
@@ -110,7 +112,9 @@ async def test_a_line_queued_during_a_failing_write_fails_at_once(tmp_path):
         await journal.close()
 
 
-async def test_close_lets_a_cancelled_flushers_write_end_before_writing_the_rest(tmp_path):
+async def test_close_lets_a_cancelled_flushers_write_end_before_writing_the_rest(
+    tmp_path: Path,
+) -> None:
     """A stop that cancels the flusher mid-write must not reorder or interleave lines."""
     path = tmp_path / "journal.jsonl"
     journal = GatedJournal(path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))

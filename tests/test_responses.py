@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -23,7 +25,8 @@ WORDINGS = [
     "DATA NOT AVAILABLE (YET)",
     "Something else entirely",
 ]
-SHAPES = [
+#: the documents a placeholder's ``data`` string may come in
+SHAPES: list[Callable[[str], dict[str, Any]]] = [
     lambda text: {"data": text},
     lambda text: {"info": {"type": "profile", "id": 42}, "data": text},
     lambda text: {"info": {"type": "profile", "id": "42"}, "data": text, "extra": 1},
@@ -32,7 +35,9 @@ SHAPES = [
 
 @pytest.mark.parametrize("wording", WORDINGS)
 @pytest.mark.parametrize("shape", SHAPES)
-def test_an_object_whose_data_is_a_string_is_not_ready(wording, shape):
+def test_an_object_whose_data_is_a_string_is_not_ready(
+    wording: str, shape: Callable[[str], dict[str, Any]]
+) -> None:
     """The placeholder rule holds for every wording, with or without info, in every checker."""
     body = json.dumps(shape(wording)).encode()
     assert is_placeholder(body)
@@ -45,7 +50,7 @@ def test_an_object_whose_data_is_a_string_is_not_ready(wording, shape):
         checker.finish()
 
 
-def test_only_an_array_data_is_an_export():
+def test_only_an_array_data_is_an_export() -> None:
     """An export has data as an array; a list, null or number is not a placeholder."""
     export = json.dumps({"info": {"type": "profile", "id": 42}, "data": [[]]}).encode()
     assert not is_placeholder(export)
@@ -59,16 +64,21 @@ def test_only_an_array_data_is_an_export():
 
 @pytest.mark.parametrize(
     "body",
-    [b"<html><body>502 Server Error</body></html>", b"", b'{"info": {"type": "pro', b"[1, 2]",
-     b'{"error": {"message": "Internal"}}'],
+    [
+        b"<html><body>502 Server Error</body></html>",
+        b"",
+        b'{"info": {"type": "pro',
+        b"[1, 2]",
+        b'{"error": {"message": "Internal"}}',
+    ],
 )
-def test_junk_bodies_are_malformed_not_wrong_target(body):
+def test_junk_bodies_are_malformed_not_wrong_target(body: bytes) -> None:
     """HTML, empty, cut, array and error bodies are junk (retried), not another target's export."""
     with pytest.raises(MalformedExportError):
         check_whole("profile", "42", body)
 
 
-def test_another_targets_export_is_wrong_target():
+def test_another_targets_export_is_wrong_target() -> None:
     """A well-formed export naming another ID or type fails as WrongTargetError."""
     for info in ({"type": "profile", "id": 43}, {"type": "subprofile", "id": 42}):
         body = json.dumps({"info": info, "data": [[]]}).encode()
@@ -93,7 +103,9 @@ def test_another_targets_export_is_wrong_target():
         ({"X-Created": "a/b"}, b"", None),
     ],
 )
-def test_request_id_from_every_documented_place(headers, body, expected):
+def test_request_id_from_every_documented_place(
+    headers: dict[str, str], body: bytes, expected: str | None
+) -> None:
     """The ID is read from X-Created, X-location, Location, a JSON or a text body, or refused."""
     assert request_id_from(headers, body) == expected
 
@@ -101,7 +113,12 @@ def test_request_id_from_every_documented_place(headers, body, expected):
 @pytest.mark.parametrize(
     ("status", "headers", "body", "expected"),
     [
-        (503, {"Content-Type": "text/html"}, b"<html><title>Loadbalancer Error</title></html>", True),
+        (
+            503,
+            {"Content-Type": "text/html"},
+            b"<html><title>Loadbalancer Error</title></html>",
+            True,
+        ),
         (504, {}, b"<html>Gateway Timeout</html>", True),
         (503, {"X-Reason": "too many requests to handle"}, b'{"error": {"message": "x"}}', True),
         (503, {}, b"", True),
@@ -110,12 +127,14 @@ def test_request_id_from_every_documented_place(headers, body, expected):
         (500, {}, b"", False),
     ],
 )
-def test_overload_is_told_from_a_failed_call(status, headers, body, expected):
+def test_overload_is_told_from_a_failed_call(
+    status: int, headers: dict[str, str], body: bytes, expected: bool
+) -> None:
     """503/504 HTML, empty or 'too many requests' is overload; the API's own JSON error is not."""
     assert is_overload(status, headers, body) is expected
 
 
-def test_readable_error_names_the_load_balancer():
+def test_readable_error_names_the_load_balancer() -> None:
     """An HTML overload page is described as such, never quoted."""
     text = readable_error(b"<html><title>Loadbalancer Error</title></html>", "text/html")
     assert "load balancer" in text and "<" not in text

@@ -11,6 +11,7 @@ import pytest
 
 from .conftest import (
     SAMPLES,
+    StartSimulator,
     api_args,
     read_manifest,
     run_cli,
@@ -46,7 +47,7 @@ def assert_files_verify(out_dir: Path, entries: list[dict[str, object]]) -> None
         assert isinstance(doc["data"], list)
 
 
-def test_sample_profiles_end_to_end(simulator, tmp_path):
+def test_sample_profiles_end_to_end(simulator: StartSimulator, tmp_path: Path) -> None:
     """300 sample profiles all end done, each file byte-identical to what the platform serves."""
     sim = simulator()
     out = tmp_path / "out"
@@ -74,7 +75,7 @@ def test_sample_profiles_end_to_end(simulator, tmp_path):
     assert summary["journal_fsyncs"] >= 1
 
 
-def test_outputs_are_owner_only(simulator, tmp_path):
+def test_outputs_are_owner_only(simulator: StartSimulator, tmp_path: Path) -> None:
     """Export files and the manifest are 0600 and directories 0700, whatever the umask."""
     import os
 
@@ -106,7 +107,7 @@ def test_outputs_are_owner_only(simulator, tmp_path):
     ("kind", "csv_name"),
     [("subprofile", "subprofiles.csv"), ("email", "emails.csv")],
 )
-def test_other_kinds(simulator, tmp_path, kind, csv_name):
+def test_other_kinds(simulator: StartSimulator, tmp_path: Path, kind: str, csv_name: str) -> None:
     """Subprofile and email targets export end to end with matching info."""
     sim = simulator()
     out = tmp_path / "out"
@@ -122,7 +123,7 @@ def test_other_kinds(simulator, tmp_path, kind, csv_name):
 
 
 @pytest.mark.parametrize("version", [2, 3, 4])
-def test_api_versions(simulator, tmp_path, version):
+def test_api_versions(simulator: StartSimulator, tmp_path: Path, version: int) -> None:
     """v2/v3 (query token) and v4 (bearer JWT, refreshed when it lapses) both work."""
     sim = simulator(jwt_lifetime=1.0, prepare_delay="0.3:0.8")
     out = tmp_path / "out"
@@ -141,7 +142,9 @@ def test_api_versions(simulator, tmp_path, version):
         assert stats["requests"].get("POST authenticate", 0) == 0
 
 
-def test_resume_after_clean_finish_sends_nothing_new(simulator, tmp_path):
+def test_resume_after_clean_finish_sends_nothing_new(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
     """Rerunning a finished export asks the platform for nothing and exits 0."""
     sim = simulator()
     out = tmp_path / "out"
@@ -156,7 +159,7 @@ def test_resume_after_clean_finish_sends_nothing_new(simulator, tmp_path):
     assert read_manifest(out) == first
 
 
-def test_resume_reexports_a_deleted_file(simulator, tmp_path):
+def test_resume_reexports_a_deleted_file(simulator: StartSimulator, tmp_path: Path) -> None:
     """A done target whose file vanished is exported again on the next run."""
     sim = simulator()
     out = tmp_path / "out"
@@ -171,7 +174,7 @@ def test_resume_reexports_a_deleted_file(simulator, tmp_path):
     assert_files_verify(out, read_manifest(out))
 
 
-def test_exit_code_1_with_failed_and_invalid(simulator, tmp_path):
+def test_exit_code_1_with_failed_and_invalid(simulator: StartSimulator, tmp_path: Path) -> None:
     """Unknown profiles fail, bad rows are invalid, the rest is done, and the exit code is 1."""
     sim = simulator(missing_ids=frozenset({"13"}))
     out = tmp_path / "out"
@@ -196,7 +199,7 @@ def test_exit_code_1_with_failed_and_invalid(simulator, tmp_path):
         (["--api-url", "api.copernica.com"], "--api-url"),
     ],
 )
-def test_bad_configuration_exits_2(tmp_path, args, message):
+def test_bad_configuration_exits_2(tmp_path: Path, args: list[str], message: str) -> None:
     """Each impossible setting is a one-line message and exit code 2, no traceback."""
     ids = write_ids(tmp_path / "ids.csv", [1])
     result = run_cli(["run", str(ids), "--out", str(tmp_path / "out"), *args], "token-x")
@@ -205,7 +208,7 @@ def test_bad_configuration_exits_2(tmp_path, args, message):
     assert "Traceback" not in result.stderr
 
 
-def test_missing_token_exits_2(tmp_path):
+def test_missing_token_exits_2(tmp_path: Path) -> None:
     """Without a token the run refuses to start and says where the token goes."""
     ids = write_ids(tmp_path / "ids.csv", [1])
     result = run_cli(["run", str(ids), "--out", str(tmp_path / "out")], None)
@@ -216,7 +219,9 @@ def test_missing_token_exits_2(tmp_path):
 @pytest.mark.parametrize(
     ("version", "message"), [(2, "rejected the credentials"), (4, "refused the access token")]
 )
-def test_rejected_token_exits_2(simulator, tmp_path, version, message):
+def test_rejected_token_exits_2(
+    simulator: StartSimulator, tmp_path: Path, version: int, message: str
+) -> None:
     """A token the platform (v2) or its auth endpoint (v4) rejects stops the run with exit 2."""
     sim = simulator()
     ids = write_ids(tmp_path / "ids.csv", [1, 2, 3])
@@ -228,7 +233,7 @@ def test_rejected_token_exits_2(simulator, tmp_path, version, message):
     assert "wrong-token" not in result.stderr + result.stdout
 
 
-def test_report_is_passed_to_the_platform(simulator, tmp_path):
+def test_report_is_passed_to_the_platform(simulator: StartSimulator, tmp_path: Path) -> None:
     """--report reaches the platform with every data request."""
     sim = simulator()
     ids = write_ids(tmp_path / "ids.csv", [1, 2])
@@ -248,7 +253,7 @@ def test_report_is_passed_to_the_platform(simulator, tmp_path):
     assert sim.stats()["reports"]["email"] == ["dpo@example.nl", "dpo@example.nl"]
 
 
-def test_messy_real_world_export(simulator, tmp_path):
+def test_messy_real_world_export(simulator: StartSimulator, tmp_path: Path) -> None:
     """The messy sample (BOM, semicolons, CRLF, quotes, junk rows) exports its valid IDs."""
     sim = simulator()
     out = tmp_path / "out"
@@ -263,7 +268,7 @@ def test_messy_real_world_export(simulator, tmp_path):
     assert all("line" in e["error"] for e in entries if e["status"] == "invalid")
 
 
-def test_rate_ceiling_is_honoured(simulator, tmp_path):
+def test_rate_ceiling_is_honoured(simulator: StartSimulator, tmp_path: Path) -> None:
     """With --rate 25 the simulator never sees more than 25 requests in any second (+ burst)."""
     sim = simulator(prepare_delay="0.1:0.4")
     out = tmp_path / "out"
@@ -278,7 +283,7 @@ def test_rate_ceiling_is_honoured(simulator, tmp_path):
     assert worst <= 25 + 4  # the client's burst allowance
 
 
-def test_subprocess_run_and_json_summary(simulator, tmp_path):
+def test_subprocess_run_and_json_summary(simulator: StartSimulator, tmp_path: Path) -> None:
     """As a real process: exit 0, the JSON summary on stdout, progress and logs on stderr only."""
     sim = simulator()
     out = tmp_path / "out"
@@ -291,7 +296,7 @@ def test_subprocess_run_and_json_summary(simulator, tmp_path):
     assert len(read_manifest(out)) == 30
 
 
-def test_stdin_input(simulator, tmp_path):
+def test_stdin_input(simulator: StartSimulator, tmp_path: Path) -> None:
     """INPUT may be '-' for standard input."""
     from click.testing import CliRunner
 

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.timeout(60)
 # ------------------------------------------------------------------------- config parsing
 
 
-def test_parse_size_units():
+def test_parse_size_units() -> None:
     """Sizes accept plain bytes and decimal k/m/g units."""
     assert parse_size("512") == 512
     assert parse_size("20k") == 20_000
@@ -53,7 +53,7 @@ def test_parse_size_units():
             parse_size(bad)
 
 
-def test_parse_delay_specs():
+def test_parse_delay_specs() -> None:
     """Fixed, uniform and long-tail delay specs sample within their bounds; bad specs say why."""
     rng = random.Random(1)
     assert parse_delay("2").sample(rng) == 2.0
@@ -71,7 +71,7 @@ def test_parse_delay_specs():
         SimulatorConfig(prepare_delay="soon")
 
 
-def test_delays_are_deterministic_per_seed():
+def test_delays_are_deterministic_per_seed() -> None:
     """The same seed gives the same sequence of delays."""
     spec = parse_delay("longtail:0.1:1:0.2:10")
     a, b = random.Random("s"), random.Random("s")
@@ -87,7 +87,7 @@ def test_delays_are_deterministic_per_seed():
     kind=st.sampled_from(["profile", "subprofile", "email"]),
     behaviour=st.sampled_from([None, "wrong-id", "wrong-type", "no-info"]),
 )
-def test_export_body_exact_size_and_valid_json(size, kind, behaviour):
+def test_export_body_exact_size_and_valid_json(size: int, kind: str, behaviour: str | None) -> None:
     """Any size gives valid JSON of exactly that size (clamped up to the smallest document)."""
     target = "a@b.nl" if kind == "email" else "42"
     spec = ExportSpec(3, kind, target, size, behaviour=behaviour)
@@ -101,7 +101,7 @@ def test_export_body_exact_size_and_valid_json(size, kind, behaviour):
         assert isinstance(doc["data"], list)
 
 
-def test_export_streams_fast_without_building_the_body():
+def test_export_streams_fast_without_building_the_body() -> None:
     """A 300 MB body comes out in bounded chunks at well over 200 MB/s."""
     spec = ExportSpec(0, "profile", "9", 300_000_000)
     start, total, biggest = time.perf_counter(), 0, 0
@@ -118,7 +118,7 @@ def test_export_streams_fast_without_building_the_body():
 
 
 @pytest.mark.parametrize("version", [1, 2, 3, 4])
-async def test_post_answers_201_with_headers_and_empty_body(version):
+async def test_post_answers_201_with_headers_and_empty_body(version: int) -> None:
     """POST datarequest: 201, empty body, X-Created (digits, as the vendor's client reads) and X-location."""
     async with running(version) as api:
         resp = await api.post("profile", "123")
@@ -140,7 +140,7 @@ async def test_post_answers_201_with_headers_and_empty_body(version):
         }
 
 
-async def test_post_validation_errors():
+async def test_post_validation_errors() -> None:
     """Non-numeric IDs and malformed addresses give 400, missing IDs 404, all as error JSON."""
     async with running(missing_ids=frozenset({"5"})) as api:
         for kind, target, status in [
@@ -157,7 +157,7 @@ async def test_post_validation_errors():
         assert api.sim.stats()["created"] == 0
 
 
-async def test_report_parameter_in_query_json_and_form():
+async def test_report_parameter_in_query_json_and_form() -> None:
     """`report` is accepted from the query, a JSON body and a form body; emails are recorded."""
     async with running() as api:
         assert (await api.post("profile", "1", params={"report": "a@example.nl"})).status == 201
@@ -178,7 +178,7 @@ async def test_report_parameter_in_query_json_and_form():
 
 
 @pytest.mark.parametrize("version", [1, 2, 3, 4])
-async def test_lifecycle_placeholder_ready_expired(version):
+async def test_lifecycle_placeholder_ready_expired(version: int) -> None:
     """Pending: placeholder, /data 404, growing /status; ready: export; expired: 404 + not available."""
     async with running(version, prepare_delay="0.8", expire_after=0.5, export_size=5_000) as api:
         rid = await api.create()
@@ -195,12 +195,12 @@ async def test_lifecycle_placeholder_ready_expired(version):
 
         async def grew() -> bool:
             now = await api.status(rid)
-            return now["status"] == "pending" and now["available"] > first["available"]
+            return bool(now["status"] == "pending" and now["available"] > first["available"])
 
         await wait_for(grew)
 
         async def ready() -> bool:
-            return (await api.status(rid))["status"] == "available"
+            return bool((await api.status(rid))["status"] == "available")
 
         await wait_for(ready)
         assert await api.status(rid) == {
@@ -216,7 +216,7 @@ async def test_lifecycle_placeholder_ready_expired(version):
             assert json.loads(await resp.read())["info"] == {"type": "profile", "id": 123}
 
         async def expired() -> bool:
-            return (await api.status(rid))["status"] == "not available"
+            return bool((await api.status(rid))["status"] == "not available")
 
         await wait_for(expired)
         assert await api.status(rid) == {"status": "not available"}
@@ -227,7 +227,7 @@ async def test_lifecycle_placeholder_ready_expired(version):
         assert api.sim.stats()["expired_seen"] >= 3
 
 
-async def test_unknown_request_id_is_not_available():
+async def test_unknown_request_id_is_not_available() -> None:
     """An unknown request ID: /status 'not available', the GETs 404 with error JSON."""
     async with running() as api:
         assert await api.status("dr_nosuchthing") == {"status": "not available"}
@@ -237,7 +237,7 @@ async def test_unknown_request_id_is_not_available():
             assert "message" in (await resp.json())["error"]
 
 
-async def test_export_is_deterministic_and_matches_admin_sha():
+async def test_export_is_deterministic_and_matches_admin_sha() -> None:
     """Two requests for one target serve identical bytes, matching /_sim/datarequest's sha256."""
     async with running(export_size=300_000, export_sizes={"8": 777}) as api:
         digests = []
@@ -271,7 +271,7 @@ async def test_export_is_deterministic_and_matches_admin_sha():
         assert hashlib.sha256(body).hexdigest() == digests[0]
 
 
-async def test_id_as_string():
+async def test_id_as_string() -> None:
     """With id_as_string the export's info.id is a JSON string."""
     async with running(id_as_string=True) as api:
         rid = await api.create("subprofile", "55")
@@ -283,7 +283,7 @@ async def test_id_as_string():
 
 
 @pytest.mark.parametrize("version", [1, 2, 3])
-async def test_query_token_auth_failures(version):
+async def test_query_token_auth_failures(version: int) -> None:
     """v1-v3: a missing or wrong access_token gives 401 with error JSON."""
     async with running(version) as api:
         url = api.url("profile/1/datarequest")
@@ -298,7 +298,7 @@ async def test_query_token_auth_failures(version):
         assert api.sim.stats()["created"] == 0
 
 
-async def test_v4_jwt_auth_failures():
+async def test_v4_jwt_auth_failures() -> None:
     """v4: no header, a garbage JWT, a forged signature or a query token all give 401 JSON."""
     async with running(4) as api:
         url = api.url("profile/1/datarequest")
@@ -327,7 +327,7 @@ async def test_v4_jwt_auth_failures():
         assert stats["requests"]["POST authenticate"] == 3
 
 
-async def test_jwt_claims_and_expiry():
+async def test_jwt_claims_and_expiry() -> None:
     """The JWT is three base64url parts with sub/iat/exp; it works until exp, then 401."""
     async with running(4, jwt_lifetime=0.6) as api:
         before = time.time()
@@ -354,7 +354,7 @@ async def test_jwt_claims_and_expiry():
 # ----------------------------------------------------------------------------- rate limit
 
 
-async def test_rate_limit_429_with_retry_after_seconds():
+async def test_rate_limit_429_with_retry_after_seconds() -> None:
     """Beyond the burst, 429 with error JSON and an integer Retry-After >= 1."""
     async with running(rate_limit=0.5, burst=3) as api:
         statuses = [(await api.post("profile", str(i))) for i in range(5)]
@@ -368,7 +368,7 @@ async def test_rate_limit_429_with_retry_after_seconds():
         assert stats["posts_per_target"].get("profile:3") is None  # never reached the handler
 
 
-async def test_rate_limit_retry_after_http_date():
+async def test_rate_limit_retry_after_http_date() -> None:
     """With retry_after_http_date the 429's Retry-After is an HTTP date in the near future."""
     async with running(rate_limit=0.2, burst=1, retry_after_http_date=True) as api:
         assert (await api.post("profile", "1")).status == 201
@@ -380,7 +380,7 @@ async def test_rate_limit_retry_after_http_date():
         assert 3 <= delta <= 8
 
 
-async def test_rate_limit_is_per_token_and_covers_authenticate():
+async def test_rate_limit_is_per_token_and_covers_authenticate() -> None:
     """The bucket is per account: v4 JWT calls and /authenticate share the token's bucket."""
     async with running(4, rate_limit=0.1, burst=2) as api:
         await api.jwt()  # takes one token
@@ -401,7 +401,7 @@ def _ready_request(api: Api, target: str = "123") -> str:
 
 
 @pytest.mark.parametrize("kind", ["500", "503"])
-async def test_fault_5xx_has_no_side_effect(kind):
+async def test_fault_5xx_has_no_side_effect(kind: str) -> None:
     """5xx faults answer error JSON, and a faulted POST creates nothing (but is counted)."""
     async with running(fault_rate=1.0, fault_kinds=(kind,)) as api:
         resp = await api.post("profile", "9")
@@ -416,7 +416,7 @@ async def test_fault_5xx_has_no_side_effect(kind):
         assert stats["faults"][kind] == 3
 
 
-async def test_fault_reset_post_creates_then_drops():
+async def test_fault_reset_post_creates_then_drops() -> None:
     """A 'reset' POST creates the request and drops the connection unanswered (ambiguous POST)."""
     async with running(fault_rate=1.0, fault_kinds=("reset",)) as api:
         with pytest.raises(aiohttp.ClientError):
@@ -431,7 +431,7 @@ async def test_fault_reset_post_creates_then_drops():
 
 
 @pytest.mark.parametrize("kind", ["reset", "truncate"])
-async def test_fault_cuts_export_mid_body(kind):
+async def test_fault_cuts_export_mid_body(kind: str) -> None:
     """'reset' and 'truncate' send headers and part of the export, then the client's read fails."""
     async with running(fault_rate=1.0, fault_kinds=(kind,), export_size=2_000_000) as api:
         rid = _ready_request(api)
@@ -448,7 +448,7 @@ async def test_fault_cuts_export_mid_body(kind):
         assert stats["exports_served"] == 0
 
 
-async def test_fault_slow_stalls_then_answers():
+async def test_fault_slow_stalls_then_answers() -> None:
     """A 'slow' fault delays the answer by slow_seconds and then answers normally."""
     async with running(fault_rate=1.0, fault_kinds=("slow",), slow_seconds=0.4) as api:
         start = time.monotonic()
@@ -458,7 +458,7 @@ async def test_fault_slow_stalls_then_answers():
         assert api.sim.stats()["faults"]["slow"] == 1
 
 
-async def test_fault_rate_is_split_and_seeded():
+async def test_fault_rate_is_split_and_seeded() -> None:
     """With fault_rate 0.5 about half the calls fault, the same ones for the same seed."""
 
     async def pattern() -> list[int]:
@@ -494,7 +494,7 @@ async def _export(api: Api, target: str) -> bytes:
     return await resp.read()
 
 
-async def test_hostile_export_bodies():
+async def test_hostile_export_bodies() -> None:
     """wrong-id, wrong-type, no-info and not-json serve the promised broken exports."""
     async with running(behaviours=BEHAVIOURS, export_size=3_000) as api:
         assert json.loads(await _export(api, "1"))["info"] == {"type": "profile", "id": 2}
@@ -507,7 +507,7 @@ async def test_hostile_export_bodies():
             json.loads(not_json)
 
 
-async def test_hostile_placeholder_forever_and_short_body():
+async def test_hostile_placeholder_forever_and_short_body() -> None:
     """placeholder-ready answers the placeholder when ready; short-body stops before Content-Length."""
     async with running(behaviours=BEHAVIOURS) as api:
         rid = await api.create("profile", "5")
@@ -525,7 +525,7 @@ async def test_hostile_placeholder_forever_and_short_body():
                 await r.read()
 
 
-async def test_hostile_post_answers():
+async def test_hostile_post_answers() -> None:
     """no-request-id, html-error, huge-error and bad-request answer the POST as promised."""
     async with running(behaviours=BEHAVIOURS) as api:
         bare = await api.post("profile", "7")
@@ -549,7 +549,7 @@ async def test_hostile_post_answers():
 # ------------------------------------------------------------------------------ redirects
 
 
-async def test_redirect_to_other_host_without_following():
+async def test_redirect_to_other_host_without_following() -> None:
     """Every /v{N}/ call answers 301 to redirect_to + path + query; the other host sees nothing."""
     async with Simulator(SimulatorConfig()) as other:
         async with running(redirect_to=other.base_url) as api:
@@ -567,7 +567,7 @@ async def test_redirect_to_other_host_without_following():
 # ------------------------------------------------------------------------------- webhooks
 
 
-async def test_report_webhook_delivers_export_to_loopback():
+async def test_report_webhook_delivers_export_to_loopback() -> None:
     """A loopback `report` URL receives the finished export by POST with X-Datarequest-Id."""
     received: dict[str, object] = {}
     arrived = asyncio.Event()
@@ -599,7 +599,7 @@ async def test_report_webhook_delivers_export_to_loopback():
                 assert (await admin.json())["sha256"] == hashlib.sha256(body).hexdigest()
 
             async def counted() -> bool:
-                return api.sim.stats()["webhooks"]["sent"] == 1
+                return bool(api.sim.stats()["webhooks"]["sent"] == 1)
 
             await wait_for(counted)
     finally:
@@ -609,7 +609,7 @@ async def test_report_webhook_delivers_export_to_loopback():
 # -------------------------------------------------------------------------------- listing
 
 
-async def test_profileids_paging_and_limits():
+async def test_profileids_paging_and_limits() -> None:
     """Paged profile IDs: ascending, default 100, a short last page, limit > 1000 is 400."""
     async with running(databases={"7": 250}) as api:
         pages = []
@@ -630,7 +630,7 @@ async def test_profileids_paging_and_limits():
         assert api.sim.stats()["requests"]["GET profileids"] == 8
 
 
-async def test_wrapped_id_lists_and_subprofileids():
+async def test_wrapped_id_lists_and_subprofileids() -> None:
     """wrap_id_lists wraps pages (total omitted with total=false); subprofile IDs are unpaged."""
     async with running(databases={"1": 5}, collections={"3": 1500}, wrap_id_lists=True) as api:
         page = await (await api.get("database/1/profileids", params={"limit": 2})).json()
@@ -648,7 +648,7 @@ async def test_wrapped_id_lists_and_subprofileids():
 # ---------------------------------------------------------------------------------- admin
 
 
-async def test_stats_log_and_reset():
+async def test_stats_log_and_reset() -> None:
     """/_sim/stats counts per endpoint and status, /_sim/log lists calls, reset-stats zeroes."""
     async with running(4, prepare_delay="0") as api:
         rid = await api.create()
@@ -727,13 +727,13 @@ async def test_stats_log_and_reset():
         ("fault_kinds", ("boom",), "stall, empty"),
     ],
 )
-def test_config_rejects_bad_wire_values(name, value, needle):
+def test_config_rejects_bad_wire_values(name: str, value: Any, needle: str) -> None:
     """Each wire knob rejects a bad value with a message naming what it accepts."""
     with pytest.raises(ValueError, match=re.escape(needle)):
         SimulatorConfig(**{name: value})
 
 
-def test_classic_defaults_and_aliases():
+def test_classic_defaults_and_aliases() -> None:
     """The defaults are the classic answers; retry_after_http_date is an alias of '429-date'."""
     cfg = SimulatorConfig()
     assert (cfg.wire, cfg.request_id_style, cfg.post_status, cfg.request_id_in) == (
@@ -760,7 +760,7 @@ def test_classic_defaults_and_aliases():
         SimulatorConfig(retry_after_http_date=True, throttle_style="503-html")
 
 
-def test_outage_plans_classic_exact_mixed_jittered():
+def test_outage_plans_classic_exact_mixed_jittered() -> None:
     """Classic outages come exactly every outage_every for outage_seconds; mixed ones 20-40 s apart, 1-3 s long, seeded."""
     classic = Wire(SimulatorConfig(outage_every=5, outage_seconds=1.5), Stats())
     assert [classic.next_outage() for _ in range(3)] == [(5, 1.5)] * 3
@@ -778,7 +778,7 @@ def test_outage_plans_classic_exact_mixed_jittered():
 # ------------------------------------------------------------------ wire: request IDs
 
 
-async def test_numeric_request_ids_are_unique_and_seeded():
+async def test_numeric_request_ids_are_unique_and_seeded() -> None:
     """Numeric request IDs are distinct decimal strings, the same sequence for the same seed."""
 
     async def ids(seed: int) -> list[str]:
@@ -794,7 +794,7 @@ async def test_numeric_request_ids_are_unique_and_seeded():
     assert await ids(2) != first
 
 
-async def test_request_id_style_opaque():
+async def test_request_id_style_opaque() -> None:
     """request_id_style='opaque' issues 'dr_' + 20 base32 characters that work like numeric ones."""
     async with running(request_id_style="opaque") as api:
         rid = await api.create()
@@ -808,7 +808,7 @@ async def test_request_id_style_opaque():
 
 
 @pytest.mark.parametrize("version", [1, 2, 4])
-async def test_placeholder_info_carries_the_target(version):
+async def test_placeholder_info_carries_the_target(version: int) -> None:
     """placeholder_info: the not-ready answer is {"info": {type, id}, "data": TEXT}; /data stays 404."""
     async with running(version, placeholder_info=True, prepare_delay="60") as api:
         rid = await api.create("profile", "123")
@@ -824,7 +824,7 @@ async def test_placeholder_info_carries_the_target(version):
 
 
 @pytest.mark.parametrize("wording", PLACEHOLDER_WORDINGS)
-async def test_placeholder_wording_is_chosen(wording):
+async def test_placeholder_wording_is_chosen(wording: str) -> None:
     """placeholder_wording sets the not-ready text in every version, with or without info."""
     for version in (1, 3):
         async with running(version, placeholder_wording=wording, prepare_delay="60") as api:
@@ -844,7 +844,7 @@ async def test_placeholder_wording_is_chosen(wording):
 # ------------------------------------------------------------------------ wire: POST
 
 
-async def test_post_status_200():
+async def test_post_status_200() -> None:
     """post_status=200: a successful POST answers 200, still with X-Created and X-location."""
     async with running(post_status=200) as api:
         resp = await api.post("profile", "5")
@@ -865,7 +865,7 @@ _ID_HEADERS = {
 
 @pytest.mark.parametrize("style", ["numeric", "opaque"])
 @pytest.mark.parametrize("place", REQUEST_ID_PLACES)
-async def test_request_id_in_exactly_one_place(place, style):
+async def test_request_id_in_exactly_one_place(place: str, style: str) -> None:
     """request_id_in puts the new request ID only where it says; that ID then works for the GETs."""
     async with running(request_id_in=place, request_id_style=style) as api:
         resp = await api.post("profile", "77")
@@ -893,7 +893,7 @@ async def test_request_id_in_exactly_one_place(place, style):
 
 
 @pytest.mark.parametrize("style", THROTTLE_STYLES)
-async def test_throttle_style_shapes_the_refusal(style):
+async def test_throttle_style_shapes_the_refusal(style: str) -> None:
     """The limiter decides which calls are refused; throttle_style decides how each refusal looks."""
     async with running(rate_limit=0.5, burst=2, throttle_style=style) as api:
         answers = [await api.post("profile", str(i)) for i in range(4)]
@@ -927,7 +927,7 @@ async def test_throttle_style_shapes_the_refusal(style):
 # ------------------------------------------------------------- wire: trickle and junk
 
 
-async def test_trickle_sends_headers_at_once_then_one_byte_at_a_time():
+async def test_trickle_sends_headers_at_once_then_one_byte_at_a_time() -> None:
     """trickle: headers at once, then the export a byte per trickle_seconds; sock_read never fires, total does."""
     async with running(behaviours={"3": "trickle"}, trickle_seconds=0.02, export_size=60) as api:
         rid = await api.create("profile", "3")
@@ -966,7 +966,7 @@ def _check_junk(kind: str, resp: aiohttp.ClientResponse, body: bytes, genuine: b
 
 
 @pytest.mark.parametrize("kind", JUNK_BEHAVIOURS)
-async def test_junk_answers_then_the_genuine_export(kind):
+async def test_junk_answers_then_the_genuine_export(kind: str) -> None:
     """A junk-* target gets a junk 200 for its first junk_times GETs of a ready export, then the real one."""
     async with running(behaviours={"4": kind}, export_size=3_000, junk_times=2) as api:
         rid = await api.create("profile", "4")
@@ -983,7 +983,7 @@ async def test_junk_answers_then_the_genuine_export(kind):
         assert stats["exports_served"] == 1
 
 
-async def test_junk_forever_and_never():
+async def test_junk_forever_and_never() -> None:
     """junk_times=JUNK_FOREVER never serves the export; junk_times=0 serves it at once."""
     async with running(behaviours={"4": "junk-error"}, junk_times=JUNK_FOREVER) as api:
         rid = await api.create("profile", "4")
@@ -1014,7 +1014,7 @@ async def _authenticate(api: Api, token: str | None = None) -> tuple[object, str
     return outcome, body, time.monotonic() - start
 
 
-async def test_auth_faults_first_blip_after_the_first_jwt():
+async def test_auth_faults_first_blip_after_the_first_jwt() -> None:
     """auth_faults_first=2: the first authenticate works, the next two blip (kinds in turn), then JWTs again."""
     async with running(4, auth_faults_first=2, auth_fault_kinds=("503", "429")) as api:
         assert (await _authenticate(api, "wrong"))[0] == 401  # refused logins use up nothing
@@ -1032,7 +1032,7 @@ async def test_auth_faults_first_blip_after_the_first_jwt():
 
 
 @pytest.mark.parametrize("kind", AUTH_FAULT_KINDS)
-async def test_auth_fault_kinds(kind):
+async def test_auth_fault_kinds(kind: str) -> None:
     """auth_fault_rate=1 with one kind: every valid POST /authenticate plays exactly that blip."""
     async with running(4, auth_fault_rate=1.0, auth_fault_kinds=(kind,), slow_seconds=0.3) as api:
         outcome, body, seconds = await _authenticate(api)
@@ -1050,7 +1050,7 @@ async def test_auth_fault_kinds(kind):
         assert stats["auth_faults"][kind] == 1 and stats["wire"][f"auth-{kind}"] == 1
 
 
-async def test_auth_fault_rate_is_seeded():
+async def test_auth_fault_rate_is_seeded() -> None:
     """auth_fault_rate=0.3 blips about 30 % of authenticate calls, the same ones for the same seed."""
 
     async def pattern(seed: int) -> list[object]:
@@ -1069,7 +1069,7 @@ async def test_auth_fault_rate_is_seeded():
 # ------------------------------------------------------------------- wire: empty reply
 
 
-async def test_empty_reply_sends_not_even_a_status_line():
+async def test_empty_reply_sends_not_even_a_status_line() -> None:
     """The 'empty' fault closes the connection before one byte: a raw socket reads EOF; a POST is still created."""
     async with running(fault_rate=1.0, fault_kinds=("empty",)) as api:
         rid = _ready_request(api)
@@ -1094,6 +1094,11 @@ async def test_empty_reply_sends_not_even_a_status_line():
 # ----------------------------------------------------------------------- wire: outages
 
 
+def _serving(sim: Simulator) -> bool:
+    """``sim.serving`` read afresh (mypy would carry an assert's narrowing of it past an outage)."""
+    return sim.serving
+
+
 async def _refused(port: int) -> bool:
     """True if a new TCP connection to the port is refused (ECONNREFUSED)."""
     try:
@@ -1105,15 +1110,15 @@ async def _refused(port: int) -> bool:
     return False
 
 
-async def test_outage_refuses_connections_then_serves_on_the_same_port():
+async def test_outage_refuses_connections_then_serves_on_the_same_port() -> None:
     """Simulator.outage(S): new connections get ECONNREFUSED at once; after S seconds the same port serves."""
     async with running() as api:
         sim, port = api.sim, api.sim.port
-        assert not await _refused(port) and sim.serving
+        assert not await _refused(port) and _serving(sim)
         start = time.monotonic()
         await sim.outage(0.8)
         assert await _refused(port)
-        assert not sim.serving and "outage" in repr(sim)
+        assert not _serving(sim) and "outage" in repr(sim)
         with pytest.raises(aiohttp.ClientConnectorError) as caught:
             await api.post("profile", "1")
         assert caught.value.os_error.errno == errno.ECONNREFUSED
@@ -1123,14 +1128,14 @@ async def test_outage_refuses_connections_then_serves_on_the_same_port():
 
         await wait_for(back)
         assert time.monotonic() - start >= 0.75
-        assert sim.serving and sim.port == port
+        assert _serving(sim) and sim.port == port
         assert (await api.post("profile", "1")).status == 201
         stats = sim.stats()
         assert stats["outages"] == 1 and stats["wire"]["outage"] == 1
         assert stats["outage_seconds"] == pytest.approx(0.8, abs=0.01)
 
 
-async def test_outage_cuts_keep_alive_connections():
+async def test_outage_cuts_keep_alive_connections() -> None:
     """During an outage a keep-alive session fails every call (its pooled connection is cut) until the port serves."""
     async with running() as api:
         rid = await api.create()
@@ -1149,7 +1154,7 @@ async def test_outage_cuts_keep_alive_connections():
         assert (await api.status(rid))["status"] == "available"
 
 
-async def test_outage_cuts_a_download_in_flight():
+async def test_outage_cuts_a_download_in_flight() -> None:
     """An export streaming when the outage starts is cut off (a payload error), not finished."""
     async with running(behaviours={"3": "trickle"}, trickle_seconds=0.05, export_size=60) as api:
         rid = await api.create("profile", "3")
@@ -1165,7 +1170,7 @@ async def test_outage_cuts_a_download_in_flight():
         assert api.sim.stats()["exports_served"] == 0
 
 
-async def test_outage_during_an_outage_extends_it_and_stop_ends_it():
+async def test_outage_during_an_outage_extends_it_and_stop_ends_it() -> None:
     """A second outage extends the first instead of stacking; stop() works in the middle of one."""
     sim = Simulator(SimulatorConfig())
     await sim.start()
@@ -1183,7 +1188,7 @@ async def test_outage_during_an_outage_extends_it_and_stop_ends_it():
         await Simulator().outage(0)
 
 
-async def test_admin_outage_endpoint():
+async def test_admin_outage_endpoint() -> None:
     """POST /_sim/outage?seconds=S answers first, then the port refuses, then serves; a bad S is a 400."""
     async with running() as api:
         base = api.sim.base_url
@@ -1204,7 +1209,7 @@ async def test_admin_outage_endpoint():
             assert (await resp.json())["outages"] == 1
 
 
-async def test_outage_every_plays_outages_during_the_run():
+async def test_outage_every_plays_outages_during_the_run() -> None:
     """outage_every=0.4 with outage_seconds=0.3: outages recur during the run, refusing connections each time."""
     async with running(outage_every=0.4, outage_seconds=0.3) as api:
         seen_refused = False
@@ -1278,7 +1283,7 @@ class _MixedDriver:
             await self.call("POST", self.api.sim.auth_url, data=token, auth=True)
 
 
-async def test_mixed_wire_plays_every_variant():
+async def test_mixed_wire_plays_every_variant() -> None:
     """wire='mixed' over a few hundred calls plays every documented and observed variant at least once."""
     async with running(
         wire="mixed",
@@ -1320,7 +1325,7 @@ async def _mixed_transcript(seed: int, rounds: int = 60) -> list[tuple[object, .
         return driver.transcript
 
 
-async def test_mixed_wire_is_reproducible_per_seed():
+async def test_mixed_wire_is_reproducible_per_seed() -> None:
     """The same seed and the same sequential calls give the same mixed answers; another seed others."""
     first = await _mixed_transcript(5)
     assert len(first) > 250
@@ -1330,7 +1335,7 @@ async def test_mixed_wire_is_reproducible_per_seed():
     assert await _mixed_transcript(6) != first
 
 
-async def test_mixed_wire_throttles_in_every_style_when_the_limiter_refuses():
+async def test_mixed_wire_throttles_in_every_style_when_the_limiter_refuses() -> None:
     """In the mixed wire the rate limiter decides when to refuse; each refusal draws one of the five styles."""
     async with running(
         wire="mixed", rate_limit=0.5, burst=1, outage_every=None, mixed_exclude=frozenset({"empty"})
@@ -1342,7 +1347,7 @@ async def test_mixed_wire_throttles_in_every_style_when_the_limiter_refuses():
         assert {429, 503, 504} <= set(statuses)
 
 
-async def test_mixed_exclude_keeps_the_fixed_variants():
+async def test_mixed_exclude_keeps_the_fixed_variants() -> None:
     """Groups in mixed_exclude play the fixed knobs while the others still vary."""
     others = frozenset(MIXED_GROUPS) - {"request-id"}
     async with running(wire="mixed", mixed_exclude=others, prepare_delay="60") as api:
@@ -1356,53 +1361,77 @@ async def test_mixed_exclude_keeps_the_fixed_variants():
         assert wire["rid-opaque"] > 0 and wire["rid-numeric"] > 0
 
 
-async def test_mixed_defaults_are_survivable():
+def _json_object(body: bytes, content_type: str) -> dict[str, Any] | None:
+    """The body as a JSON object, or None (not JSON, or JSON but not an object)."""
+    if content_type != "application/json":
+        return None
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+class _CountingClient:
+    """A client that retries through the mixed wire, counting its calls and the disrupted ones."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.params = {"access_token": api.sim.token}
+        self.calls = 0
+        self.disrupted = 0
+
+    async def call(self, method: str, path: str) -> tuple[int, str, bytes, dict[str, str]]:
+        """(status, content type, body, headers); status 0 when no answer came."""
+        self.calls += 1
+        url = self.api.sim.base_url + path
+        try:
+            async with self.api.session.request(method, url, params=self.params) as resp:
+                body = await resp.read()
+                if resp.status >= 400 and resp.status != 404:
+                    self.disrupted += 1
+                return resp.status, resp.content_type, body, dict(resp.headers)
+        except aiohttp.ClientConnectorError:
+            self.disrupted += 1
+            await asyncio.wait_for(self.api.sim.until_serving(), 10)
+        except aiohttp.ClientError:
+            self.disrupted += 1
+        return 0, "", b"", {}
+
+    async def submit(self, target: int) -> str:
+        """POST until an answer carries a request ID, and return it."""
+        while True:
+            status, kind, body, headers = await self.call(
+                "POST", f"/v2/profile/{target}/datarequest"
+            )
+            if status in (200, 201):
+                return request_id_from(headers, kind, body)[1]
+
+    async def download(self, rid: str) -> tuple[bytes, dict[str, Any]]:
+        """GET until the answer is a whole export; a junk 200 counts as a disruption."""
+        while True:
+            status, kind, body, _ = await self.call("GET", f"/v2/datarequest/{rid}")
+            if status != 200:
+                continue
+            doc = _json_object(body, kind)
+            if doc is not None and isinstance(doc.get("data"), list):
+                return body, doc
+            if not (doc is not None and isinstance(doc.get("data"), str)):
+                self.disrupted += 1  # a junk 200, answered properly next time
+            else:
+                await asyncio.sleep(0.005)  # a placeholder: poll again shortly
+
+
+async def test_mixed_defaults_are_survivable() -> None:
     """With its default rates the mixed wire disrupts only a few percent of calls and a retrying client gets every export."""
     async with running(wire="mixed", seed=1, prepare_delay="0:0.05", export_size=4_000) as api:
-        base, token = api.sim.base_url, {"access_token": api.sim.token}
-        calls = disrupted = 0
-
-        async def call(method: str, url: str) -> tuple[int, str, bytes, dict[str, str]]:
-            """(status, content type, body, headers); status 0 when no answer came."""
-            nonlocal calls, disrupted
-            calls += 1
-            try:
-                async with api.session.request(method, url, params=token) as resp:
-                    body = await resp.read()
-                    if resp.status >= 400 and resp.status != 404:
-                        disrupted += 1
-                    return resp.status, resp.content_type, body, dict(resp.headers)
-            except aiohttp.ClientConnectorError:
-                disrupted += 1
-                await asyncio.wait_for(api.sim.until_serving(), 10)
-            except aiohttp.ClientError:
-                disrupted += 1
-            return 0, "", b"", {}
-
+        client = _CountingClient(api)
         for target in range(1, 61):
-            rid = None
-            while rid is None:
-                status, kind, body, headers = await call(
-                    "POST", f"{base}/v2/profile/{target}/datarequest"
-                )
-                if status in (200, 201):
-                    rid = request_id_from(headers, kind, body)[1]
-            while True:
-                status, kind, body, _ = await call("GET", f"{base}/v2/datarequest/{rid}")
-                if status != 200:
-                    continue
-                try:
-                    doc = json.loads(body) if kind == "application/json" else None
-                except ValueError:
-                    doc = None
-                if isinstance(doc, dict) and isinstance(doc.get("data"), list):
-                    break
-                if not (isinstance(doc, dict) and isinstance(doc.get("data"), str)):
-                    disrupted += 1  # a junk 200, answered properly next time
-                else:
-                    await asyncio.sleep(0.005)  # a placeholder: poll again shortly
-            async with api.session.get(f"{base}/_sim/datarequest/{rid}") as admin:
+            rid = await client.submit(target)
+            body, doc = await client.download(rid)
+            async with api.session.get(f"{api.sim.base_url}/_sim/datarequest/{rid}") as admin:
                 assert (await admin.json())["sha256"] == hashlib.sha256(body).hexdigest()
             assert doc["info"] == {"type": "profile", "id": target}
+        calls, disrupted = client.calls, client.disrupted
         print(f"mixed defaults: {disrupted} of {calls} calls disrupted")
         assert disrupted / calls < 0.1, (disrupted, calls)

@@ -67,7 +67,7 @@ async def stop(proc: asyncio.subprocess.Process, sig: signal.Signals) -> tuple[i
     return proc.returncode, err.decode()
 
 
-async def test_json_line_then_serves_then_stops_on_sigterm():
+async def test_json_line_then_serves_then_stops_on_sigterm() -> None:
     """`simulate --port 0 --json` prints one JSON line, serves the API, and exits 0 on SIGTERM."""
     async with simulator_process("--port", "0", "--json", "--prepare-delay", "0") as proc:
         info = json.loads(await first_line(proc))
@@ -88,7 +88,7 @@ async def test_json_line_then_serves_then_stops_on_sigterm():
         assert "Traceback" not in err
 
 
-async def test_human_output_and_ctrl_c():
+async def test_human_output_and_ctrl_c() -> None:
     """Without --json it prints the URL, the dummy token and an example run; SIGINT exits cleanly."""
     async with simulator_process("--port", "0", "--token", "tok-123") as proc:
         assert proc.stdout is not None
@@ -133,7 +133,7 @@ async def test_human_output_and_ctrl_c():
         (["--retry-after-date", "--throttle-style", "503-html"], "alias of throttle_style"),
     ],
 )
-def test_bad_options_are_usage_errors(args, needle):
+def test_bad_options_are_usage_errors(args: list[str], needle: str) -> None:
     """Bad option values exit 2 with a message saying what is accepted, never a traceback."""
     result = CliRunner().invoke(simulate, args)
     assert result.exit_code == 2, result.output
@@ -151,12 +151,12 @@ def _config_of(monkeypatch: pytest.MonkeyPatch, args: list[str]) -> SimulatorCon
     return seen[0]
 
 
-def test_default_options_are_the_default_config(monkeypatch):
+def test_default_options_are_the_default_config(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without options `simulate` serves exactly SimulatorConfig(): the classic wire, numeric IDs."""
     assert _config_of(monkeypatch, []) == SimulatorConfig()
 
 
-def test_wire_options_reach_the_config(monkeypatch):
+def test_wire_options_reach_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every wire option lands in its SimulatorConfig field."""
     config = _config_of(
         monkeypatch,
@@ -201,12 +201,14 @@ def test_wire_options_reach_the_config(monkeypatch):
 @pytest.mark.parametrize(
     ("value", "expected"), [("auto", "auto"), ("never", None), ("0", None), ("3", 3.0)]
 )
-def test_outage_every_values(monkeypatch, value, expected):
+def test_outage_every_values(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: str | float | None
+) -> None:
     """--outage-every takes 'auto', 'never' (or 0) and a number of seconds."""
     assert _config_of(monkeypatch, ["--outage-every", value]).outage_every == expected
 
 
-def test_retry_after_date_still_works(monkeypatch):
+def test_retry_after_date_still_works(monkeypatch: pytest.MonkeyPatch) -> None:
     """The old --retry-after-date flag still means Retry-After as an HTTP date."""
     config = _config_of(monkeypatch, ["--retry-after-date"])
     assert config.retry_after_http_date is True and config.throttle == "429-date"
@@ -222,7 +224,7 @@ async def _refused(host: str, port: int) -> bool:
     return False
 
 
-async def test_mixed_wire_process_serves_and_takes_an_outage():
+async def test_mixed_wire_process_serves_and_takes_an_outage() -> None:
     """`simulate --wire mixed` serves the API; POST /_sim/outage makes its port refuse, then serve again."""
     args = [
         "--port",
@@ -271,7 +273,7 @@ async def test_mixed_wire_process_serves_and_takes_an_outage():
         assert "Traceback" not in err
 
 
-def test_help_has_an_example():
+def test_help_has_an_example() -> None:
     """`simulate --help` shows an example command line."""
     result = CliRunner().invoke(simulate, ["--help"])
     assert result.exit_code == 0
@@ -296,7 +298,7 @@ async def _download(session: aiohttp.ClientSession, url: str, **kwargs: Any) -> 
 
 @pytest.mark.timeout(20)
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
-async def test_200mb_export_streams_in_bounded_memory():
+async def test_200mb_export_streams_in_bounded_memory() -> None:
     """Serving a 200 MB export grows the simulator process's peak RSS by less than 50 MB."""
     size = 200_000_000
     args = ["--port", "0", "--json", "--prepare-delay", "0", "--export-size", "200m"]

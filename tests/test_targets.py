@@ -21,11 +21,16 @@ P, S, E = TargetKind.PROFILE, TargetKind.SUBPROFILE, TargetKind.EMAIL
 
 
 def read(
-    tmp_path: Path, data: bytes, kind: TargetKind = P, **kwargs: str
+    tmp_path: Path,
+    data: bytes,
+    kind: TargetKind = P,
+    *,
+    id_column: str | None = None,
+    encoding: str = "utf-8",
 ) -> tuple[list[Target | InvalidRow], TargetReader]:
     path = tmp_path / "input.csv"
     path.write_bytes(data)
-    reader = TargetReader(path, kind, **kwargs)
+    reader = TargetReader(path, kind, id_column=id_column, encoding=encoding)
     return list(reader), reader
 
 

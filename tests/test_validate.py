@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from batch_export.errors import IntegrityError
 from batch_export.storage.validate import ExportChecker, PlaceholderError, check_whole
 
-CASES = [
+#: a body, and the error both checkers must raise for it (None: accepted)
+CASES: list[tuple[bytes, type[Exception] | None]] = [
     (b'{"info": {"type": "profile", "id": 7}, "data": [[{"a": 1}], []]}', None),
     (b'{"data": [], "info": {"id": "7", "type": "profile"}}', None),
     (b'{"data": "Data not available (yet)"}', PlaceholderError),
@@ -37,9 +38,16 @@ def _streamed(body: bytes, cuts: list[int]) -> None:
 
 
 @pytest.mark.parametrize(("body", "error"), CASES)
-def test_whole_and_streamed_agree(body, error):
+def test_whole_and_streamed_agree(body: bytes, error: type[Exception] | None) -> None:
     """Each case is accepted or rejected with the same error class by both checkers."""
-    for check in (lambda: check_whole("profile", "7", body), lambda: _streamed(body, [3, 10])):
+
+    def whole() -> None:
+        check_whole("profile", "7", body)
+
+    def streamed() -> None:
+        _streamed(body, [3, 10])
+
+    for check in (whole, streamed):
         if error is None:
             check()
         else:
@@ -48,7 +56,9 @@ def test_whole_and_streamed_agree(body, error):
 
 
 @given(st.sampled_from(CASES), st.lists(st.integers(min_value=0, max_value=200), max_size=6))
-def test_any_chunking_gives_the_same_verdict(case, cuts):
+def test_any_chunking_gives_the_same_verdict(
+    case: tuple[bytes, type[Exception] | None], cuts: list[int]
+) -> None:
     """However a body is split into chunks, the streamed verdict does not change."""
     body, error = case
     if error is None:
@@ -58,7 +68,7 @@ def test_any_chunking_gives_the_same_verdict(case, cuts):
             _streamed(body, cuts)
 
 
-def test_email_ids_match_case_insensitively():
+def test_email_ids_match_case_insensitively() -> None:
     """An email export whose info.id differs only in case is accepted."""
     check_whole(
         "email",
