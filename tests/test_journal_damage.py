@@ -12,7 +12,7 @@ from batch_export.evidence.journal import DONE, SUBMITTED, Journal
 from batch_export.evidence.replay import MAX_DAMAGED_LINES, TargetState, replay
 from batch_export.evidence.status import collect_status, format_status
 
-from .conftest import api_args, read_manifest, run_cli, write_ids
+from .conftest import StartSimulator, api_args, read_manifest, run_cli, write_ids
 
 
 async def _journal_with_targets(out: Path, count: int) -> Path:
@@ -32,7 +32,7 @@ def _replace_line(path: Path, number: int, content: bytes) -> None:
     path.write_bytes(b"".join(lines))
 
 
-async def test_a_damaged_middle_line_is_reported_by_number_and_skipped(tmp_path):
+async def test_a_damaged_middle_line_is_reported_by_number_and_skipped(tmp_path: Path) -> None:
     """A complete middle line that is not JSON is damage: named by line, skipped, file kept, no crash talk."""
     path = await _journal_with_targets(tmp_path, 3)
     _replace_line(path, 3, b'{"ts":1.0,"ev":"done","id":"1",\x00\x00 garbage')  # target 1's done
@@ -63,7 +63,9 @@ async def test_a_damaged_middle_line_is_reported_by_number_and_skipped(tmp_path)
         (b'{"ts": 1.0, "ev": "submitted", "id": "2"}', "not a journal record: no request ID"),
     ],
 )
-async def test_valid_json_that_is_not_a_record_is_damage_too(tmp_path, line, reason):
+async def test_valid_json_that_is_not_a_record_is_damage_too(
+    tmp_path: Path, line: bytes, reason: str
+) -> None:
     """JSON that replay cannot use (wrong shape, unknown event, bad field) is damage, not folded in."""
     path = await _journal_with_targets(tmp_path, 2)
     _replace_line(path, 5, line)  # target 2's done line
@@ -73,7 +75,7 @@ async def test_valid_json_that_is_not_a_record_is_damage_too(tmp_path, line, rea
     assert states["2"].status == SUBMITTED and states["1"].status == DONE
 
 
-async def test_a_damaged_done_line_is_not_used_for_the_manifest(tmp_path):
+async def test_a_damaged_done_line_is_not_used_for_the_manifest(tmp_path: Path) -> None:
     """A done line with a bad size is skipped by replay and by the manifest reader alike."""
     path = await _journal_with_targets(tmp_path, 1)
     with path.open("ab") as handle:
@@ -86,7 +88,7 @@ async def test_a_damaged_done_line_is_not_used_for_the_manifest(tmp_path):
     assert target_id == "1" and record["bytes"] == 1
 
 
-async def test_many_damaged_lines_are_counted_but_only_the_first_kept(tmp_path):
+async def test_many_damaged_lines_are_counted_but_only_the_first_kept(tmp_path: Path) -> None:
     """Thousands of damaged lines: a capped list of numbers, the full count, five listed."""
     path = await _journal_with_targets(tmp_path, 1)
     with path.open("ab") as handle:
@@ -100,7 +102,7 @@ async def test_many_damaged_lines_are_counted_but_only_the_first_kept(tmp_path):
     assert "they were skipped" in warning
 
 
-async def test_a_torn_last_line_is_a_crash_and_truncated_away(tmp_path):
+async def test_a_torn_last_line_is_a_crash_and_truncated_away(tmp_path: Path) -> None:
     """A last line without its newline is a crash's torn tail: dropped, truncated, crash message only."""
     path = await _journal_with_targets(tmp_path, 1)
     whole = path.read_bytes()
@@ -115,7 +117,7 @@ async def test_a_torn_last_line_is_a_crash_and_truncated_away(tmp_path):
     ]
 
 
-async def test_damage_and_a_torn_tail_get_their_own_messages(tmp_path):
+async def test_damage_and_a_torn_tail_get_their_own_messages(tmp_path: Path) -> None:
     """Both at once: the damage names its line, the crash message speaks only of the torn tail."""
     path = await _journal_with_targets(tmp_path, 2)
     _replace_line(path, 2, b"}{")
@@ -129,7 +131,7 @@ async def test_damage_and_a_torn_tail_get_their_own_messages(tmp_path):
     assert path.read_bytes().endswith(b"\n")
 
 
-async def test_a_damaged_header_stops_the_run(tmp_path):
+async def test_a_damaged_header_stops_the_run(tmp_path: Path) -> None:
     """Line 1 damaged: nothing says what the directory holds, so Journal.open refuses, naming line 1."""
     path = await _journal_with_targets(tmp_path, 1)
     _replace_line(path, 1, b'{"format": "batch-export-journal", "vers')
@@ -148,7 +150,9 @@ def _corrupt_a_middle_line(out: Path) -> int:
     return number
 
 
-def test_a_run_warns_of_damage_by_line_and_goes_on(simulator, tmp_path):
+def test_a_run_warns_of_damage_by_line_and_goes_on(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
     """A damaged middle line: the run's warning names it without saying crash, and the run finishes."""
     sim = simulator()
     ids = write_ids(tmp_path / "ids.csv", range(1, 11))
@@ -163,7 +167,9 @@ def test_a_run_warns_of_damage_by_line_and_goes_on(simulator, tmp_path):
     assert {e["status"] for e in read_manifest(out)} == {"done"}
 
 
-def test_a_run_after_a_torn_tail_still_says_crash(simulator, tmp_path):
+def test_a_run_after_a_torn_tail_still_says_crash(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
     """A torn last line: the run gives the crash message, not a damage warning, and truncates it."""
     sim = simulator()
     ids = write_ids(tmp_path / "ids.csv", range(1, 6))
@@ -179,7 +185,7 @@ def test_a_run_after_a_torn_tail_still_says_crash(simulator, tmp_path):
     assert b'"id": "3", "ri' not in (out / "journal.jsonl").read_bytes()
 
 
-def test_status_reports_damage_by_line(simulator, tmp_path):
+def test_status_reports_damage_by_line(simulator: StartSimulator, tmp_path: Path) -> None:
     """batch-export status (text and --json) names the damaged line; a line being written is not damage."""
     sim = simulator()
     ids = write_ids(tmp_path / "ids.csv", range(1, 6))

@@ -12,11 +12,13 @@ from batch_export.input.ids import Target, TargetKind
 from batch_export.platform.push import PushReceiver, peek_info, wait_for_push
 from batch_export.storage.local import LocalSink, prepare_out_dir
 
-from .conftest import api_args, read_manifest, run_cli, write_ids
+from .conftest import StartSimulator, api_args, read_manifest, run_cli, write_ids
 from .test_run import assert_files_verify
 
 
-def test_push_mode_needs_about_one_request_per_export(simulator, tmp_path):
+def test_push_mode_needs_about_one_request_per_export(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
     """With pushes arriving, each export costs one request (the submit) and nothing is polled."""
     sim = simulator(prepare_delay="0.1:0.4")
     out = tmp_path / "out"
@@ -45,7 +47,9 @@ def test_push_mode_needs_about_one_request_per_export(simulator, tmp_path):
     assert stats["requests_total"] / 100 <= 1.05
 
 
-def test_push_falls_back_to_polling_when_nothing_arrives(simulator, tmp_path):
+def test_push_falls_back_to_polling_when_nothing_arrives(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
     """If deliveries never reach us (wrong public URL), every target is polled after the grace period."""
     sim = simulator(prepare_delay="0.05:0.2")
     out = tmp_path / "out"
@@ -71,7 +75,7 @@ def test_push_falls_back_to_polling_when_nothing_arrives(simulator, tmp_path):
     assert sim.stats()["requests"]["GET datarequest"] >= 20
 
 
-def test_push_and_report_are_exclusive(tmp_path):
+def test_push_and_report_are_exclusive(tmp_path: Path) -> None:
     """--push-listen with --report is refused: both would set the platform's report address."""
     ids = write_ids(tmp_path / "ids.csv", [1])
     result = run_cli(
@@ -91,14 +95,14 @@ def test_push_and_report_are_exclusive(tmp_path):
     assert "--report" in result.stderr
 
 
-def test_peek_info_reads_the_head_of_an_export():
+def test_peek_info_reads_the_head_of_an_export() -> None:
     """info.type and info.id are found in the first bytes, and nothing is claimed from junk."""
     assert peek_info(b'{"info": {"type": "profile", "id": 12}, "data": [[') == ("profile", "12")
     assert peek_info(b"<html>nope</html>") is None
     assert peek_info(b'{"data": "Data not available (yet)"}') is None
 
 
-async def test_receiver_accepts_only_expected_exports(tmp_path: Path):
+async def test_receiver_accepts_only_expected_exports(tmp_path: Path) -> None:
     """Wrong path → 404; unexpected target → 409; a forged export → 422; the expected one is saved."""
     out = prepare_out_dir(tmp_path / "out")
     store = LocalSink(out)
