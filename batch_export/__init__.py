@@ -28,7 +28,8 @@ from .input.ids import Target, TargetKind
 from .platform.client import ApiSettings
 from .platform.limits import RateLimiter, RetryPolicy
 from .redaction import Secret
-from .run.pipeline import RunOptions, RunResult, run_export
+from .run.options import RunOptions, RunResult
+from .run.orchestrate import run_export
 
 __all__ = [
     "ApiSettings",

@@ -21,8 +21,9 @@ from batch_export.input.ids import Target, TargetKind
 from batch_export.platform.client import ApiSettings
 from batch_export.platform.push import PushConflict, PushReceiver
 from batch_export.redaction import Secret
-from batch_export.run.pipeline import RunOptions, _plan, run_export
-from batch_export.storage.local import ExportStore, LocalSink, prepare_out_dir
+from batch_export.run.options import RunOptions
+from batch_export.run.orchestrate import _plan, run_export
+from batch_export.storage.local import LocalSink, prepare_out_dir
 
 from .conftest import SimThread, read_manifest, write_ids
 
@@ -148,7 +149,7 @@ async def _run_with_proxy(
     gzip: bool = False,
     targets: list[int] | None = None,
 ) -> tuple[Path, ForgingProxy, int]:
-    caplog.set_level(logging.INFO, logger="batch_export.run.pipeline")
+    caplog.set_level(logging.INFO, logger="batch_export.run.delivery")
     out = tmp_path / "out"
     ids = write_ids(tmp_path / "ids.csv", targets or [1, 2])
     async with ForgingProxy(caplog, deliveries) as proxy:
@@ -370,5 +371,5 @@ async def test_a_conflict_left_unsettled_is_polled_by_the_next_run(tmp_path: Pat
     await again.close()
     assert again.damaged_count == 0
     assert again.states["12"].status == SUBMITTED and again.states["12"].request_id == "dr_1"
-    work, resumed, _ = _plan(again, ExportStore(out), ["12"])
+    work, resumed, _ = await _plan(again, LocalSink(out), ["12"])
     assert work == ["12"] and resumed == {"12"}

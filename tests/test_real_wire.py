@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,9 @@ from batch_export.errors import InternalError, OutageError
 from batch_export.platform.client import ApiSettings
 from batch_export.platform.limits import RetryPolicy
 from batch_export.redaction import Secret
-from batch_export.run.pipeline import RunOptions, run_export
-from batch_export.storage.local import ExportStore
+from batch_export.run.options import RunOptions
+from batch_export.run.orchestrate import run_export
+from batch_export.storage.local import LocalSink
 
 from .conftest import SimThread, api_args, read_manifest, run_cli, run_subprocess, write_ids
 from .test_resilience import _spawn, _wait_for_journal
@@ -321,10 +323,10 @@ async def test_a_bug_while_storing_stops_the_run_instead_of_being_retried(
     """A programming error in the consumer ends the run (InternalError, exit 70) after one try."""
     sim = simulator(prepare_delay="0")
 
-    async def broken(self: ExportStore, *args: object) -> None:
+    async def broken(self: LocalSink, *args: object) -> None:
         raise ValueError("a bug")
 
-    monkeypatch.setattr(ExportStore, "save", broken)
+    monkeypatch.setattr(LocalSink, "save", broken)
     options = _options(sim, tmp_path, range(1, 6))
     with pytest.raises(InternalError, match="internal error: ValueError: a bug") as caught:
         await asyncio.wait_for(run_export(options), 60)
@@ -338,10 +340,10 @@ def test_an_internal_error_is_one_line_and_exit_70(simulator: Start, tmp_path: P
     """The CLI shows 'internal error: … please report it', exit 70, the traceback only with -v."""
     sim = simulator(prepare_delay="0")
 
-    async def broken(self: ExportStore, *args: object) -> None:
+    async def broken(self: LocalSink, *args: object) -> None:
         raise ValueError("a bug")
 
-    monkeypatch.setattr(ExportStore, "save", broken)
+    monkeypatch.setattr(LocalSink, "save", broken)
     ids = write_ids(tmp_path / "ids.csv", [1, 2])
     for verbose, traceback_shown in (([], False), (["-v"], True)):
         out = tmp_path / f"out{len(verbose)}"
@@ -359,8 +361,10 @@ def test_an_internal_error_is_one_line_and_exit_70(simulator: Start, tmp_path: P
 async def test_a_trickling_download_is_cut_and_the_run_goes_on(simulator: Start, tmp_path: Path) -> None:
     """A body that trickles a byte at a time is cut by the floor; the others finish, the run ends."""
     sim = simulator(prepare_delay="0", behaviours={"3": "trickle"}, trickle_seconds=0.2)
-    options = _options(sim, tmp_path, range(1, 11), download_floor=200.0, download_window=0.5)
-    options.retry = RetryPolicy(instant=True, max_attempts=3)
+    options = replace(
+        _options(sim, tmp_path, range(1, 11), download_floor=200.0, download_window=0.5),
+        retry=RetryPolicy(instant=True, max_attempts=3),
+    )
     result = await asyncio.wait_for(run_export(options), 60)
     entries = {e["id"]: e for e in read_manifest(tmp_path / "out")}
     assert entries["3"]["status"] == "failed"

@@ -21,9 +21,11 @@ from batch_export.input.ids import Target, TargetKind
 from batch_export.platform.client import ApiSettings
 from batch_export.platform.limits import RetryPolicy
 from batch_export.redaction import Secret
-from batch_export.run.pipeline import Exporter, RunOptions, run_export
+from batch_export.run.options import RunOptions
+from batch_export.run.orchestrate import run_export
 from batch_export.run.progress import NullProgress
-from batch_export.storage.local import prepare_out_dir
+from batch_export.run.target import Exporter
+from batch_export.storage.local import LocalSink, prepare_out_dir
 
 from .conftest import api_args, read_manifest, run_cli, write_ids
 from .test_run import assert_files_verify
@@ -219,14 +221,14 @@ async def test_a_stop_before_the_run_starts_any_target_ends_it_cleanly(simulator
         api=ApiSettings(api_url=sim.base_url, token=Secret(sim.token)),
         handle_signals=False,
     )
-    exporter = Exporter(options, NullProgress())
+    exporter = Exporter(options, NullProgress(), LocalSink(out))
     exporter.request_stop("SIGTERM")
     try:
         await asyncio.wait_for(exporter.run(journal, ["1", "2", "3"], set()), 30)
     finally:
         await journal.close()
-    assert exporter.stop_reason == "SIGTERM"
-    assert not exporter.tasks
+    assert exporter.window.stop_reason == "SIGTERM"
+    assert not exporter.window.tasks
     assert sim.stats()["requests"].get("POST datarequest", 0) == 0
 
 
@@ -393,11 +395,11 @@ async def test_a_failure_that_cannot_be_journaled_stops_the_run(tmp_path):
         api=ApiSettings(api_url="http://127.0.0.1:9", token=Secret("x")),
         handle_signals=False,
     )
-    exporter = Exporter(options, NullProgress())
+    exporter = Exporter(options, NullProgress(), LocalSink(tmp_path))
     journal = Journal(tmp_path / "journal.jsonl", os.open("/dev/full", os.O_WRONLY), {}, {})
     exporter.journal = journal
     await exporter._fail(Target(TargetKind.PROFILE, "1"), "refused by the platform")
-    assert exporter.stopping.is_set()
-    assert exporter.fatal is not None and "cannot write to" in str(exporter.fatal)
+    assert exporter.window.stopping.is_set()
+    assert exporter.window.fatal is not None and "cannot write to" in str(exporter.window.fatal)
     with pytest.raises(ExportError):
         await journal.close()

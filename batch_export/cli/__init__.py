@@ -34,7 +34,8 @@ from ..platform.client import ApiSettings, PlatformClient
 from ..platform.limits import RateLimiter, RetryPolicy
 from ..platform.listing import iter_collection_subprofile_ids, iter_database_profile_ids
 from ..redaction import RedactingFilter, Redactor, Secret
-from ..run.pipeline import EXIT_CONFIG, EXIT_SIGINT, RunOptions, RunResult, run_export
+from ..run.options import EXIT_CONFIG, EXIT_SIGINT, RunOptions, RunResult
+from ..run.orchestrate import run_export
 from ..run.progress import format_summary
 
 __all__ = ["cli", "main"]
@@ -435,9 +436,10 @@ async def _run(options: RunOptions, simulate: bool, redactor: Redactor) -> RunRe
             f"using the embedded simulator at {sim.base_url}",
         )
         redactor.add(sim.token)
-        options.api = replace(
+        api = replace(
             options.api, api_url=sim.base_url, auth_url=sim.auth_url, token=Secret(sim.token)
         )
+        options = replace(options, api=api)
         return await run_export(options)
 
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..durable import append_line, write_atomically
@@ -26,13 +26,11 @@ from ..input.reader import InvalidRow
 from ..storage.local import saved_file
 from .journal import DONE, FAILED, Journal, TargetState
 
-if TYPE_CHECKING:
-    from ..run.pipeline import RunOptions
-
 __all__ = [
     "MANIFEST_NAME",
     "SUMMARY_NAME",
     "RunCounts",
+    "RunSettings",
     "write_manifest",
     "write_summary",
 ]
@@ -55,6 +53,24 @@ class RunCounts:
     @property
     def total(self) -> int:
         return self.done + self.failed + self.invalid + self.pending
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What ``summary.json`` tells about the run's settings (never a secret)."""
+
+    kind: str
+    api_url: str
+    api_version: int
+    rate: float | None
+    concurrency: int
+    max_pending: int
+    timeout: float
+    gzip: bool
+    #: whether a report address was given (not the address)
+    report: bool
+    #: whether push mode was on
+    push: bool
 
 
 def _entry(kind: str, target_id: str, state: TargetState, status: str) -> dict[str, Any]:
@@ -155,7 +171,7 @@ def write_manifest(
 def write_summary(
     out_dir: Path,
     *,
-    options: RunOptions,
+    settings: RunSettings,
     counts: RunCounts,
     traffic: dict[str, Any],
     extra: dict[str, Any],
@@ -167,13 +183,13 @@ def write_summary(
 ) -> dict[str, Any]:
     """Write ``summary.json``: counts, timings, request totals; no secrets."""
     finished = time.time()
-    api = urlsplit(options.api.api_url)
+    api = urlsplit(settings.api_url)
     summary: dict[str, Any] = {
         "tool": "batch-export",
         "version": version,
-        "kind": options.kind.value,
+        "kind": settings.kind,
         "api_host": api.hostname,
-        "api_version": options.api.api_version,
+        "api_version": settings.api_version,
         "started_at": _iso(started),
         "finished_at": _iso(finished),
         "elapsed_seconds": round(finished - started, 3),
@@ -192,13 +208,13 @@ def write_summary(
         "interrupted": interrupted,
         "error": error,
         "settings": {
-            "rate": options.rate,
-            "concurrency": options.concurrency,
-            "max_pending": options.max_pending,
-            "timeout": options.timeout,
-            "gzip": options.gzip,
-            "report": bool(options.report),
-            "push": options.push_listen is not None,
+            "rate": settings.rate,
+            "concurrency": settings.concurrency,
+            "max_pending": settings.max_pending,
+            "timeout": settings.timeout,
+            "gzip": settings.gzip,
+            "report": settings.report,
+            "push": settings.push,
         },
     }
     write_atomically(out_dir / SUMMARY_NAME, [json.dumps(summary, indent=2) + "\n"])

@@ -28,7 +28,11 @@ class NullProgress:
 
 
 class Progress(NullProgress):
-    """tqdm bars: submitted, ready (being downloaded), saved (rate and ETA), failed."""
+    """tqdm bars: submitted, ready (being downloaded), saved (rate and ETA), failed.
+
+    Each bar counts its own event: "saved" only exports saved, "failed" only
+    targets that failed for good (with the re-requests after expiry beside it).
+    """
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stderr
@@ -68,7 +72,6 @@ class Progress(NullProgress):
         self._saved.update()
 
     def failed(self) -> None:
-        self._saved.update()
         self._failed.update()
 
     def reissued(self) -> None:

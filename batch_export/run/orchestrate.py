@@ -1,0 +1,256 @@
+"""One run end to end: targets in, verified exports and a manifest out.
+
+``run_export`` reads the whole input before the output directory is touched,
+takes the directory's lock, replays the journal, plans the work (open
+requests first), runs the ``Exporter`` and writes the evidence: the manifest
+and the summary, after the pipeline has drained, whatever stopped it.
+
+Stopping: the first SIGINT/SIGTERM stops new submissions and wakes every
+sleeping task (their request IDs are already in the journal); requests in
+flight may finish for ``grace`` seconds. A second signal cancels them at
+once. Either way no file appears under its final name unless complete and
+verified, and the journal and manifest are written before the exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+from ..errors import ExportError, StorageError
+from ..evidence.journal import DONE, FAILED, SUBMITTED, Journal
+from ..evidence.manifest import RunCounts, RunSettings, write_manifest, write_summary
+from ..evidence.statedir import RunLock, make_out_dir
+from ..input.ids import Target, TargetKind
+from ..input.reader import InvalidRow, TargetReader
+from ..storage.local import LocalSink
+from ..storage.sink import Sink
+from .options import (
+    EXIT_INCOMPLETE,
+    EXIT_OK,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    RunOptions,
+    RunResult,
+    cannot_write,
+)
+from .progress import NullProgress, Progress
+from .target import Exporter
+from .window import stop_on_signals
+
+__all__ = ["run_export"]
+
+log = logging.getLogger(__name__)
+
+
+async def run_export(options: RunOptions) -> RunResult:
+    """Run one export end to end: the Python API behind ``batch-export run``.
+
+    Raises ConfigError or AuthError for problems that stop the run before or
+    during it (OutageError, StorageError, InternalError likewise, each after
+    writing the manifest); target failures end up in the manifest instead.
+
+    Everything that can fail before a request does so before the output
+    directory gets a journal (a failed start leaves nothing that blocks the
+    corrected command), and nothing inside the directory is created, cleared
+    or changed before its lock is held. Cancelling the task that awaits this
+    stops new work, cancels and awaits every target, writes the journal, the
+    manifest and the summary (``interrupted: "cancelled"``), then re-raises
+    ``CancelledError``.
+    """
+    started = time.time()
+    invalid: list[InvalidRow] = []
+    input_ids, duplicates = _read_input(options, invalid)
+    out_dir = make_out_dir(options.out_dir)
+    with RunLock(out_dir):
+        sink = LocalSink(out_dir, gzip=options.gzip)
+        await sink.recover()
+        journal = Journal.open(out_dir, options.kind.value)
+        for target_id in input_ids:
+            journal.state(target_id).in_input = True
+        progress: Progress | NullProgress = Progress() if options.progress else NullProgress()
+        exporter = Exporter(options, progress, sink)
+        try:
+            cancelled = await _export(exporter, journal, input_ids, len(invalid))
+        finally:
+            progress.close()
+            await _settle_files(exporter, journal, out_dir)
+        try:
+            counts, summary, exit_code, interrupted = _report(
+                options, out_dir, journal, exporter, sink, input_ids, invalid, duplicates, started
+            )
+        except OSError as exc:  # the disk that stopped the run may be full still
+            raise _report_failure(exporter.window.fatal, cannot_write(out_dir, exc)) from None
+        if cancelled:
+            raise asyncio.CancelledError
+        if exporter.window.fatal is not None:
+            raise exporter.window.fatal
+        return RunResult(exit_code, counts, out_dir, summary, interrupted)
+
+
+async def _export(exporter: Exporter, journal: Journal, input_ids: list[str], invalid: int) -> bool:
+    """Plan the work and run it; whether the run was cancelled from outside."""
+    if journal.torn_lines or journal.skipped_lines:
+        # Damage (a complete line that is not a record) and a crash's
+        # torn tail are different news, and get different messages.
+        for message in journal.warnings():
+            log.warning("%s", message)
+    work, resumed, stale = await _plan(journal, exporter.sink, input_ids)
+    for target_id in stale:
+        await journal.record("stale", target_id, error="file missing or changed since it was saved")
+    await journal.record_run(
+        targets=len(input_ids), invalid=invalid, todo=len(work), version=__version__
+    )
+    exporter.progress.start(
+        total=len(input_ids), already_done=len(input_ids) - len(work), invalid=invalid
+    )
+    with stop_on_signals(exporter.window, exporter.options.handle_signals):
+        try:
+            await exporter.run(journal, work, resumed)
+        except asyncio.CancelledError:
+            exporter.window.stop_reason = "cancelled"
+            return True  # every target task is cancelled and awaited by now
+    return False
+
+
+async def _settle_files(exporter: Exporter, journal: Journal, out_dir: Path) -> None:
+    """Make the saved files durable and close the journal, whatever stopped the run."""
+    try:
+        await exporter.sink.sync()
+    except OSError as exc:
+        # Recorded, not raised: the journal is intact, so the manifest and
+        # the summary are still written, and the run then ends with it.
+        if exporter.window.fatal is None:
+            exporter.window.fatal = cannot_write(out_dir, exc)
+    finally:
+        await journal.close()  # queued lines reach the disk whatever happened
+
+
+def _report_failure(fatal: ExportError | None, error: StorageError) -> StorageError:
+    """The error a run ends with when its manifest or summary cannot be written."""
+    if fatal is not None and str(fatal) != str(error):
+        return StorageError(f"{fatal} (and then {error})")
+    return error
+
+
+async def _plan(
+    journal: Journal, sink: Sink, targets: Iterable[str]
+) -> tuple[list[str], set[str], list[str]]:
+    """Order the work: open requests first (their files are being prepared), then the rest.
+
+    Returns the work list, the IDs resumed with a known request ID, and the
+    done targets whose files are missing or damaged: a done target is
+    checked where its journal line says its file is.
+    """
+    resumed: list[str] = []
+    fresh: list[str] = []
+    stale: list[str] = []
+    for target_id in targets:
+        state = journal.states[target_id]
+        if state.status == DONE:
+            if await sink.is_intact(_recorded_file(journal, sink, target_id), state.bytes):
+                continue
+            stale.append(target_id)
+            fresh.append(target_id)
+        elif state.request_id is not None and state.status in (SUBMITTED, FAILED):
+            resumed.append(target_id)
+        else:
+            fresh.append(target_id)
+    return resumed + fresh, set(resumed), stale
+
+
+def _recorded_file(journal: Journal, sink: Sink, target_id: str) -> str:
+    """The file the journal's ``done`` line recorded; where the sink puts it if none."""
+    file = journal.recorded_file(target_id)
+    return file if file is not None else sink.locate(Target(TargetKind(journal.kind), target_id))
+
+
+def _report(
+    options: RunOptions,
+    out_dir: Path,
+    journal: Journal,
+    exporter: Exporter,
+    sink: LocalSink,
+    input_ids: list[str],
+    invalid: list[InvalidRow],
+    duplicates: int,
+    started: float,
+) -> tuple[RunCounts, dict[str, Any], int, str | None]:
+    """Write the manifest and the summary; the counts, summary, exit code and interruption."""
+    counts = write_manifest(out_dir, journal, options.kind.value, input_ids, invalid)
+    fatal = exporter.window.fatal
+    stop_reason = exporter.window.stop_reason
+    interrupted = stop_reason if stop_reason in ("SIGINT", "SIGTERM", "cancelled") else None
+    exit_code = _exit_code(fatal, interrupted, counts)
+    summary = write_summary(
+        out_dir,
+        settings=_summary_settings(options),
+        counts=counts,
+        traffic=exporter.traffic,
+        extra={
+            "duplicate_rows": duplicates,
+            "journal_fsyncs": journal.fsyncs,
+            "file_commit_trips": sink.commit_trips,
+            "push": exporter.push.counts() if exporter.push is not None else None,
+        },
+        started=started,
+        exit_code=exit_code,
+        interrupted=interrupted,
+        version=__version__,
+        error=str(fatal) if fatal else None,
+    )
+    return counts, summary, exit_code, interrupted
+
+
+def _exit_code(fatal: ExportError | None, interrupted: str | None, counts: RunCounts) -> int:
+    if fatal is not None:
+        return fatal.exit_code
+    if interrupted == "SIGINT":
+        return EXIT_SIGINT
+    if interrupted == "SIGTERM":
+        return EXIT_SIGTERM
+    if counts.failed or counts.invalid or counts.pending:
+        return EXIT_INCOMPLETE
+    return EXIT_OK
+
+
+def _summary_settings(options: RunOptions) -> RunSettings:
+    """What ``summary.json`` tells of the options (never a secret)."""
+    return RunSettings(
+        kind=options.kind.value,
+        api_url=options.api.api_url,
+        api_version=options.api.api_version,
+        rate=options.rate,
+        concurrency=options.concurrency,
+        max_pending=options.max_pending,
+        timeout=options.timeout,
+        gzip=options.gzip,
+        report=bool(options.report),
+        push=options.push_listen is not None,
+    )
+
+
+def _read_input(options: RunOptions, invalid: list[InvalidRow]) -> tuple[list[str], int]:
+    """Read every target before the output directory is touched; invalid rows collected.
+
+    Returns the distinct target IDs in input order and how many duplicate rows were dropped.
+    """
+    reader = TargetReader(
+        options.input,
+        options.kind,
+        id_column=options.id_column,
+        encoding=options.encoding,
+        stdin=options.stdin,
+    )
+    ids: list[str] = []
+    for item in reader:
+        if isinstance(item, InvalidRow):
+            invalid.append(item)
+            continue
+        ids.append(item.id)
+    return ids, reader.duplicates
