@@ -34,27 +34,20 @@ import zlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiofiles
 
 from ..durable import fsync_dirs, open_private, write_all
 from ..errors import ConfigError
 from ..evidence.statedir import make_out_dir, make_private_dir
-from ..input.ids import Target, TargetKind
+from ..input.ids import Target
 from .batching import ThreadBatcher
 from .naming import export_relname
 from .sink import SavedExport, Sink, UnsafeName
 from .validate import ExportChecker, check_whole
 
-__all__ = [
-    "ExportStore",
-    "LocalSink",
-    "SavedExport",
-    "clear_partial",
-    "prepare_out_dir",
-    "saved_file",
-]
+__all__ = ["ExportStore", "LocalSink", "LocalWriter", "SavedExport", "prepare_out_dir"]
 
 WRITE_BUFFER = 1024 * 1024
 READ_BLOCK = 1024 * 1024
@@ -65,11 +58,10 @@ def _suffix(gzip: bool) -> str:
     return ".json.gz" if gzip else ".json"
 
 
-def clear_partial(out_dir: Path) -> None:
+def _clear_partial(out_dir: Path) -> None:
     """Create ``.partial/`` and remove the temporaries of a run that was killed.
 
-    Only under the run's lock: another run's temporaries are its work in
-    progress. A caller holding a sink uses ``LocalSink.recover`` instead.
+    Only under the run's lock: another run's temporaries are its work in progress.
     """
     try:
         make_private_dir(out_dir / PARTIAL_DIR)
@@ -81,8 +73,8 @@ def clear_partial(out_dir: Path) -> None:
 
 
 def prepare_out_dir(out_dir: Path) -> Path:
-    """``make_out_dir`` and ``clear_partial`` at once, for a caller that needs no lock."""
-    clear_partial(make_out_dir(out_dir))
+    """``make_out_dir`` and ``LocalSink.recover`` at once, for a caller that needs no lock."""
+    _clear_partial(make_out_dir(out_dir))
     return out_dir
 
 
@@ -144,7 +136,7 @@ class LocalSink:
 
     async def recover(self) -> None:
         """Create ``.partial/`` and clear what a killed run left there (under the lock)."""
-        clear_partial(self.out_dir)
+        _clear_partial(self.out_dir)
 
     def begin(self, target: Target) -> LocalWriter:
         """Start streaming ``target``'s export into a temporary under ``.partial/``."""
@@ -348,30 +340,5 @@ class LocalWriter:
 _: type[Sink] = LocalSink  # mypy checks that LocalSink implements the Sink protocol
 
 
-def saved_file(kind: str, target_id: str, *, gzip: bool) -> str:
-    """Where a target's export is stored (``LocalSink.locate``, without a sink).
-
-    TODO(issue 13): remove once run/ and the manifest use ``Sink.locate`` and
-    the recorded ``file``.
-    """
-    return export_relname(Target(TargetKind(kind), target_id), suffix=_suffix(gzip))
-
-
-class ExportStore(LocalSink):
-    """TODO(issue 13): remove once run/ uses LocalSink.
-
-    The old name, for run/pipeline.py until it moves to the Sink interface:
-    ``relpath`` is ``locate``, and at run time ``is_intact`` answers at once
-    (the pipeline's resume plan calls it without awaiting).
-    """
-
-    def relpath(self, target: Target) -> str:
-        return self.locate(target)
-
-    if not TYPE_CHECKING:
-
-        def is_intact(self, file: str, size: int) -> bool:
-            try:
-                return os.stat(f"{self._root}/{file}").st_size == size
-            except OSError:
-                return False
+# TODO(issue 13): remove once run/ uses LocalSink (benchmarks/ablation.py still says ExportStore)
+ExportStore = LocalSink
