@@ -182,19 +182,7 @@ class Exporter:
         else:
             # Not the platform, not the disk: a bug. It is not retried, and the
             # run stops with everything it finished recorded.
-            self.window.abort(self._internal_error(exc, target))
-
-    def _internal_error(self, exc: BaseException, target: Target) -> InternalError:
-        """The error a bug stops the run with; the traceback goes to the log at -v."""
-        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        log.info("traceback of the internal error:\n%s", self.redactor(trace))
-        return InternalError(
-            self.redactor(
-                f"internal error: {type(exc).__name__}: {exc} (while exporting "
-                f"{target.kind.value} {target.id}) — please report it; rerun with -v for the "
-                "traceback, then rerun the same command to resume"
-            )
-        )
+            self.window.abort(_internal_error(exc, target, self.redactor))
 
     def _abort_on_disk_error(self, exc: OSError) -> None:
         self.window.abort(cannot_write(self.options.out_dir, exc))
@@ -329,3 +317,16 @@ class Exporter:
                 ) from exc
 
         return fetch
+
+
+def _internal_error(exc: BaseException, target: Target, redactor: Redactor) -> InternalError:
+    """The error a bug stops the run with; the traceback goes to the log at -v."""
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    log.info("traceback of the internal error:\n%s", redactor(trace))
+    return InternalError(
+        redactor(
+            f"internal error: {type(exc).__name__}: {exc} (while exporting "
+            f"{target.kind.value} {target.id}) — please report it; rerun with -v for the "
+            "traceback, then rerun the same command to resume"
+        )
+    )
