@@ -36,6 +36,7 @@ from typing import Any
 
 from ..durable import fsync_dir, open_private, write_all
 from ..errors import ConfigError, ExportError
+from .recorded import RecordedFiles
 from .replay import (
     DONE,
     EVENTS,
@@ -45,7 +46,6 @@ from .replay import (
     SUBMITTED,
     SUBMITTING,
     JournalDamage,
-    RecordedFiles,
     TargetState,
     final_done_records,
     replay,

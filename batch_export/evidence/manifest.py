@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 from ..durable import append_line, write_atomically
 from ..input.reader import InvalidRow
-from ..storage.local import saved_file
 from .journal import DONE, FAILED, Journal, TargetState
+from .recorded import RecordedFiles
 
 __all__ = [
     "MANIFEST_NAME",
@@ -91,14 +91,18 @@ def _entry(kind: str, target_id: str, state: TargetState, status: str) -> dict[s
 
 
 def done_line(
-    kind: str, target_id: str, record: dict[str, Any], state: TargetState
+    kind: str, target_id: str, record: dict[str, Any], state: TargetState, file: str | None
 ) -> dict[str, Any]:
-    """The manifest entry of a done target, from its last ``done`` journal line."""
+    """The manifest entry of a done target, from its last ``done`` journal line.
+
+    ``file`` is where that line says the export is, never a recomputed name:
+    a change of naming must not orphan an earlier run's exports.
+    """
     entry = _entry(kind, target_id, state, "done")
     gzip = bool(record.get("gzip"))
     entry.update(
         request_id=record.get("rid"),
-        file=saved_file(kind, target_id, gzip=gzip),
+        file=file,
         bytes=int(record.get("bytes", 0)),
         sha256=record.get("sha256"),
         compressed="gzip" if gzip else None,
@@ -146,7 +150,9 @@ def write_manifest(
 
     def lines() -> Iterator[str]:
         for target_id, record, state in journal.final_done_records():
-            entry = done_line(kind, target_id, record, state)
+            # The line's own file; the default name if it names none.
+            file = RecordedFiles.of_record(record) or journal.recorded_file(target_id)
+            entry = done_line(kind, target_id, record, state, file)
             counts.done += 1
             counts.bytes += entry["bytes"]
             yield json.dumps(entry, ensure_ascii=False) + "\n"
