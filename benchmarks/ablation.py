@@ -32,7 +32,7 @@ from batch_export.evidence.journal import _ENCODE, Journal
 from batch_export.input.ids import Target
 from batch_export.storage import local as store
 from batch_export.storage import validate
-from batch_export.storage.local import ExportStore, SavedExport
+from batch_export.storage.local import LocalSink, SavedExport
 
 PARTS = ("journal", "files", "check")
 
@@ -50,12 +50,12 @@ async def _record_run_nowhere(self: Journal, **fields: Any) -> None:
 
 
 async def _save_nowhere(
-    self: ExportStore, target: Target, head: bytes, rest: AsyncIterator[bytes]
+    self: LocalSink, target: Target, head: bytes, rest: AsyncIterator[bytes]
 ) -> SavedExport:
     body = head + b"".join([chunk async for chunk in rest])
     _check(target.kind.value, target.id, body)
     return SavedExport(
-        file=self.relpath(target),
+        file=self.locate(target),
         bytes=len(body),
         sha256=hashlib.sha256(body).hexdigest(),
         gzip=False,
@@ -77,7 +77,7 @@ def switch_off(parts: list[str]) -> None:
         Journal.note = _note_nowhere  # type: ignore[method-assign]
         Journal.record_run = _record_run_nowhere  # type: ignore[method-assign]
     if "files" in parts:
-        ExportStore.save = _save_nowhere  # type: ignore[method-assign]
+        LocalSink.save = _save_nowhere  # type: ignore[method-assign]
     if "check" in parts:
         global _check
         _check = _no_check

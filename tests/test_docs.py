@@ -13,7 +13,7 @@ from click.testing import CliRunner
 import batch_export.cli as cli_module
 from batch_export.cli import cli
 from batch_export.errors import InternalError
-from batch_export.run import pipeline
+from batch_export.run import options as pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from batch_export.platform.responses import parse_retry_after
 from batch_export.platform.limits import LimitSearch, RateLimiter, RetryPolicy
+from batch_export.platform.responses import parse_retry_after
 from batch_export.run.scheduling import ReadinessModel
 
 

@@ -18,14 +18,14 @@ from aiohttp import web
 
 from batch_export.evidence.journal import SUBMITTED, Journal
 from batch_export.input.ids import Target, TargetKind
-from batch_export.platform.client import ApiSettings
 from batch_export.platform.push import PushConflict, PushReceiver
+from batch_export.platform.settings import ApiSettings
 from batch_export.redaction import Secret
 from batch_export.run.options import RunOptions
 from batch_export.run.orchestrate import _plan, run_export
 from batch_export.storage.local import LocalSink, prepare_out_dir
 
-from .conftest import SimThread, read_manifest, write_ids
+from .conftest import SimThread, StartSimulator, read_manifest, write_ids
 
 FORGED = json.dumps({"info": {"type": "profile", "id": 1}, "data": [[{"forged": True}]]}).encode()
 
@@ -175,8 +175,12 @@ async def _run_with_proxy(
     ids=["forged-first", "genuine-first", "forged-first-gzip"],
 )
 async def test_a_forged_delivery_loses_to_the_platforms_own_export(
-    simulator, tmp_path, caplog, deliveries, gzip
-):
+    simulator: StartSimulator,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    deliveries: str,
+    gzip: bool,
+) -> None:
     """Forged and genuine deliveries in either order: the file is the platform's, both digests journalled."""
     sim = simulator(prepare_delay="0.2")
     out, proxy, exit_code = await _run_with_proxy(sim, tmp_path, caplog, deliveries, gzip=gzip)
@@ -206,7 +210,9 @@ async def test_a_forged_delivery_loses_to_the_platforms_own_export(
     assert not any((out / ".partial").iterdir())
 
 
-async def test_a_conflict_arriving_as_the_run_ends_is_still_settled(simulator, tmp_path, caplog):
+async def test_a_conflict_arriving_as_the_run_ends_is_still_settled(
+    simulator: StartSimulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """The genuine delivery still streaming when the last target is done: the run waits and fetches."""
     # Every API answer takes 0.5 s: the re-fetch is still under way when the
     # receiver has closed, and the run must not close its client under it.
@@ -224,8 +230,8 @@ async def test_a_conflict_arriving_as_the_run_ends_is_still_settled(simulator, t
 
 
 async def test_an_identical_repeat_delivery_is_acknowledged_and_changes_nothing(
-    simulator, tmp_path, caplog
-):
+    simulator: StartSimulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """The same export delivered twice: both answered 2xx, no conflict, nothing fetched."""
     sim = simulator(prepare_delay="0.2")
     out, proxy, exit_code = await _run_with_proxy(sim, tmp_path, caplog, "genuine,genuine")
@@ -259,7 +265,9 @@ async def _delivered(
 
 
 @pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])
-async def test_receiver_acknowledges_a_repeat_without_touching_the_file(tmp_path: Path, gzip):
+async def test_receiver_acknowledges_a_repeat_without_touching_the_file(
+    tmp_path: Path, gzip: bool
+) -> None:
     """A second identical delivery gets 204; the file keeps its inode and mtime; no conflict."""
     out = prepare_out_dir(tmp_path / "out")
     store = LocalSink(out, gzip=gzip)
@@ -285,7 +293,7 @@ async def test_receiver_acknowledges_a_repeat_without_touching_the_file(tmp_path
     assert conflicts == [] and receiver.repeated == 1
 
 
-async def test_receiver_hashes_a_differing_delivery_and_never_stores_it(tmp_path: Path):
+async def test_receiver_hashes_a_differing_delivery_and_never_stores_it(tmp_path: Path) -> None:
     """A different valid export → 202 and a conflict with both sha256s; the first file stays."""
     out = prepare_out_dir(tmp_path / "out")
     store = LocalSink(out)
@@ -322,7 +330,7 @@ async def test_receiver_hashes_a_differing_delivery_and_never_stores_it(tmp_path
     assert (out / store.locate(target)).read_bytes() == GOOD  # the pipeline rewrites it
 
 
-async def test_a_delivery_racing_the_first_waits_until_the_pipeline_took_it(tmp_path: Path):
+async def test_a_delivery_racing_the_first_waits_until_the_pipeline_took_it(tmp_path: Path) -> None:
     """A second delivery before the first is taken is held, so its conflict follows the first's done line."""
     out = prepare_out_dir(tmp_path / "out")
     store = LocalSink(out)
@@ -359,7 +367,7 @@ async def test_a_delivery_racing_the_first_waits_until_the_pipeline_took_it(tmp_
     assert [c.second for c in conflicts] == [_sha(OTHER)]
 
 
-async def test_a_conflict_left_unsettled_is_polled_by_the_next_run(tmp_path: Path):
+async def test_a_conflict_left_unsettled_is_polled_by_the_next_run(tmp_path: Path) -> None:
     """A push-conflict line after done reopens the target with its request ID: resume polls it."""
     out = prepare_out_dir(tmp_path / "out")
     journal = Journal.open(out, "profile")

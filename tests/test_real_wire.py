@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable
@@ -24,18 +22,25 @@ from typing import Any
 import pytest
 
 from batch_export.errors import InternalError, OutageError
-from batch_export.platform.client import ApiSettings
 from batch_export.platform.limits import RetryPolicy
+from batch_export.platform.settings import ApiSettings
 from batch_export.redaction import Secret
 from batch_export.run.options import RunOptions
 from batch_export.run.orchestrate import run_export
 from batch_export.storage.local import LocalSink
 
-from .conftest import SimThread, api_args, read_manifest, run_cli, run_subprocess, write_ids
-from .test_resilience import _spawn, _wait_for_journal
+from .conftest import (
+    SimThread,
+    StartSimulator,
+    api_args,
+    read_manifest,
+    run_cli,
+    run_subprocess,
+    spawn_cli,
+    wait_for_journal,
+    write_ids,
+)
 from .test_run import assert_files_verify
-
-Start = Callable[..., SimThread]
 
 
 def _options(sim: SimThread, tmp_path: Path, ids: range, **api: Any) -> RunOptions:
@@ -53,7 +58,9 @@ def _assert_every_file_exact(sim: SimThread, out: Path, count: int) -> list[dict
     """Every target done, and each file byte-identical to what the simulator serves."""
     entries = read_manifest(out)
     assert len(entries) == count
-    assert {e["status"] for e in entries} == {"done"}, [e for e in entries if e["status"] != "done"][:3]
+    assert {e["status"] for e in entries} == {"done"}, [
+        e for e in entries if e["status"] != "done"
+    ][:3]
     assert_files_verify(out, entries)
     for entry in entries[:: max(1, count // 20)]:
         served = sim.get(f"/_sim/datarequest/{entry['request_id']}")
@@ -71,7 +78,9 @@ def _post_admin(sim: SimThread, path: str) -> Any:
 
 
 @pytest.mark.parametrize("wording", ["Data not available (yet).", "no data available (yet)."])
-def test_a_placeholder_with_info_is_not_ready_not_a_broken_export(simulator: Start, tmp_path: Path, wording: str) -> None:
+def test_a_placeholder_with_info_is_not_ready_not_a_broken_export(
+    simulator: StartSimulator, tmp_path: Path, wording: str
+) -> None:
     """The docs' own placeholder, {"info": ..., "data": "Data not available (yet)."}, only reschedules."""
     sim = simulator(placeholder_info=True, placeholder_wording=wording, prepare_delay="0.2:1.5")
     ids = write_ids(tmp_path / "ids.csv", range(1, 81))
@@ -87,7 +96,9 @@ def test_a_placeholder_with_info_is_not_ready_not_a_broken_export(simulator: Sta
 
 
 @pytest.mark.parametrize("style", ["503-html", "504-html"])
-def test_load_balancer_overload_slows_the_client_down(simulator: Start, tmp_path: Path, style: str) -> None:
+def test_load_balancer_overload_slows_the_client_down(
+    simulator: StartSimulator, tmp_path: Path, style: str
+) -> None:
     """A platform that sheds load as 503/504 HTML above 20 req/s: ≤ 5 % overload answers, all done."""
     sim = simulator(rate_limit=20, burst=5, throttle_style=style, prepare_delay="0.1:0.5")
     ids = write_ids(tmp_path / "ids.csv", range(1, 161))
@@ -126,7 +137,48 @@ def test_an_unreachable_api_stops_the_run_at_once_with_the_reason(tmp_path: Path
         assert not [e for e in entries if e["status"] == "failed"]  # nothing blamed on a target
 
 
-def test_a_failing_tls_handshake_is_named_as_such(simulator: Start, tmp_path: Path) -> None:
+async def test_a_connect_that_hangs_is_an_outage_not_a_failed_target(tmp_path: Path) -> None:
+    """A host whose accept queue is full (connects hang): OutageError 'connecting timed out', nothing failed."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(8):  # fill the accept queue; later SYNs are dropped
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        csv = write_ids(tmp_path / "ids.csv", range(1, 4))
+        options = RunOptions(
+            input=str(csv),
+            out_dir=tmp_path / "out",
+            api=ApiSettings(
+                api_url=f"http://127.0.0.1:{port}",
+                token=Secret("token-x"),
+                connect_timeout=0.5,
+                startup_timeout=2.0,
+            ),
+            retry=RetryPolicy(instant=True),
+            handle_signals=False,
+        )
+        started = time.monotonic()
+        with pytest.raises(OutageError, match="connecting timed out"):
+            await asyncio.wait_for(run_export(options), 30)
+        assert time.monotonic() - started < 10
+        assert not [e for e in read_manifest(tmp_path / "out") if e["status"] == "failed"]
+    finally:
+        for filler in fillers:
+            filler.close()
+        server.close()
+
+
+def test_a_failing_tls_handshake_is_named_as_such(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
     """https:// to a port that speaks plain HTTP: exit 2 with 'the TLS handshake failed', no target failed."""
     sim = simulator()
     ids = write_ids(tmp_path / "ids.csv", range(1, 6))
@@ -139,7 +191,9 @@ def test_a_failing_tls_handshake_is_named_as_such(simulator: Start, tmp_path: Pa
     assert not [e for e in read_manifest(out) if e["status"] == "failed"]
 
 
-async def test_an_outage_mid_run_is_ridden_out(simulator: Start, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_an_outage_mid_run_is_ridden_out(
+    simulator: StartSimulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """The port refuses for seconds mid-run: every request waits, one probes, all targets end done."""
     sim = simulator(prepare_delay="0.1:0.4")
     options = _options(sim, tmp_path, range(1, 121))
@@ -155,7 +209,9 @@ async def test_an_outage_mid_run_is_ridden_out(simulator: Start, tmp_path: Path,
     assert any("reachable again" in m for m in messages)
 
 
-async def test_an_outage_past_the_limit_stops_resumably(simulator: Start, tmp_path: Path) -> None:
+async def test_an_outage_past_the_limit_stops_resumably(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
     """An outage longer than --outage-timeout stops the run (OutageError); a rerun finishes it."""
     sim = simulator(prepare_delay="0.1:0.4")
     options = _options(sim, tmp_path, range(1, 81), outage_timeout=1.5)
@@ -191,7 +247,9 @@ def _done_lines(out: Path) -> int:
         return 0
 
 
-async def _until(condition: Callable[[], bool], task: asyncio.Task[Any], timeout: float = 60) -> None:
+async def _until(
+    condition: Callable[[], bool], task: asyncio.Task[Any], timeout: float = 60
+) -> None:
     """Poll ``condition`` with a deadline, failing early if ``task`` ended first."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -203,10 +261,16 @@ async def _until(condition: Callable[[], bool], task: asyncio.Task[Any], timeout
 # -------------------------------------------------------------------- auth blips
 
 
-def test_auth_endpoint_blips_at_refresh_do_not_end_the_run(simulator: Start, tmp_path: Path) -> None:
+def test_auth_endpoint_blips_at_refresh_do_not_end_the_run(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
     """v4 with short JWTs: 503, 429 and resets from the auth endpoint at refresh are ridden out."""
-    sim = simulator(jwt_lifetime=2.0, auth_faults_first=3, auth_fault_kinds=("503", "429", "reset"),
-                    prepare_delay="0.3:1.0")
+    sim = simulator(
+        jwt_lifetime=2.0,
+        auth_faults_first=3,
+        auth_fault_kinds=("503", "429", "reset"),
+        prepare_delay="0.3:1.0",
+    )
     ids = write_ids(tmp_path / "ids.csv", range(1, 121))
     out = tmp_path / "out"
     result = run_cli(
@@ -225,8 +289,16 @@ def test_v4_refuses_to_send_the_token_to_a_host_the_user_did_not_name(tmp_path: 
     """--api-version 4 with another --api-url but the default --auth-url is refused, exit 2."""
     ids = write_ids(tmp_path / "ids.csv", [1])
     result = run_cli(
-        ["run", str(ids), "--out", str(tmp_path / "out"), "--api-version", "4",
-         "--api-url", "http://127.0.0.1:8787"],
+        [
+            "run",
+            str(ids),
+            "--out",
+            str(tmp_path / "out"),
+            "--api-version",
+            "4",
+            "--api-url",
+            "http://127.0.0.1:8787",
+        ],
         "token-x",
     )
     assert result.exit_code == 2
@@ -246,14 +318,16 @@ def test_simulate_knows_its_own_auth_endpoint_on_v4(tmp_path: Path) -> None:
 # ------------------------------------------------------------- the lock comes first
 
 
-def test_a_refused_second_run_leaves_the_first_untouched(simulator: Start, tmp_path: Path) -> None:
+def test_a_refused_second_run_leaves_the_first_untouched(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
     """Second runs started while the first streams large exports are refused; the first ends exact."""
     sim = simulator(prepare_delay="0.05:0.2", export_size=400_000)
     ids = write_ids(tmp_path / "ids.csv", range(1, 61))
     out = tmp_path / "out"
     args = ["run", str(ids), "--out", str(out), *api_args(sim), "--no-progress"]
-    first = _spawn(args, sim.token)
-    assert _wait_for_journal(out, 20, first)
+    first = spawn_cli(args, sim.token)
+    assert wait_for_journal(out, 20, first)
     refused = 0
     while first.poll() is None and refused < 15:
         second = run_cli(args, sim.token)
@@ -269,18 +343,24 @@ def test_a_refused_second_run_leaves_the_first_untouched(simulator: Start, tmp_p
 # ---------------------------------------------------------------- a failed start
 
 
-def test_a_failed_start_leaves_nothing_that_blocks_the_fix(simulator: Start, tmp_path: Path) -> None:
+def test_a_failed_start_leaves_nothing_that_blocks_the_fix(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
     """A missing CSV or a wrong --kind leaves no journal; the corrected command then runs."""
     sim = simulator()
     out = tmp_path / "out"
-    missing = run_cli(["run", str(tmp_path / "nope.csv"), "--out", str(out), *api_args(sim)], sim.token)
+    missing = run_cli(
+        ["run", str(tmp_path / "nope.csv"), "--out", str(out), *api_args(sim)], sim.token
+    )
     assert missing.exit_code == 2
     emails = tmp_path / "emails.csv"
     emails.write_text("email\na@example.com\nb@example.com\n", encoding="utf-8")
     wrong_kind = run_cli(["run", str(emails), "--out", str(out), *api_args(sim)], sim.token)
     assert wrong_kind.exit_code == 2
     assert not (out / "journal.jsonl").exists()
-    fixed = run_cli(["run", str(emails), "--out", str(out), "--kind", "email", *api_args(sim)], sim.token)
+    fixed = run_cli(
+        ["run", str(emails), "--out", str(out), "--kind", "email", *api_args(sim)], sim.token
+    )
     assert fixed.exit_code == 0, fixed.stderr
 
 
@@ -288,7 +368,7 @@ def test_a_failed_start_leaves_nothing_that_blocks_the_fix(simulator: Start, tmp
 
 
 async def test_cancelling_run_export_cancels_every_target_and_writes_the_manifest(
-    simulator: Start, tmp_path: Path
+    simulator: StartSimulator, tmp_path: Path
 ) -> None:
     """Cancelled from outside: CancelledError re-raised, no target task left, manifest and summary written."""
     sim = simulator(prepare_delay="0.5:2")
@@ -318,7 +398,7 @@ async def test_cancelling_run_export_cancels_every_target_and_writes_the_manifes
 
 
 async def test_a_bug_while_storing_stops_the_run_instead_of_being_retried(
-    simulator: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    simulator: StartSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A programming error in the consumer ends the run (InternalError, exit 70) after one try."""
     sim = simulator(prepare_delay="0")
@@ -336,7 +416,9 @@ async def test_a_bug_while_storing_stops_the_run_instead_of_being_retried(
     assert (tmp_path / "out" / "manifest.jsonl").exists()
 
 
-def test_an_internal_error_is_one_line_and_exit_70(simulator: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_internal_error_is_one_line_and_exit_70(
+    simulator: StartSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The CLI shows 'internal error: … please report it', exit 70, the traceback only with -v."""
     sim = simulator(prepare_delay="0")
 
@@ -358,7 +440,9 @@ def test_an_internal_error_is_one_line_and_exit_70(simulator: Start, tmp_path: P
 # ------------------------------------------------------- downloads held hostage
 
 
-async def test_a_trickling_download_is_cut_and_the_run_goes_on(simulator: Start, tmp_path: Path) -> None:
+async def test_a_trickling_download_is_cut_and_the_run_goes_on(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
     """A body that trickles a byte at a time is cut by the floor; the others finish, the run ends."""
     sim = simulator(prepare_delay="0", behaviours={"3": "trickle"}, trickle_seconds=0.2)
     options = replace(
@@ -376,25 +460,39 @@ async def test_a_trickling_download_is_cut_and_the_run_goes_on(simulator: Start,
 # ---------------------------------------------------------------- junk 200 bodies
 
 
-@pytest.mark.parametrize("junk", ["junk-html", "junk-empty", "junk-truncated", "junk-error", "junk-array"])
-def test_a_junk_200_is_asked_again_before_it_is_believed(simulator: Start, tmp_path: Path, junk: str) -> None:
+@pytest.mark.parametrize(
+    "junk", ["junk-html", "junk-empty", "junk-truncated", "junk-error", "junk-array"]
+)
+def test_a_junk_200_is_asked_again_before_it_is_believed(
+    simulator: StartSimulator, tmp_path: Path, junk: str
+) -> None:
     """A 200 that is not an export (twice) is retried; the genuine export that follows is kept."""
     sim = simulator(prepare_delay="0", behaviours={"2": junk, "5": junk}, junk_times=2)
     ids = write_ids(tmp_path / "ids.csv", range(1, 8))
     out = tmp_path / "out"
-    result = run_cli(["run", str(ids), "--out", str(out), *api_args(sim)], sim.token,
-                     BATCH_EXPORT_INSTANT_RETRIES="1")
+    result = run_cli(
+        ["run", str(ids), "--out", str(out), *api_args(sim)],
+        sim.token,
+        BATCH_EXPORT_INSTANT_RETRIES="1",
+    )
     assert result.exit_code == 0, result.stderr
     _assert_every_file_exact(sim, out, 7)
 
 
-def test_junk_that_never_ends_and_another_targets_export_fail_the_target(simulator: Start, tmp_path: Path) -> None:
+def test_junk_that_never_ends_and_another_targets_export_fail_the_target(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
     """Junk forever fails after the retries; a well-formed export of another target fails at once."""
-    sim = simulator(prepare_delay="0", behaviours={"2": "junk-html", "4": "wrong-id"}, junk_times=-1)
+    sim = simulator(
+        prepare_delay="0", behaviours={"2": "junk-html", "4": "wrong-id"}, junk_times=-1
+    )
     ids = write_ids(tmp_path / "ids.csv", range(1, 6))
     out = tmp_path / "out"
-    result = run_cli(["run", str(ids), "--out", str(out), *api_args(sim)], sim.token,
-                     BATCH_EXPORT_INSTANT_RETRIES="1")
+    result = run_cli(
+        ["run", str(ids), "--out", str(out), *api_args(sim)],
+        sim.token,
+        BATCH_EXPORT_INSTANT_RETRIES="1",
+    )
     assert result.exit_code == 1
     entries = {e["id"]: e for e in read_manifest(out)}
     assert entries["2"]["status"] == "failed" and "not an export" in entries["2"]["error"]
@@ -408,16 +506,36 @@ def test_junk_that_never_ends_and_another_targets_export_fail_the_target(simulat
 # ---------------------------------------------------------------------- the mixed wire
 
 
-def test_a_whole_export_against_the_mixed_wire_is_exact(simulator: Start, tmp_path: Path) -> None:
+def test_a_whole_export_against_the_mixed_wire_is_exact(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
     """Every documented and observed variant at random: every target done, every file exact."""
-    sim = simulator(wire="mixed", prepare_delay="1:4", rate_limit=60, burst=10,
-                    outage_every=6.0, outage_seconds=1.5, seed=11)
+    sim = simulator(
+        wire="mixed",
+        prepare_delay="1:4",
+        rate_limit=60,
+        burst=10,
+        outage_every=6.0,
+        outage_seconds=1.5,
+        seed=11,
+    )
     ids = write_ids(tmp_path / "ids.csv", range(1, 201))
     out = tmp_path / "out"
     # A small window, so checks are not queued behind hundreds of POSTs and
     # some really meet the placeholder.
-    result = run_cli(["run", str(ids), "--out", str(out), *api_args(sim, version=4), "--json",
-                      "--max-pending", "40"], sim.token)
+    result = run_cli(
+        [
+            "run",
+            str(ids),
+            "--out",
+            str(out),
+            *api_args(sim, version=4),
+            "--json",
+            "--max-pending",
+            "40",
+        ],
+        sim.token,
+    )
     assert result.exit_code == 0, result.stderr
     _assert_every_file_exact(sim, out, 200)
     played = sim.stats()["wire"]
@@ -428,7 +546,7 @@ def test_a_whole_export_against_the_mixed_wire_is_exact(simulator: Start, tmp_pa
     assert any(name.startswith("throttle-") for name in met), played
 
 
-def test_sigterm_during_an_outage_stops_cleanly(simulator: Start, tmp_path: Path) -> None:
+def test_sigterm_during_an_outage_stops_cleanly(simulator: StartSimulator, tmp_path: Path) -> None:
     """SIGTERM while every request is held by an outage: exit 143, nothing failed, resumable."""
     sim = simulator(prepare_delay="0.2:0.5")
     ids = write_ids(tmp_path / "ids.csv", range(1, 101))
@@ -436,14 +554,9 @@ def test_sigterm_during_an_outage_stops_cleanly(simulator: Start, tmp_path: Path
     log = tmp_path / "stderr.txt"
     args = ["run", str(ids), "--out", str(out), *api_args(sim), "--no-progress"]
     with log.open("w") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "batch_export", *args],
-            env=dict(os.environ) | {"COPERNICA_ACCESS_TOKEN": sim.token},
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
+        proc = spawn_cli(args, sim.token, stdout=subprocess.DEVNULL, stderr=stderr)
         try:
-            assert _wait_for_journal_lines(out, 30, proc)
+            assert wait_for_journal(out, 30, proc)
             _post_admin(sim, "/_sim/outage?seconds=20")
             deadline = time.monotonic() + 20
             while "cannot reach" not in log.read_text():
@@ -458,16 +571,3 @@ def test_sigterm_during_an_outage_stops_cleanly(simulator: Start, tmp_path: Path
     assert proc.returncode == 143, text
     assert "Traceback" not in text
     assert not [e for e in read_manifest(out) if e["status"] == "failed"]
-
-
-def _wait_for_journal_lines(out: Path, lines: int, proc: subprocess.Popen[bytes]) -> bool:
-    """Poll (with a deadline) until the journal has ``lines`` lines or the process ended."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        path = out / "journal.jsonl"
-        if path.exists() and path.read_bytes().count(b"\n") >= lines:
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.01)
-    raise AssertionError(f"journal never reached {lines} lines")

@@ -8,8 +8,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +16,8 @@ import pytest
 from batch_export.errors import ExportError
 from batch_export.evidence.journal import Journal, TargetState, replay
 from batch_export.input.ids import Target, TargetKind
-from batch_export.platform.client import ApiSettings
 from batch_export.platform.limits import RetryPolicy
+from batch_export.platform.settings import ApiSettings
 from batch_export.redaction import Secret
 from batch_export.run.options import RunOptions
 from batch_export.run.orchestrate import run_export
@@ -27,7 +25,18 @@ from batch_export.run.progress import NullProgress
 from batch_export.run.target import Exporter
 from batch_export.storage.local import LocalSink, prepare_out_dir
 
-from .conftest import api_args, read_manifest, run_cli, write_ids
+from .conftest import (
+    SimThread,
+    StartSimulator,
+    api_args,
+    journal_lines,
+    read_manifest,
+    run_cli,
+    run_subprocess,
+    spawn_cli,
+    wait_for_journal,
+    write_ids,
+)
 from .test_run import assert_files_verify
 
 
@@ -38,40 +47,7 @@ def _comparable(entries: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     )
 
 
-def _journal_lines(out: Path) -> int:
-    try:
-        with (out / "journal.jsonl").open("rb") as handle:
-            return sum(1 for _ in handle)
-    except FileNotFoundError:
-        return 0
-
-
-def _spawn(args: list[str], token: str) -> subprocess.Popen[str]:
-    env = dict(os.environ) | {"COPERNICA_ACCESS_TOKEN": token}
-    return subprocess.Popen(
-        [sys.executable, "-m", "batch_export", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait_for_journal(
-    out: Path, lines: int, proc: subprocess.Popen[str], deadline: float = 60.0
-) -> bool:
-    """Poll (with a deadline) until the journal has ``lines`` lines or the process ended."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if _journal_lines(out) >= lines:
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.01)
-    raise AssertionError(f"journal never reached {lines} lines")
-
-
-def test_mixed_faults_every_target_done(simulator, tmp_path):
+def test_mixed_faults_every_target_done(simulator: StartSimulator, tmp_path: Path) -> None:
     """5% mixed faults (5xx, resets mid-body, truncation, slow) on 500 targets: all done and verified."""
     sim = simulator(
         fault_rate=0.05, slow_seconds=0.3, prepare_delay="0.05:0.3", export_size=3_000, seed=11
@@ -95,8 +71,8 @@ def test_mixed_faults_every_target_done(simulator, tmp_path):
 
 
 async def test_a_stall_while_a_large_export_streams_is_retried_not_a_disk_error(
-    simulator, tmp_path
-):
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
     """A read timeout in the middle of a streamed (> 64 KB) export is the network's fault.
 
     aiohttp's read timeout is an OSError; met while the store reads the body,
@@ -113,7 +89,7 @@ async def test_a_stall_while_a_large_export_streams_is_retried_not_a_disk_error(
     )
     ids = write_ids(tmp_path / "ids.csv", range(1, 41))
     options = RunOptions(
-        input=ids,
+        input=str(ids),
         out_dir=tmp_path / "out",
         api=ApiSettings(api_url=sim.base_url, token=Secret(sim.token), read_timeout=0.3),
         retry=RetryPolicy(instant=True),
@@ -128,7 +104,7 @@ async def test_a_stall_while_a_large_export_streams_is_retried_not_a_disk_error(
     assert result.summary["retries"] > 0
 
 
-def test_sigkill_at_random_moments_then_resume(simulator, tmp_path):
+def test_sigkill_at_random_moments_then_resume(simulator: StartSimulator, tmp_path: Path) -> None:
     """Killed with SIGKILL three times at random moments, reruns end identical to an undisturbed run."""
     sim = simulator(prepare_delay="0.1:0.6", export_size=4_000, seed=5)
     ids = write_ids(tmp_path / "ids.csv", range(1, 151))
@@ -144,9 +120,9 @@ def test_sigkill_at_random_moments_then_resume(simulator, tmp_path):
     rng = random.Random(2)
     kills = 0
     for _ in range(3):
-        proc = _spawn(args, sim.token)
-        target_lines = _journal_lines(out) + rng.randint(20, 80)
-        if _wait_for_journal(out, target_lines, proc):
+        proc = spawn_cli(args, sim.token)
+        target_lines = journal_lines(out) + rng.randint(20, 80)
+        if wait_for_journal(out, target_lines, proc):
             proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.communicate(timeout=60)
@@ -165,14 +141,14 @@ def test_sigkill_at_random_moments_then_resume(simulator, tmp_path):
         assert posts <= 1 + ambiguous[key], (key, posts)
 
 
-def test_sigint_exits_130_and_rerun_completes(simulator, tmp_path):
+def test_sigint_exits_130_and_rerun_completes(simulator: StartSimulator, tmp_path: Path) -> None:
     """SIGINT stops the run with exit 130, a consistent manifest, and the rerun finishes."""
     sim = simulator(prepare_delay="0.5:1.5", export_size=2_000)
     ids = write_ids(tmp_path / "ids.csv", range(1, 201))
     out = tmp_path / "out"
     args = ["run", str(ids), "--out", str(out), *api_args(sim), "--rate", "60", "--no-progress"]
-    proc = _spawn(args, sim.token)
-    assert _wait_for_journal(out, 40, proc)
+    proc = spawn_cli(args, sim.token)
+    assert wait_for_journal(out, 40, proc)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
@@ -189,15 +165,15 @@ def test_sigint_exits_130_and_rerun_completes(simulator, tmp_path):
     assert {e["status"] for e in read_manifest(out)} == {"done"}
 
 
-def test_sigint_while_every_window_slot_is_taken(simulator, tmp_path):
+def test_sigint_while_every_window_slot_is_taken(simulator: StartSimulator, tmp_path: Path) -> None:
     """A stop reaches the feeder waiting for a --max-pending slot: nothing new starts, exit 130."""
     sim = simulator(prepare_delay="2:3", export_size=1_000)
     ids = write_ids(tmp_path / "ids.csv", range(1, 101))
     out = tmp_path / "out"
     args = ["run", str(ids), "--out", str(out), *api_args(sim), "--max-pending", "5"]
-    proc = _spawn([*args, "--no-progress"], sim.token)
+    proc = spawn_cli([*args, "--no-progress"], sim.token)
     # header + run line + 5 x (submitting, submitted): the window is full
-    assert _wait_for_journal(out, 12, proc)
+    assert wait_for_journal(out, 12, proc)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
@@ -210,7 +186,9 @@ def test_sigint_while_every_window_slot_is_taken(simulator, tmp_path):
     assert sim.stats()["requests"].get("POST datarequest", 0) == 5
 
 
-async def test_a_stop_before_the_run_starts_any_target_ends_it_cleanly(simulator, tmp_path):
+async def test_a_stop_before_the_run_starts_any_target_ends_it_cleanly(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
     """A signal handled before the feeder's first step: run() returns, nothing is submitted."""
     sim = simulator()
     out = prepare_out_dir(tmp_path / "out")
@@ -232,7 +210,7 @@ async def test_a_stop_before_the_run_starts_any_target_ends_it_cleanly(simulator
     assert sim.stats()["requests"].get("POST datarequest", 0) == 0
 
 
-def test_expired_requests_are_asked_again(simulator, tmp_path):
+def test_expired_requests_are_asked_again(simulator: StartSimulator, tmp_path: Path) -> None:
     """Files that expire before download are re-requested and every target still ends done."""
     sim = simulator(prepare_delay="0.05:0.1", expire_after=0.4, export_size=1_000)
     ids = write_ids(tmp_path / "ids.csv", range(1, 41))
@@ -252,7 +230,7 @@ def test_expired_requests_are_asked_again(simulator, tmp_path):
     assert sim.stats()["expired_seen"] > 0
 
 
-def test_torn_final_journal_line_is_tolerated(simulator, tmp_path):
+def test_torn_final_journal_line_is_tolerated(simulator: StartSimulator, tmp_path: Path) -> None:
     """A half-written last journal line (a crash mid-write) is dropped and the run resumes."""
     sim = simulator()
     ids = write_ids(tmp_path / "ids.csv", range(1, 21))
@@ -267,15 +245,15 @@ def test_torn_final_journal_line_is_tolerated(simulator, tmp_path):
     assert (out / "journal.jsonl").read_bytes().endswith(b"\n")
 
 
-def test_second_run_in_same_directory_is_refused(simulator, tmp_path):
+def test_second_run_in_same_directory_is_refused(simulator: StartSimulator, tmp_path: Path) -> None:
     """While one run holds the output directory, another exits 2 instead of interleaving."""
     sim = simulator(prepare_delay="1:2")
     ids = write_ids(tmp_path / "ids.csv", range(1, 30))
     out = tmp_path / "out"
     args = ["run", str(ids), "--out", str(out), *api_args(sim), "--no-progress"]
-    proc = _spawn(args, sim.token)
+    proc = spawn_cli(args, sim.token)
     try:
-        assert _wait_for_journal(out, 5, proc)
+        assert wait_for_journal(out, 5, proc)
         second = run_cli(args, sim.token)
         assert second.exit_code == 2
         assert "another batch-export run" in second.stderr
@@ -285,14 +263,16 @@ def test_second_run_in_same_directory_is_refused(simulator, tmp_path):
     assert proc.returncode == 143
 
 
-def test_second_sigint_stops_at_once_without_damage(simulator, tmp_path):
+def test_second_sigint_stops_at_once_without_damage(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
     """Two SIGINTs in a row stop at once (exit 130) with no half file and a resumable journal."""
     sim = simulator(prepare_delay="0.2:0.6", export_size=300_000)
     ids = write_ids(tmp_path / "ids.csv", range(1, 121))
     out = tmp_path / "out"
     args = ["run", str(ids), "--out", str(out), *api_args(sim), "--no-progress"]
-    proc = _spawn(args, sim.token)
-    assert _wait_for_journal(out, 60, proc)
+    proc = spawn_cli(args, sim.token)
+    assert wait_for_journal(out, 60, proc)
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
@@ -317,7 +297,7 @@ _LIMITED_CHILD = (
 
 
 def _run_with_file_size_limit(
-    sim: Any, tmp_path: Path, targets: int, limit: int
+    sim: SimThread, tmp_path: Path, targets: int, limit: int
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     """``batch-export run`` in a child whose files may not grow past ``limit`` bytes.
 
@@ -327,20 +307,17 @@ def _run_with_file_size_limit(
     pytest.importorskip("resource")
     ids = write_ids(tmp_path / "ids.csv", range(1, targets + 1))
     out = tmp_path / "out"
-    env = dict(os.environ) | {"COPERNICA_ACCESS_TOKEN": sim.token}
-    command = [sys.executable, "-c", _LIMITED_CHILD, str(limit)]
-    proc = subprocess.run(
-        [*command, "run", str(ids), "--out", str(out), *api_args(sim), "--no-progress"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    proc = run_subprocess(
+        ["run", str(ids), "--out", str(out), *api_args(sim), "--no-progress"],
+        sim.token,
+        python_args=("-c", _LIMITED_CHILD, str(limit)),
     )
     return proc, out
 
 
-def test_a_journal_that_cannot_grow_stops_the_run_with_a_message(simulator, tmp_path):
+def test_a_journal_that_cannot_grow_stops_the_run_with_a_message(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
     """A full disk under the journal ends the run cleanly.
 
     Every export file is smaller than the limit; the journal outgrows it after
@@ -362,8 +339,8 @@ def test_a_journal_that_cannot_grow_stops_the_run_with_a_message(simulator, tmp_
 
 @pytest.mark.parametrize("export_size", [5_000, 200_000], ids=["whole-body", "streamed"])
 def test_an_export_that_cannot_be_written_stops_the_run_instead_of_retrying(
-    simulator, tmp_path, export_size
-):
+    simulator: StartSimulator, tmp_path: Path, export_size: int
+) -> None:
     """A disk error while storing is the run's problem, not the network's.
 
     It must stop the run with "cannot write to DIR", not be mistaken for a lost
@@ -381,7 +358,7 @@ def test_an_export_that_cannot_be_written_stops_the_run_instead_of_retrying(
     assert not exports.exists() or not any(exports.rglob("*.json"))
 
 
-async def test_a_failure_that_cannot_be_journaled_stops_the_run(tmp_path):
+async def test_a_failure_that_cannot_be_journaled_stops_the_run(tmp_path: Path) -> None:
     """Recording a target's failure on a full disk aborts the run instead of escaping.
 
     ``_fail`` runs inside ``_process``'s other except clauses, out of reach of
