@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import ConfigError, StorageError
 from ..evidence.manifest import RunCounts
 from ..input.ids import TargetKind
-from ..platform.limits import RetryPolicy
+from ..platform.limits import RetryPolicy, check_rate
 from ..platform.settings import ApiSettings
 from ..redaction import Redactor
 
@@ -72,17 +72,8 @@ class RunOptions:
     push_grace: float = 60.0
 
     def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Reject impossible settings with a message that says how to fix them.
-
-        Runs when the options are built; calling it again checks nothing new.
-        """
-        if self.rate is not None and self.rate <= 0:
-            raise ConfigError(
-                "--rate must be greater than 0 (requests per second); omit it to let the tool find the limit"
-            )
+        """Reject impossible settings with a message that says how to fix them."""
+        check_rate(self.rate)
         if self.concurrency < 1:
             raise ConfigError("--concurrency must be at least 1")
         if self.max_pending < 1:
