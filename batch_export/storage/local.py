@@ -47,7 +47,7 @@ from .naming import export_relname
 from .sink import SavedExport, Sink, UnsafeName
 from .validate import ExportChecker, check_whole
 
-__all__ = ["ExportStore", "LocalSink", "LocalWriter", "SavedExport", "prepare_out_dir"]
+__all__ = ["LocalSink", "LocalWriter", "SavedExport", "prepare_out_dir"]
 
 WRITE_BUFFER = 1024 * 1024
 READ_BLOCK = 1024 * 1024
@@ -338,7 +338,3 @@ class LocalWriter:
 
 
 _: type[Sink] = LocalSink  # mypy checks that LocalSink implements the Sink protocol
-
-
-# TODO(issue 13): remove once run/ uses LocalSink (benchmarks/ablation.py still says ExportStore)
-ExportStore = LocalSink
