@@ -272,17 +272,46 @@ def _record_report(state: SimState, report: str, rid: str, req: DataRequest) -> 
 async def post_datarequest(request: web.Request) -> web.StreamResponse:
     """Start a data request for a profile, subprofile or email address."""
     state = request.app[STATE]
-    cfg = state.config
     kind = request.match_info["kind"]
     target = request.match_info["target"]
     version = int(request.match_info["version"])
     key = f"{kind}:{target}"
     state.stats.posts_per_target[key] += 1
     fault = state.draw_fault()
+    refusal = await _play_fault_before_post(state, fault)
+    if refusal is not None:
+        return refusal
+    refusal = _refuse_invalid_target(state.config, kind, target)
+    if refusal is not None:
+        return refusal
+    behaviour = state.behaviour(target)
+    refusal = _hostile_post_refusal(behaviour)
+    if refusal is not None:
+        return refusal
+    report, failure = await _report_param(request)
+    if failure is not None:
+        return failure
+    if behaviour == "no-request-id":
+        return web.Response(status=state.config.post_status)
+    rid, req = state.create(kind, target, key)
+    if report is not None:
+        failure = _record_report(state, report, rid, req)
+        if failure is not None:
+            return failure
+    return _answer_created_post(request, state, fault, version, rid)
+
+
+async def _play_fault_before_post(state: SimState, fault: str | None) -> web.Response | None:
+    """A 500/503 fault refuses the POST outright; a slow one sleeps first and goes on."""
     if fault in ("500", "503"):
         return error(int(fault or 0), "Internal error, please try again later")
     if fault == "slow":
-        await asyncio.sleep(cfg.slow_seconds)
+        await asyncio.sleep(state.config.slow_seconds)
+    return None
+
+
+def _refuse_invalid_target(cfg: SimulatorConfig, kind: str, target: str) -> web.Response | None:
+    """The 400/404 for a malformed email address or ID, or a missing profile."""
     if kind == "email":
         if not _EMAIL.match(target):
             return error(400, f"Invalid email address: {target!r}")
@@ -290,7 +319,11 @@ async def post_datarequest(request: web.Request) -> web.StreamResponse:
         return error(400, f"Invalid {kind} ID: must be numeric")
     elif target in cfg.missing_ids:
         return error(404, f"{kind.capitalize()} {target} does not exist")
-    behaviour = state.behaviour(target)
+    return None
+
+
+def _hostile_post_refusal(behaviour: str | None) -> web.Response | None:
+    """The error answer a hostile target's behaviour plays instead of creating a request."""
     if behaviour == "html-error":
         return web.Response(
             status=500,
@@ -301,16 +334,13 @@ async def post_datarequest(request: web.Request) -> web.StreamResponse:
         return error(400, "Invalid request: " + "x" * 5_000_000)
     if behaviour == "bad-request":
         return error(400, "Invalid profile")
-    report, failure = await _report_param(request)
-    if failure is not None:
-        return failure
-    if behaviour == "no-request-id":
-        return web.Response(status=cfg.post_status)
-    rid, req = state.create(kind, target, key)
-    if report is not None:
-        failure = _record_report(state, report, rid, req)
-        if failure is not None:
-            return failure
+    return None
+
+
+def _answer_created_post(
+    request: web.Request, state: SimState, fault: str | None, version: int, rid: str
+) -> web.Response:
+    """The created request's answer, unless a reset/truncate or empty fault swallows it."""
     if fault in ("reset", "truncate"):
         _abort(request, reset=True)
         return _aborted_response()

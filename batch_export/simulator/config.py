@@ -287,6 +287,13 @@ class SimulatorConfig:
 
     def __post_init__(self) -> None:
         """Reject impossible worlds at construction, not at the first request."""
+        self._check_limits()
+        self._check_faults()
+        self._check_targets()
+        self._check_wire()
+
+    def _check_limits(self) -> None:
+        """The token, the rate limit, export sizes and lifetimes."""
         if not self.token:
             raise ValueError("token must not be empty")
         if self.rate_limit is not None and not self.rate_limit > 0:
@@ -299,6 +306,9 @@ class SimulatorConfig:
             raise ValueError("expire_after must be >= 0 seconds, or None for never")
         if not self.jwt_lifetime > 0:
             raise ValueError("jwt_lifetime must be > 0 seconds")
+
+    def _check_faults(self) -> None:
+        """The datarequest fault rate, its kinds and the slow fault's delay."""
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ValueError("fault_rate is a probability: 0..1")
         unknown = [k for k in self.fault_kinds if k not in FAULT_KINDS]
@@ -306,6 +316,9 @@ class SimulatorConfig:
             raise ValueError(f"fault_kinds: accepted: {', '.join(FAULT_KINDS)}; got {unknown}")
         if self.slow_seconds < 0:
             raise ValueError("slow_seconds must be >= 0")
+
+    def _check_targets(self) -> None:
+        """Hostile behaviours, the redirect, database/collection sizes and the delay spec."""
         bad = sorted({v for v in self.behaviours.values() if v not in BEHAVIOURS})
         if bad:
             raise ValueError(
@@ -319,9 +332,16 @@ class SimulatorConfig:
             raise ValueError("database/collection sizes must be >= 0")
         if isinstance(self.prepare_delay, str):
             parse_delay(self.prepare_delay)  # raises ValueError with the reason
-        self._check_wire()
 
     def _check_wire(self) -> None:
+        self._check_wire_choices()
+        self._check_hostile_timings()
+        self._check_auth_faults()
+        self._check_outages()
+        self._check_mixed()
+
+    def _check_wire_choices(self) -> None:
+        """Each fixed wire variant is one of its accepted values."""
         _choices("wire", self.wire, WIRES)
         _choices("request_id_style", self.request_id_style, REQUEST_ID_STYLES)
         if self.placeholder_wording is not None:
@@ -334,12 +354,18 @@ class SimulatorConfig:
                 "retry_after_http_date is an alias of throttle_style='429-date'; "
                 f"it cannot be combined with throttle_style={self.throttle_style!r}"
             )
+
+    def _check_hostile_timings(self) -> None:
+        """The trickle behaviour's duration and how often a junk target answers junk."""
         if not (math.isfinite(self.trickle_seconds) and self.trickle_seconds > 0):
             raise ValueError("trickle_seconds must be a finite number > 0")
         if self.junk_times < JUNK_FOREVER:
             raise ValueError(
                 f"junk_times: accepted: a count >= 0, or {JUNK_FOREVER} for junk forever"
             )
+
+    def _check_auth_faults(self) -> None:
+        """The authenticate blips: rate, kinds and the forced first ones."""
         if not 0.0 <= self.auth_fault_rate <= 1.0:
             raise ValueError("auth_fault_rate is a probability: 0..1")
         unknown = [k for k in self.auth_fault_kinds if k not in AUTH_FAULT_KINDS]
@@ -350,6 +376,9 @@ class SimulatorConfig:
             )
         if self.auth_faults_first < 0:
             raise ValueError("auth_faults_first must be >= 0")
+
+    def _check_outages(self) -> None:
+        """How often random outages come ('auto', None or seconds) and how long they last."""
         every = self.outage_every
         if isinstance(every, str):
             if every != "auto":
@@ -362,6 +391,9 @@ class SimulatorConfig:
             )
         if not (math.isfinite(self.outage_seconds) and self.outage_seconds > 0):
             raise ValueError("outage_seconds must be a finite number > 0")
+
+    def _check_mixed(self) -> None:
+        """The mixed wire's excluded groups and overridden rates."""
         bad = sorted(g for g in self.mixed_exclude if g not in MIXED_GROUPS)
         if bad:
             raise ValueError(f"mixed_exclude: accepted: {', '.join(MIXED_GROUPS)}; got {bad}")
