@@ -1,4 +1,4 @@
-"""The journal's durability contract: awaited and unawaited lines, and failed writes."""
+"""The journal's contract: awaited and unawaited lines, failed writes, and where it says exports are."""
 
 from __future__ import annotations
 
@@ -12,6 +12,12 @@ import pytest
 
 from batch_export.errors import ExportError
 from batch_export.evidence.journal import DONE, SUBMITTED, Journal, TargetState, replay
+from batch_export.evidence.recorded import RecordedFiles
+from batch_export.evidence.replay import _parse
+from batch_export.input.ids import Target, TargetKind
+from batch_export.storage.naming import export_relname
+
+from .conftest import StartSimulator, api_args, read_manifest, run_cli, write_ids
 
 
 def _events(path: Path) -> list[tuple[str, str]]:
@@ -135,3 +141,88 @@ async def test_close_lets_a_cancelled_flushers_write_end_before_writing_the_rest
         ("submitted", "2"),
         ("done", "1"),
     ]
+
+
+def _default(target_id: str, suffix: str = ".json") -> str:
+    return export_relname(Target(TargetKind.PROFILE, target_id), suffix=suffix)
+
+
+async def test_recorded_file_is_the_last_done_lines_and_only_other_names_are_kept(
+    tmp_path: Path,
+) -> None:
+    """recorded_file gives each done target's recorded file, live and after replay; defaults cost no memory."""
+    journal = Journal.open(tmp_path, "profile")
+    journal.note("done", "1", rid="r1", file=_default("1"), bytes=1, sha256="00")
+    journal.note("done", "2", rid="r2", file="exports/old/2.json", bytes=1, sha256="00")
+    journal.note("done", "3", rid="r3", file=_default("3", ".json.gz"), bytes=1, gzip=True)
+    journal.note("done", "4", rid="r4", file="exports/old/4.json", bytes=1, sha256="00")
+    journal.note("stale", "4", error="file is missing")
+    journal.note("done", "4", rid="r5", file=_default("4"), bytes=1, sha256="00")
+    journal.note("submitted", "5", rid="r6")
+    await journal.close()
+    for reopened in (journal, Journal.open(tmp_path, "profile")):
+        assert reopened.recorded_file("1") == _default("1")
+        assert reopened.recorded_file("2") == "exports/old/2.json"
+        assert reopened.recorded_file("3") == _default("3", ".json.gz")
+        assert reopened.recorded_file("4") == _default("4")  # its last done line's
+        assert reopened.recorded_file("5") is None and reopened.recorded_file("6") is None
+    files = RecordedFiles("profile")
+    replay(tmp_path / "journal.jsonl", {}, files=files)
+    assert len(files) == 1  # only target 2's name is not the default
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"ts":1.5,"ev":"done","id":"1","file":"exports/x","bytes":2}\n',
+        b'{"a": "caf\xc3\xa9", "b": "\\ud800"}\n',
+        b'{"a": 1}   \n',
+        b'{"a": 1} x\n',
+        b'{"a": 1}{"b": 2}\n',
+        b'{"a": "\xff"}\n',
+        b'{"a": tru}\n',
+        b"{\n",
+        b'\xef\xbb\xbf{"a": 1}\n',
+        b'  {"a": 1}\n',
+        b'{\x00"\x00a\x00"\x00:\x001\x00}\x00\n\x00',
+        b"[1, 2]\n",
+        b"\n",
+    ],
+)
+def test_a_line_is_parsed_exactly_as_json_loads_parses_it(line: bytes) -> None:
+    """The replay's fast parse gives json.loads' result, or fails where json.loads fails."""
+    try:
+        expected: object = json.loads(line)
+    except ValueError:
+        with pytest.raises(ValueError):
+            _parse(line)
+    else:
+        assert _parse(line) == expected
+
+
+def test_an_export_under_a_name_the_journal_recorded_is_kept(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
+    """A done line naming a non-default file: the manifest names it, resume keeps it, verify passes."""
+    sim = simulator()
+    ids = write_ids(tmp_path / "ids.csv", [1, 2])
+    out = tmp_path / "out"
+    args = ["run", str(ids), "--out", str(out), *api_args(sim), "--no-progress"]
+    assert run_cli(args, sim.token).exit_code == 0
+    # As an earlier naming would have left it: the export elsewhere, its done line saying where.
+    legacy = "exports/profile/legacy/1.json"
+    (out / legacy).parent.mkdir(parents=True)
+    (out / _default("1")).rename(out / legacy)
+    journal = out / "journal.jsonl"
+    text = journal.read_text()
+    assert text.count(f'"file":"{_default("1")}"') == 1
+    journal.write_text(text.replace(f'"file":"{_default("1")}"', f'"file":"{legacy}"'))
+    again = run_cli(args, sim.token)
+    assert again.exit_code == 0, again.stderr
+    assert sim.stats()["posts_per_target"]["profile:1"] == 1  # intact: not exported again
+    assert not (out / _default("1")).exists()
+    entries = {entry["id"]: entry for entry in read_manifest(out)}
+    assert entries["1"]["status"] == "done" and entries["1"]["file"] == legacy
+    assert entries["2"]["file"] == _default("2")
+    checked = run_cli(["verify", str(out)], None)
+    assert checked.exit_code == 0, checked.stdout + checked.stderr

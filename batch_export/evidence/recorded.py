@@ -52,6 +52,10 @@ class RecordedFiles:
         """The file the target's last ``done`` line recorded (``gzip``: that line's)."""
         return self._other.get(target_id) or self.default(target_id, gzip=gzip)
 
+    def __len__(self) -> int:
+        """How many names are kept: the ones that are not the default."""
+        return len(self._other)
+
     @staticmethod
     def of_record(record: dict[str, Any]) -> str | None:
         """The file a ``done`` record names, None if it names none."""
