@@ -19,14 +19,20 @@ from .errors import (
     ExportError,
     InputError,
     IntegrityError,
+    InternalError,
+    MalformedExportError,
+    OutageError,
     RateLimitedError,
     RequestGoneError,
+    StorageError,
     TargetError,
     TransientError,
+    UnreachableError,
+    WrongTargetError,
 )
 from .input.ids import Target, TargetKind
-from .platform.client import ApiSettings
 from .platform.limits import RateLimiter, RetryPolicy
+from .platform.settings import ApiSettings
 from .redaction import Secret
 from .run.options import RunOptions, RunResult
 from .run.orchestrate import run_export
@@ -38,6 +44,9 @@ __all__ = [
     "ExportError",
     "InputError",
     "IntegrityError",
+    "InternalError",
+    "MalformedExportError",
+    "OutageError",
     "RateLimitedError",
     "RateLimiter",
     "RequestGoneError",
@@ -45,10 +54,13 @@ __all__ = [
     "RunOptions",
     "RunResult",
     "Secret",
+    "StorageError",
     "Target",
     "TargetError",
     "TargetKind",
     "TransientError",
+    "UnreachableError",
+    "WrongTargetError",
     "__version__",
     "run_export",
 ]

@@ -126,8 +126,8 @@ def api_options(func: F) -> F:
         ),
         click.option(
             "--rate",
-            type=click.FloatRange(min=0, min_open=True),
-            help="Requests/second ceiling for this client, > 0 (default: find the account's limit).",
+            type=float,
+            help="Requests/second ceiling for this client (default: find the account's limit).",
         ),
     ]
     for option in reversed(options):

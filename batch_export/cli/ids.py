@@ -11,7 +11,7 @@ import click
 
 from ..errors import ExportError
 from ..platform.client import PlatformClient
-from ..platform.limits import RateLimiter
+from ..platform.limits import RateLimiter, check_rate
 from ..platform.listing import write_id_csv
 from ..platform.settings import ApiSettings
 from ..redaction import Redactor
@@ -62,6 +62,7 @@ def ids(
         raise click.UsageError("give exactly one of --database ID or --collection ID")
     try:
         check_url(api_url, "--api-url", console)
+        check_rate(rate)
         token = read_token(token_file)
         redactor.add(token.reveal())
         settings = ApiSettings(

@@ -109,6 +109,21 @@ def _validate_email(raw: str) -> str:
         local, _, domain = text.partition("@")
         return f"{local}@{domain.lower()}"
     shown = _show(raw)
+    local, domain = _split_address(text, shown)
+    # Domains are case-insensitive; local parts may not be (RFC 5321), so only
+    # the domain is folded — before checking it, as lower() can change a
+    # character's class ('İ' becomes 'i' plus a combining dot).
+    domain = domain.lower()
+    _check_local_part(local, shown)
+    _check_domain(domain, shown)
+    canonical = f"{local}@{domain}"
+    if len(canonical) > 254:
+        raise ValueError(f"{shown} is not an email address (longer than 254 characters)")
+    return canonical
+
+
+def _split_address(text: str, shown: str) -> tuple[str, str]:
+    """The local part and the domain of an address that is one line with one '@'."""
     if not text:
         raise ValueError("empty email address")
     bad = _bad_char(text)
@@ -123,10 +138,10 @@ def _validate_email(raw: str) -> str:
         problem = "no '@'" if ats == 0 else "more than one '@'"
         raise ValueError(f"{shown} is not an email address ({problem})")
     local, domain = text.split("@")
-    # Domains are case-insensitive; local parts may not be (RFC 5321), so only
-    # the domain is folded — before checking it, as lower() can change a
-    # character's class ('İ' becomes 'i' plus a combining dot).
-    domain = domain.lower()
+    return local, domain
+
+
+def _check_local_part(local: str, shown: str) -> None:
     if not local:
         raise ValueError(f"{shown} is not an email address (nothing before the '@')")
     if len(local) > 64:
@@ -134,31 +149,30 @@ def _validate_email(raw: str) -> str:
     special = next((ch for ch in local if ch in _LOCAL_SPECIALS), None)
     if special is not None:
         raise ValueError(f"{shown} is not an email address ({special!r} before the '@')")
+
+
+def _check_domain(domain: str, shown: str) -> None:
     if not domain:
         raise ValueError(f"{shown} is not an email address (nothing after the '@')")
     if "." not in domain:
         raise ValueError(f"{shown} is not an email address (domain {domain!r} has no dot)")
     for label in domain.split("."):
-        if not label:
-            raise ValueError(
-                f"{shown} is not an email address (domain {domain!r} has an empty part)"
-            )
-        if len(label) > 63:
-            raise ValueError(
-                f"{shown} is not an email address (domain part longer than 63 characters)"
-            )
-        # isalnum() admits IDN letters (bücher.de); punycode labels are ASCII anyway.
-        wrong = next((ch for ch in label if not (ch.isalnum() or ch == "-")), None)
-        if wrong is not None:
-            raise ValueError(f"{shown} is not an email address ({wrong!r} in the domain)")
-        if label.startswith("-") or label.endswith("-"):
-            raise ValueError(
-                f"{shown} is not an email address (domain part {label!r} starts or ends with '-')"
-            )
-    canonical = f"{local}@{domain}"
-    if len(canonical) > 254:
-        raise ValueError(f"{shown} is not an email address (longer than 254 characters)")
-    return canonical
+        _check_domain_label(label, domain, shown)
+
+
+def _check_domain_label(label: str, domain: str, shown: str) -> None:
+    if not label:
+        raise ValueError(f"{shown} is not an email address (domain {domain!r} has an empty part)")
+    if len(label) > 63:
+        raise ValueError(f"{shown} is not an email address (domain part longer than 63 characters)")
+    # isalnum() admits IDN letters (bücher.de); punycode labels are ASCII anyway.
+    wrong = next((ch for ch in label if not (ch.isalnum() or ch == "-")), None)
+    if wrong is not None:
+        raise ValueError(f"{shown} is not an email address ({wrong!r} in the domain)")
+    if label.startswith("-") or label.endswith("-"):
+        raise ValueError(
+            f"{shown} is not an email address (domain part {label!r} starts or ends with '-')"
+        )
 
 
 def validate_id(kind: TargetKind, raw: str) -> str:

@@ -60,11 +60,7 @@ class AuthEndpoint:
         self._redactor = redactor
         self._requests = requests
         self._responses = responses
-        self._timeout = aiohttp.ClientTimeout(
-            total=settings.call_timeout,
-            connect=settings.connect_timeout,
-            sock_read=settings.read_timeout,
-        )
+        self._timeout = settings.call_timeouts()
         self._rng = random.Random()
         self.retries = 0
 

@@ -111,22 +111,13 @@ class PlatformClient:
             if settings.api_version < 4
             else ""
         )
-        # A per-request timeout replaces the session's, so it restates connect
-        # and sock_read: without them a connect that hangs is a plain timeout,
-        # not an outage.
-        self._call_timeout = aiohttp.ClientTimeout(
-            total=settings.call_timeout,
-            connect=settings.connect_timeout,
-            sock_read=settings.read_timeout,
-        )
-        self._error_read_timeout = settings.call_timeout
+        self._call_timeout = settings.call_timeouts()
         self._retries = 0
         self.throttled = 0
         self.overloaded = 0
         self.cut_downloads = 0
         self._rng = random.Random()
 
-    # -- lifecycle -------------------------------------------------------
 
     async def __aenter__(self) -> PlatformClient:
         ssl_context: ssl.SSLContext | bool = not self.settings.insecure
@@ -134,11 +125,7 @@ class PlatformClient:
         self._session = aiohttp.ClientSession(
             connector=connector,
             headers={"User-Agent": f"batch-export/{__version__}"},
-            timeout=aiohttp.ClientTimeout(
-                total=None,
-                connect=self.settings.connect_timeout,
-                sock_read=self.settings.read_timeout,
-            ),
+            timeout=self.settings.session_timeouts(),
             raise_for_status=False,
         )
         return self
@@ -170,7 +157,6 @@ class PlatformClient:
             "jwt_refreshes": self.jwt_refreshes,
         }
 
-    # -- the platform's calls ---------------------------------------------
 
     async def submit(
         self,
@@ -192,8 +178,7 @@ class PlatformClient:
         async with self._send(
             "POST", path, endpoint="POST datarequest", json_body=body, before_send=before_send
         ) as resp:
-            needs_body = not (resp.headers.get("X-Created") or resp.headers.get("X-location"))
-            needs_body = needs_body and not resp.headers.get("Location")
+            needs_body = not any(map(resp.headers.get, ("X-Created", "X-location", "Location")))
             raw = await read_bounded(resp.content, ERROR_BODY_LIMIT) if needs_body else b""
             rid = request_id_from(resp.headers, raw)
             if rid is None:
@@ -284,7 +269,6 @@ class PlatformClient:
                 self._retries += 1
                 await asyncio.sleep(self.retry.delay(attempt, self._rng))
 
-    # -- the single request path ---------------------------------------------
 
     @asynccontextmanager
     async def _send(
@@ -404,7 +388,7 @@ class PlatformClient:
         """The error an error status means (its body read within a deadline: it may trickle)."""
         try:
             body = await asyncio.wait_for(
-                read_bounded(resp.content, ERROR_BODY_LIMIT), self._error_read_timeout
+                read_bounded(resp.content, ERROR_BODY_LIMIT), self.settings.call_timeout
             )
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError):
             body = b""

@@ -26,7 +26,18 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-__all__ = ["LimitSearch", "RateLimiter", "RetryPolicy"]
+from ..errors import ConfigError
+
+__all__ = ["LimitSearch", "RateLimiter", "RetryPolicy", "check_rate"]
+
+
+def check_rate(rate: float | None) -> None:
+    """Refuse a ``--rate`` that is not a positive number of requests per second."""
+    if rate is not None and not rate > 0:
+        raise ConfigError(
+            "--rate must be greater than 0 (requests per second); "
+            "omit it to let the tool find the limit"
+        )
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -127,7 +138,7 @@ class RateLimiter:
         sleep: Sleep | None = None,
     ) -> None:
         if rate is not None and rate <= 0:
-            raise ValueError("rate must be positive")
+            raise ValueError("rate must be positive")  # a user's --rate is check_rate's
         if burst < 1:
             raise ValueError("burst must be at least 1")
         self.search = LimitSearch() if rate is None else None

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import aiohttp
+
 from ..errors import ConfigError
 from ..redaction import Secret
 
@@ -76,6 +78,22 @@ class ApiSettings:
                 f"{DEFAULT_AUTH_URL}: the access token would be sent to a host you did not "
                 f"name; pass --auth-url too (e.g. --auth-url {self.api_url.rstrip('/')}/authenticate)"
             )
+
+    def call_timeouts(self) -> aiohttp.ClientTimeout:
+        """The timeouts of one non-streaming call (submit, listing, the JWT exchange).
+
+        A per-request timeout replaces the session's, so it restates connect and
+        sock_read: without them a connect that hangs is a plain timeout, not an outage.
+        """
+        return aiohttp.ClientTimeout(
+            total=self.call_timeout, connect=self.connect_timeout, sock_read=self.read_timeout
+        )
+
+    def session_timeouts(self) -> aiohttp.ClientTimeout:
+        """The session's timeouts: no total (an export may take long), connect and sock_read."""
+        return aiohttp.ClientTimeout(
+            total=None, connect=self.connect_timeout, sock_read=self.read_timeout
+        )
 
     @property
     def base(self) -> str:

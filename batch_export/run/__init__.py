@@ -1,8 +1,6 @@
-"""One run: options, the task window, the per-target protocol, ``run_export``.
+"""Run: one run of the pipeline (options, the task window, the per-target protocol, push delivery, run_export).
 
-Import from the modules: ``run.options``, ``run.window``, ``run.target``,
-``run.delivery``, ``run.orchestrate``, ``run.scheduling``, ``run.progress``.
-The public API is re-exported by ``batch_export`` itself.
+Nothing is re-exported here: import from the module that owns a name.
 """
 
 __all__: list[str] = []
