@@ -43,7 +43,8 @@ class ApiSettings:
     download_floor: float = 1024.0
     download_window: float = 30.0
     #: a download with a Content-Length is cut after call_timeout + length / this rate
-    download_deadline_rate: float = 64 * 1024.0
+    #: (8 KB/s: generous, since the floor already cuts what crawls)
+    download_deadline_rate: float = 8 * 1024.0
     #: how long an unreachable platform is waited for mid-run before the run stops
     outage_timeout: float = 900.0
     #: the same before anything was reached in this run (a wrong URL, no network)

@@ -70,16 +70,23 @@ async def run_export(options: RunOptions) -> RunResult:
     with RunLock(out_dir):
         sink = LocalSink(out_dir, gzip=options.gzip)
         await sink.recover()
-        journal = Journal.open(out_dir, options.kind.value)
+        try:
+            journal = Journal.open(out_dir, options.kind.value)
+        except OSError as exc:  # a full disk or a read-only journal: not a bug
+            raise cannot_write(out_dir, exc) from None
         for target_id in input_ids:
             journal.state(target_id).in_input = True
         progress: Progress | NullProgress = Progress() if options.progress else NullProgress()
         exporter = Exporter(options, progress, sink)
+        cancelled = False
         try:
             cancelled = await _export(exporter, journal, input_ids, len(invalid))
+        except asyncio.CancelledError:  # before the pipeline started (planning, the run record)
+            cancelled = True
+            exporter.window.stop_reason = "cancelled"
         finally:
             progress.close()
-            await _settle_files(exporter, journal, out_dir)
+            cancelled = await _settle_files(exporter, journal, out_dir) or cancelled
         try:
             counts, summary, exit_code, interrupted = _report(
                 options, out_dir, journal, exporter, sink, input_ids, invalid, duplicates, started
@@ -118,8 +125,26 @@ async def _export(exporter: Exporter, journal: Journal, input_ids: list[str], in
     return False
 
 
-async def _settle_files(exporter: Exporter, journal: Journal, out_dir: Path) -> None:
-    """Make the saved files durable and close the journal, whatever stopped the run."""
+async def _settle_files(exporter: Exporter, journal: Journal, out_dir: Path) -> bool:
+    """Make the saved files durable and close the journal, whatever stopped the run.
+
+    Shielded: a cancellation that arrives meanwhile waits for them (the
+    evidence is written first), and is reported by returning True.
+    """
+    settling = asyncio.ensure_future(_sync_and_close(exporter, journal, out_dir))
+    cancelled = False
+    while True:
+        try:
+            await asyncio.shield(settling)
+        except asyncio.CancelledError:
+            if settling.done():
+                raise
+            cancelled = True
+            continue
+        return cancelled
+
+
+async def _sync_and_close(exporter: Exporter, journal: Journal, out_dir: Path) -> None:
     try:
         await exporter.sink.sync()
     except OSError as exc:
