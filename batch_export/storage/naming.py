@@ -31,12 +31,11 @@ __all__ = ["export_relname"]
 _READABLE_MAX = 80  # characters of the email kept for humans browsing the directory
 _UNSAFE = re.compile(r"[^a-z0-9._+-]")
 _SUFFIX = re.compile(r"(?:\.[A-Za-z0-9]{1,10}){0,3}")
-
-
-def _digest(target: Target) -> str:
-    # surrogatepass keeps the encoding injective even for an id built outside
-    # validate_id that carries a lone surrogate.
-    return hashlib.sha256(target.key.encode("utf-8", "surrogatepass")).hexdigest()
+#: the suffixes sinks use, known to pass ``_SUFFIX`` (spares the regex per call)
+_COMMON_SUFFIXES = frozenset({".json", ".json.gz"})
+#: each kind's value, by member and by plain string (``TargetKind(...)`` costs more)
+_KIND_VALUES: dict[str, str] = {kind: kind.value for kind in TargetKind}
+_EMAIL = TargetKind.EMAIL.value
 
 
 def _readable(text: str) -> str:
@@ -56,12 +55,15 @@ def export_relname(target: Target, *, suffix: str = ".json") -> str:
     like ``.json`` or ``.json.gz``. Built as a string (``/`` separators): it is
     computed for every saved export, and pathlib would cost more than the hash.
     """
-    if _SUFFIX.fullmatch(suffix) is None:
+    if suffix not in _COMMON_SUFFIXES and _SUFFIX.fullmatch(suffix) is None:
         raise ValueError(f"unsafe file suffix {suffix!r}")
-    digest = _digest(target)
-    kind = TargetKind(target.kind).value
+    # Once per export and per replayed done line: no enum calls, no properties.
+    kind = _KIND_VALUES.get(target.kind) or TargetKind(target.kind).value
     ident = target.id
-    if kind != TargetKind.EMAIL.value and ident.isascii() and ident.isdigit() and len(ident) <= 20:
+    # The hash of ``target.key``; surrogatepass keeps the encoding injective
+    # even for an id built outside validate_id that carries a lone surrogate.
+    digest = hashlib.sha256(f"{kind}:{ident}".encode("utf-8", "surrogatepass")).hexdigest()
+    if kind != _EMAIL and ident.isascii() and ident.isdigit() and len(ident) <= 20:
         name = ident
     else:
         # Emails, and defensively any id that did not pass validate_id.
