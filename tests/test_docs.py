@@ -13,7 +13,7 @@ from click.testing import CliRunner
 import batch_export.cli as cli_module
 from batch_export.cli import cli
 from batch_export.errors import InternalError
-from batch_export.run import options as pipeline
+from batch_export.run import options as run_options
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -129,12 +129,12 @@ def test_readme_exit_codes_match_the_cli_docstring() -> None:
     assert from_code == {0, 1, 2, 70, 130, 143}
     assert documented == from_code
     constants = {
-        pipeline.EXIT_OK,
-        pipeline.EXIT_INCOMPLETE,
-        pipeline.EXIT_CONFIG,
+        run_options.EXIT_OK,
+        run_options.EXIT_INCOMPLETE,
+        run_options.EXIT_CONFIG,
         InternalError.exit_code,
-        pipeline.EXIT_SIGINT,
-        pipeline.EXIT_SIGTERM,
+        run_options.EXIT_SIGINT,
+        run_options.EXIT_SIGTERM,
     }
     assert constants == from_code
 
