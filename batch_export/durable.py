@@ -6,6 +6,7 @@ create is owner-only (0600) whatever the umask.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -14,6 +15,7 @@ __all__ = [
     "append_line",
     "fsync_dir",
     "fsync_dirs",
+    "make_private_dir",
     "open_private",
     "write_all",
     "write_atomically",
@@ -72,3 +74,16 @@ def write_atomically(path: Path, chunks: Iterable[str]) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents) as owner-only directories."""
+    missing: list[Path] = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
+        os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask

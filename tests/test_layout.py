@@ -91,6 +91,31 @@ def test_there_is_no_import_cycle() -> None:
             visit(module)
 
 
+def test_there_is_no_cycle_between_sub_packages() -> None:
+    """The stages (input, platform, run, storage, evidence, cli) import each other without a cycle."""
+    modules = _modules()
+    known = set(modules)
+
+    def stage(name: str) -> str:
+        parts = name.split(".")
+        return parts[1] if len(parts) > 1 else parts[0]
+
+    edges: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        for target in _imports(name, path, known):
+            if stage(target) != stage(name):
+                edges.setdefault(stage(name), set()).add(stage(target))
+    for start in edges:
+        seen: set[str] = set()
+        frontier = set(edges.get(start, ()))
+        while frontier:
+            node = frontier.pop()
+            assert node != start, f"sub-package cycle through {start}: {edges}"
+            if node not in seen:
+                seen.add(node)
+                frontier |= edges.get(node, set())
+
+
 def test_public_api_is_pinned() -> None:
     """``batch_export.__all__`` is exactly the documented public API, and every name exists."""
     assert sorted(batch_export.__all__) == sorted(

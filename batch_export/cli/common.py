@@ -108,7 +108,7 @@ def api_options(func: F) -> F:
         ),
         click.option(
             "--api-version",
-            type=click.IntRange(1, 4),
+            type=int,
             default=2,
             show_default=True,
             help="REST API version (4 uses bearer JWTs).",

@@ -117,20 +117,10 @@ def open_line(kind: str, target_id: str, state: TargetState) -> dict[str, Any]:
 
 
 def invalid_line(kind: str, row: InvalidRow) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "id": row.value,
-        "status": "invalid",
-        "request_id": None,
-        "file": None,
-        "bytes": 0,
-        "sha256": None,
-        "compressed": None,
-        "attempts": 0,
-        "ambiguous_submits": 0,
-        "reissued": 0,
-        "error": row.reason,
-    }
+    """The manifest entry of an input row whose ID cannot be used."""
+    entry = _entry(kind, row.value, TargetState(), "invalid")
+    entry["error"] = row.reason
+    return entry
 
 
 def write_manifest(

@@ -7,30 +7,17 @@ inside it is created, cleared or changed before that lock is held.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
 from pathlib import Path
 
+from ..durable import make_private_dir
 from ..errors import ConfigError
 
-__all__ = ["LOCK_NAME", "RunLock", "make_out_dir", "make_private_dir"]
+__all__ = ["LOCK_NAME", "RunLock", "make_out_dir"]
 
 LOCK_NAME = ".lock"
-
-
-def make_private_dir(path: Path) -> None:
-    """Create ``path`` (and missing parents) as owner-only directories."""
-    missing: list[Path] = []
-    current = path
-    while not current.exists():
-        missing.append(current)
-        current = current.parent
-    for directory in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            directory.mkdir(mode=0o700)
-        os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
 
 
 def make_out_dir(out_dir: Path) -> Path:

@@ -113,7 +113,6 @@ class TargetReader:
         self._index = 0
         self._first: list[str] | None = None  # first row when it is data (headerless)
         self._first_line = 0
-        self._seen_any = False
 
     # -- opening ---------------------------------------------------------------
 
@@ -252,7 +251,6 @@ class TargetReader:
         if first is None:
             raise InputError(f"{self.name} is empty: no data rows")
         line, row = first
-        self._seen_any = True
         if row:
             row[0] = row[0].lstrip("\ufeff")  # a BOM under a non-UTF-8 encoding name
         names = [cell.strip().casefold() for cell in row]

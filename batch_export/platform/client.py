@@ -380,7 +380,7 @@ class PlatformClient:
                 f"more than {MAX_REDIRECTS} redirects for {method} {redact_url(current)}"
             )
         location = resp.headers.get("Location") or resp.headers.get("X-location") or ""
-        return redirect_target(current, location, self.settings.api_url)
+        return redirect_target(current, location, self.settings.api_url, resp.status)
 
     async def _status_error(
         self, resp: aiohttp.ClientResponse, method: str, endpoint: str

@@ -154,10 +154,6 @@ class RateLimiter:
         self.throttled = 0
 
     @property
-    def adaptive(self) -> bool:
-        return self.search is not None
-
-    @property
     def rate(self) -> float:
         """The current pace in requests per second."""
         return self._rate

@@ -220,7 +220,7 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return (parts.scheme, (parts.host or "").lower(), parts.explicit_port or parts.port)
 
 
-def redirect_target(current: str, location: str, api_url: str) -> str:
+def redirect_target(current: str, location: str, api_url: str, status: int) -> str:
     """Where a redirect leads, if it may be followed with the credentials (else TargetError).
 
     Only within the configured API host: following elsewhere would hand the
@@ -228,7 +228,7 @@ def redirect_target(current: str, location: str, api_url: str) -> str:
     carries is dropped; the client adds its own on the next hop.
     """
     if not location:
-        raise TargetError("a redirect without a Location header")
+        raise TargetError(f"HTTP {status} redirect without a Location header")
     target = urljoin(current, location)
     if _origin(target) != _origin(api_url):
         raise TargetError(

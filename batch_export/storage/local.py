@@ -38,9 +38,8 @@ from typing import Any
 
 import aiofiles
 
-from ..durable import fsync_dirs, open_private, write_all
+from ..durable import fsync_dirs, make_private_dir, open_private, write_all
 from ..errors import ConfigError
-from ..evidence.statedir import make_out_dir, make_private_dir
 from ..input.ids import Target
 from .batching import ThreadBatcher
 from .naming import export_relname
@@ -73,8 +72,9 @@ def _clear_partial(out_dir: Path) -> None:
 
 
 def prepare_out_dir(out_dir: Path) -> Path:
-    """``make_out_dir`` and ``LocalSink.recover`` at once, for a caller that needs no lock."""
-    _clear_partial(make_out_dir(out_dir))
+    """The directory created owner-only and ``LocalSink.recover`` done, for a caller that needs no lock."""
+    make_private_dir(out_dir)
+    _clear_partial(out_dir)
     return out_dir
 
 
