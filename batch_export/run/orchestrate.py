@@ -200,7 +200,7 @@ def _report(
     out_dir: Path,
     journal: Journal,
     exporter: Exporter,
-    sink: LocalSink,
+    sink: Sink,
     input_ids: list[str],
     invalid: list[InvalidRow],
     duplicates: int,
@@ -220,7 +220,7 @@ def _report(
         extra={
             "duplicate_rows": duplicates,
             "journal_fsyncs": journal.fsyncs,
-            "file_commit_trips": sink.commit_trips,
+            **sink.stats(),
             "push": exporter.push.counts() if exporter.push is not None else None,
         },
         started=started,

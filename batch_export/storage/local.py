@@ -234,6 +234,10 @@ class LocalSink:
         """Worker-thread trips that fsync'd and renamed small exports (for the summary)."""
         return self._batcher.trips
 
+    def stats(self) -> dict[str, int]:
+        """What this destination did, for the run summary."""
+        return {"file_commit_trips": self.commit_trips}
+
     async def sync(self) -> None:
         """Make every rename so far durable: fsync each directory that received a file."""
         await self._batcher.drain()

@@ -111,6 +111,9 @@ class Sink(Protocol):
         ``file`` and UnsafeName if ``file`` does not lie inside the sink.
         """
 
+    def stats(self) -> dict[str, int]:
+        """Counters this destination keeps, merged into the run summary (e.g. commit trips)."""
+
     async def sync(self) -> None:
         """Make every commit so far durable (the local sink fsyncs directories)."""
 
