@@ -245,24 +245,6 @@ def test_torn_final_journal_line_is_tolerated(simulator: StartSimulator, tmp_pat
     assert (out / "journal.jsonl").read_bytes().endswith(b"\n")
 
 
-def test_second_run_in_same_directory_is_refused(simulator: StartSimulator, tmp_path: Path) -> None:
-    """While one run holds the output directory, another exits 2 instead of interleaving."""
-    sim = simulator(prepare_delay="1:2")
-    ids = write_ids(tmp_path / "ids.csv", range(1, 30))
-    out = tmp_path / "out"
-    args = ["run", str(ids), "--out", str(out), *api_args(sim), "--no-progress"]
-    proc = spawn_cli(args, sim.token)
-    try:
-        assert wait_for_journal(out, 5, proc)
-        second = run_cli(args, sim.token)
-        assert second.exit_code == 2
-        assert "another batch-export run" in second.stderr
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=60)
-    assert proc.returncode == 143
-
-
 def test_second_sigint_stops_at_once_without_damage(
     simulator: StartSimulator, tmp_path: Path
 ) -> None:

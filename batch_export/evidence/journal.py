@@ -36,6 +36,7 @@ from typing import Any
 
 from ..durable import fsync_dir, open_private, write_all
 from ..errors import ConfigError, ExportError
+from ..storage.sink import SavedExport
 from .recorded import RecordedFiles
 from .replay import (
     DONE,
@@ -213,6 +214,18 @@ class Journal:
         self._check_healthy()
         self._buffer.append(_ENCODE(self._change(event, target_id, fields)) + "\n")
         self._ensure_flusher(asyncio.get_running_loop())
+
+    def note_saved(self, target_id: str, rid: str, saved: SavedExport) -> None:
+        """Queue the ``done`` line of an export the sink saved (see ``note``)."""
+        self.note(
+            "done",
+            target_id,
+            rid=rid,
+            file=saved.file,
+            bytes=saved.bytes,
+            sha256=saved.sha256,
+            gzip=saved.gzip or None,
+        )
 
     async def record_run(self, **fields: Any) -> None:
         """A line about the run itself (no target): read by ``batch-export status``."""

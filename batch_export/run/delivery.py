@@ -198,15 +198,7 @@ class PushMode:
             checks += 1
             await self.window.pause(self.model.delay(checks, loop.time() - started))
         saved, sha256 = fetched
-        self._journal.note(
-            "done",
-            target.id,
-            rid=rid,
-            file=saved.file,
-            bytes=saved.bytes,
-            sha256=saved.sha256,
-            gzip=saved.gzip or None,
-        )
+        self._journal.note_saved(target.id, rid, saved)
         return sha256
 
 

@@ -216,15 +216,7 @@ class Exporter:
                 self.progress.reissued()
                 rid = None  # asked again
                 continue
-            self.journal.note(
-                "done",
-                target.id,
-                rid=rid,
-                file=saved.file,
-                bytes=saved.bytes,
-                sha256=saved.sha256,
-                gzip=saved.gzip or None,
-            )
+            self.journal.note_saved(target.id, rid, saved)
             self.progress.saved(saved.bytes)
             self.window.alive()
             return
