@@ -1,19 +1,46 @@
-"""The simulator's configuration and the parsers for its textual specs.
+"""The simulator's configuration: one frozen dataclass and its checks.
 
 Everything that makes one simulated platform behave differently from another
 (limits, delays, sizes, faults, hostile targets) lives in one frozen
 dataclass, so a test can state the world it runs in in one expression and the
-CLI only has to parse strings into it.
+CLI only has to parse strings into it. The accepted values it checks against
+are in constants.py, the delay and size parsers in specs.py; both are
+re-exported here.
 """
 
 from __future__ import annotations
 
 import math
-import random
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal
+
+from .constants import (
+    AUTH_FAULT_KINDS,
+    BEHAVIOURS,
+    DEFAULT_AUTH_FAULT_KINDS,
+    DEFAULT_FAULT_KINDS,
+    DEFAULT_TOKEN,
+    FAULT_KINDS,
+    JUNK_BEHAVIOURS,
+    JUNK_FOREVER,
+    MIXED_GROUPS,
+    MIXED_RATES,
+    PLACEHOLDER_WORDINGS,
+    POST_STATUSES,
+    REQUEST_ID_PLACES,
+    REQUEST_ID_STYLES,
+    THROTTLE_STYLES,
+    WIRES,
+)
+from .specs import (
+    DelayDistribution,
+    FixedDelay,
+    LongTailDelay,
+    UniformDelay,
+    parse_delay,
+    parse_size,
+)
 
 __all__ = [
     "AUTH_FAULT_KINDS",
@@ -41,205 +68,11 @@ __all__ = [
     "parse_size",
 ]
 
-DEFAULT_TOKEN = "sim-0123456789abcdef0123456789abcdef"  # noqa: S105 - a public dummy
-FAULT_KINDS: tuple[str, ...] = ("500", "503", "reset", "truncate", "slow", "stall", "empty")
-# The default mix leaves out "empty" so seeded classic runs draw the faults they always drew.
-DEFAULT_FAULT_KINDS: tuple[str, ...] = FAULT_KINDS[:-1]
-JUNK_BEHAVIOURS: tuple[str, ...] = (
-    "junk-html",
-    "junk-empty",
-    "junk-truncated",
-    "junk-error",
-    "junk-array",
-)
-JUNK_FOREVER = -1  # junk_times value: a junk target never gets its genuine export
-BEHAVIOURS: frozenset[str] = frozenset(
-    {
-        "trickle",
-        *JUNK_BEHAVIOURS,
-        "wrong-id",
-        "wrong-type",
-        "no-info",
-        "not-json",
-        "placeholder-ready",
-        "short-body",
-        "no-request-id",
-        "html-error",
-        "huge-error",
-        "bad-request",
-    }
-)
-
-
-WIRES: tuple[str, ...] = ("classic", "mixed")
-REQUEST_ID_STYLES: tuple[str, ...] = ("numeric", "opaque")
-REQUEST_ID_PLACES: tuple[str, ...] = (
-    "x-created",
-    "x-location",
-    "location",
-    "json-body",
-    "text-body",
-)
-POST_STATUSES: tuple[int, ...] = (201, 200)
-PLACEHOLDER_WORDINGS: tuple[str, ...] = (
-    "Data not available (yet)",
-    "Data not available (yet).",
-    "no data available (yet).",
-)
-THROTTLE_STYLES: tuple[str, ...] = ("429", "429-date", "429-bare", "503-html", "504-html")
-AUTH_FAULT_KINDS: tuple[str, ...] = ("503", "429", "reset", "slow", "timeout")
-# "timeout" holds the call for --slow-seconds and then drops it: left out of the default mix.
-DEFAULT_AUTH_FAULT_KINDS: tuple[str, ...] = ("503", "429", "reset", "slow")
-# What wire="mixed" varies, by group; `mixed_exclude` switches groups off.
-MIXED_GROUPS: tuple[str, ...] = (
-    "placeholder",
-    "post",
-    "request-id",
-    "throttle",
-    "auth",
-    "empty",
-    "junk",
-    "outage",
-)
-
-# The mixed wire's probabilities of its rare variants; `mixed_rates` overrides them.
-MIXED_RATES: Mapping[str, float] = {
-    "empty": 0.01,  # a datarequest call gets no reply at all
-    "auth": 0.03,  # a POST /authenticate blips (used when auth_fault_rate is 0)
-    "overload": 0.02,  # an API call is refused as overload (only without a rate limiter)
-    "junk": 0.02,  # a GET of a ready export gets a junk 200 (never twice in a row)
-    "opaque": 0.25,  # a new request ID is an odd "dr_..." one rather than a number
-}
-
 
 def _choices(name: str, value: object, accepted: tuple[object, ...]) -> None:
     if value not in accepted:
         listed = ", ".join(repr(a) for a in accepted)
         raise ValueError(f"{name}: accepted: {listed}; got {value!r}")
-
-
-@runtime_checkable
-class DelayDistribution(Protocol):
-    """Anything that draws a preparation delay (seconds) from a seeded RNG."""
-
-    def sample(self, rng: random.Random) -> float: ...
-
-
-@dataclass(frozen=True)
-class FixedDelay:
-    """Every request takes exactly `seconds` to prepare."""
-
-    seconds: float
-
-    def sample(self, rng: random.Random) -> float:
-        """The fixed value; the RNG is untouched so other draws stay stable."""
-        return self.seconds
-
-    def __repr__(self) -> str:
-        return f"FixedDelay({self.seconds:g}s)"
-
-
-@dataclass(frozen=True)
-class UniformDelay:
-    """Preparation takes a uniformly drawn time between `low` and `high`."""
-
-    low: float
-    high: float
-
-    def sample(self, rng: random.Random) -> float:
-        """One uniform draw."""
-        return rng.uniform(self.low, self.high)
-
-    def __repr__(self) -> str:
-        return f"UniformDelay({self.low:g}s..{self.high:g}s)"
-
-
-@dataclass(frozen=True)
-class LongTailDelay:
-    """Uniform `low..high`, but with probability `p` multiplied by a factor.
-
-    Models people with years of mail: most files are ready at once, a few take
-    10-20 times longer. The factor is drawn uniformly in [factor/2, factor].
-    """
-
-    low: float
-    high: float
-    p: float
-    factor: float
-
-    def sample(self, rng: random.Random) -> float:
-        """A uniform draw, stretched for the unlucky fraction `p`."""
-        value = rng.uniform(self.low, self.high)
-        if rng.random() < self.p:
-            value *= rng.uniform(self.factor / 2, self.factor)
-        return value
-
-    def __repr__(self) -> str:
-        return (
-            f"LongTailDelay({self.low:g}s..{self.high:g}s, p={self.p:g}, factor<={self.factor:g})"
-        )
-
-
-_DELAY_HELP = (
-    "accepted: SECONDS (e.g. '2'), LOW:HIGH (e.g. '0.5:3') or "
-    "longtail:LOW:HIGH:P:FACTOR (e.g. 'longtail:0.2:1:0.05:20')"
-)
-
-
-def _number(text: str, spec: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(
-            f"bad delay spec {spec!r}: {text!r} is not a number; {_DELAY_HELP}"
-        ) from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"bad delay spec {spec!r}: {text!r} must be a finite number >= 0")
-    return value
-
-
-def parse_delay(spec: str) -> DelayDistribution:
-    """Parse a preparation-delay spec into a distribution (ValueError if malformed)."""
-    text = spec.strip()
-    parts = text.split(":")
-    if parts[0].lower() == "longtail":
-        if len(parts) != 5:
-            raise ValueError(f"bad delay spec {spec!r}: {_DELAY_HELP}")
-        low, high, p, factor = (_number(x, spec) for x in parts[1:])
-        if high < low:
-            raise ValueError(f"bad delay spec {spec!r}: HIGH must be >= LOW")
-        if p > 1:
-            raise ValueError(f"bad delay spec {spec!r}: P is a probability (0..1)")
-        if factor < 1:
-            raise ValueError(f"bad delay spec {spec!r}: FACTOR must be >= 1")
-        return LongTailDelay(low, high, p, factor)
-    if len(parts) == 1:
-        return FixedDelay(_number(parts[0], spec))
-    if len(parts) == 2:
-        low, high = _number(parts[0], spec), _number(parts[1], spec)
-        if high < low:
-            raise ValueError(f"bad delay spec {spec!r}: HIGH must be >= LOW")
-        return UniformDelay(low, high)
-    raise ValueError(f"bad delay spec {spec!r}: {_DELAY_HELP}")
-
-
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)b?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
-
-
-def parse_size(spec: str | int) -> int:
-    """Parse '512', '20k', '1.5m', '1g' (decimal units) into bytes (ValueError if malformed)."""
-    if isinstance(spec, int):
-        if spec < 0:
-            raise ValueError(f"bad size {spec!r}: must be >= 0")
-        return spec
-    match = _SIZE_RE.match(spec)
-    if match is None:
-        raise ValueError(
-            f"bad size {spec!r}: accepted: a byte count with an optional decimal unit "
-            "k, m or g (e.g. 512, 20k, 1.5m, 1g)"
-        )
-    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
 
 
 @dataclass(frozen=True)
