@@ -261,25 +261,10 @@ async def _run(
 ) -> RunResult:
     if not simulate:
         return await run_export(options)
-    from ..simulator import Simulator, SimulatorConfig
+    from ..simulator import Simulator
+    from ..simulator.demo import demo_config
 
-    # The mixed wire: every documented and observed answer of the platform at
-    # random (placeholders with and without info, request IDs in any header
-    # or body, 429 and load-balancer 503/504 throttling, empty replies, auth
-    # blips, short outages), so the demo shows the exporter coping with them.
-    # Its limit (50 req/s, like a modest account) is unknown to the exporter,
-    # which finds it; one short outage shows the gate at work.
-    config = SimulatorConfig(
-        prepare_delay="0.2:1.5",
-        export_size=20_000,
-        seed=7,
-        wire="mixed",
-        rate_limit=50,
-        burst=10,
-        outage_every=6.0,
-        outage_seconds=1.0,
-    )
-    async with Simulator(config, host="127.0.0.1", port=0) as sim:
+    async with Simulator(demo_config(), host="127.0.0.1", port=0) as sim:
         console.say(
             logging.INFO,
             f"using the embedded simulator at {sim.base_url}",
