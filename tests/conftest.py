@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,10 +67,23 @@ class SimThread:
             self._ready.set()
             await self._stop.wait()
 
-    def get(self, path: str) -> Any:
-        """GET an admin endpoint (e.g. /_sim/stats) and decode its JSON."""
-        with urllib.request.urlopen(self.base_url + path, timeout=30) as resp:
-            return json.load(resp)
+    def get(self, path: str, *, outage_wait: float = 15.0) -> Any:
+        """GET an admin endpoint (e.g. /_sim/stats) and decode its JSON.
+
+        A simulated outage refuses the admin routes too (the whole port
+        closes), so a refused connection is tried again until ``outage_wait``
+        seconds have passed: outages in these tests last a few seconds.
+        """
+        deadline = time.monotonic() + outage_wait
+        while True:
+            try:
+                with urllib.request.urlopen(self.base_url + path, timeout=30) as resp:
+                    return json.load(resp)
+            except urllib.error.URLError as exc:
+                refused = isinstance(exc.reason, ConnectionRefusedError)
+                if not refused or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.05)
 
     def stats(self) -> dict[str, Any]:
         result: dict[str, Any] = self.get("/_sim/stats")

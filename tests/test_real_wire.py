@@ -234,7 +234,7 @@ async def test_an_outage_past_the_limit_stops_resumably(
 
 def _serving(sim: SimThread) -> bool:
     try:
-        sim.stats()
+        sim.get("/_sim/stats", outage_wait=0)
     except OSError:
         return False
     return True
