@@ -253,6 +253,18 @@ class _Conflicts(list[PushConflict]):
         self.append(conflict)
 
 
+def _loopback_receiver(store: LocalSink, conflicts: _Conflicts) -> PushReceiver:
+    """A profile receiver on a free loopback port that reports conflicts to ``conflicts``."""
+    return PushReceiver(
+        store,
+        TargetKind.PROFILE,
+        host="127.0.0.1",
+        port=0,
+        public_url=None,
+        on_conflict=conflicts,
+    )
+
+
 async def _delivered(
     receiver: PushReceiver, session: aiohttp.ClientSession, target: Target, body: bytes
 ) -> None:
@@ -274,14 +286,7 @@ async def test_receiver_acknowledges_a_repeat_without_touching_the_file(
     target = Target(TargetKind.PROFILE, "12")
     conflicts = _Conflicts()
     async with (
-        PushReceiver(
-            store,
-            TargetKind.PROFILE,
-            host="127.0.0.1",
-            port=0,
-            public_url=None,
-            on_conflict=conflicts,
-        ) as receiver,
+        _loopback_receiver(store, conflicts) as receiver,
         aiohttp.ClientSession() as session,
     ):
         await _delivered(receiver, session, target, GOOD)
@@ -300,14 +305,7 @@ async def test_receiver_hashes_a_differing_delivery_and_never_stores_it(tmp_path
     target = Target(TargetKind.PROFILE, "12")
     conflicts = _Conflicts()
     async with (
-        PushReceiver(
-            store,
-            TargetKind.PROFILE,
-            host="127.0.0.1",
-            port=0,
-            public_url=None,
-            on_conflict=conflicts,
-        ) as receiver,
+        _loopback_receiver(store, conflicts) as receiver,
         aiohttp.ClientSession() as session,
     ):
         await _delivered(receiver, session, target, GOOD)
@@ -337,14 +335,7 @@ async def test_a_delivery_racing_the_first_waits_until_the_pipeline_took_it(tmp_
     target = Target(TargetKind.PROFILE, "12")
     conflicts = _Conflicts()
     async with (
-        PushReceiver(
-            store,
-            TargetKind.PROFILE,
-            host="127.0.0.1",
-            port=0,
-            public_url=None,
-            on_conflict=conflicts,
-        ) as receiver,
+        _loopback_receiver(store, conflicts) as receiver,
         aiohttp.ClientSession() as session,
     ):
         future = receiver.expect(target, "dr_1")
