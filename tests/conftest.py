@@ -27,6 +27,8 @@ from click.testing import CliRunner, Result
 from batch_export.cli import cli
 from batch_export.simulator import Simulator, SimulatorConfig
 
+from .seaweed import Seaweed, start_seaweed
+
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "sample_inputs"
 
@@ -219,3 +221,19 @@ def write_ids(path: Path, ids: Sequence[object], header: str = "profile_id") -> 
     """A one-column CSV with a header."""
     path.write_text(header + "\n" + "".join(f"{i}\n" for i in ids), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
+    """One real S3 server (SeaweedFS on 127.0.0.1) for the whole session, stopped at its end."""
+    server = start_seaweed(tmp_path_factory.mktemp("seaweed"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(seaweed: Seaweed, monkeypatch: pytest.MonkeyPatch) -> Seaweed:
+    """``seaweed``, with its credentials in this process's environment (the AWS chain reads them)."""
+    for name, value in seaweed.env().items():
+        monkeypatch.setenv(name, value)
+    return seaweed

@@ -1,15 +1,17 @@
 """What every export destination must do: the ``Sink`` conformance suite.
 
 Each test runs against every destination of the ``destination`` fixture,
-with gzip on and off: today the local files under ``DIR/exports/``; the
-object-storage destination of the next issue joins the same fixture. Real
-storage only (files under tmp_path here), no mocks; the crash case kills a
-real child process with SIGKILL while it streams.
+with gzip on and off: the local files under ``DIR/exports/``, and objects in
+a real S3 server (SeaweedFS on 127.0.0.1, ``tests/seaweed.py``) with a small
+part size so that large bodies become multipart uploads. Real storage only,
+no mocks; the crash case kills a real child process with SIGKILL while it
+streams.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import hashlib
 import os
@@ -18,6 +20,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +31,16 @@ from batch_export.errors import IntegrityError
 from batch_export.input.ids import Target, TargetKind
 from batch_export.storage.local import LocalSink, prepare_out_dir
 from batch_export.storage.naming import export_relname
+from batch_export.storage.s3 import S3Sink
+from batch_export.storage.s3_settings import S3Location, S3Settings
 from batch_export.storage.sink import SavedExport, Sink, UnsafeName
+
+from .seaweed import Seaweed
 
 REPO = Path(__file__).resolve().parent.parent
 CHUNK = 64 * 1024
-LARGE = 3 * 1024 * 1024  # larger than any sink's write buffer: bytes reach storage mid-stream
+#: larger than any sink's buffer (the S3 part, even gzip-compressed): bytes reach storage mid-stream
+LARGE = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -67,11 +75,53 @@ def _local(root: Path, use_gzip: bool) -> Destination:
     )
 
 
-@pytest.fixture(params=[("local", False), ("local", True)], ids=["local-plain", "local-gzip"])
+S3_BUCKET = "conformance"
+#: the smallest part S3 allows, so the large bodies here are multipart uploads of several parts
+S3_PART = 5 * 1024 * 1024
+
+
+def _s3(server: Seaweed, use_gzip: bool) -> Destination:
+    client = server.client()
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists):
+        client.create_bucket(Bucket=S3_BUCKET)
+    prefix = f"run-{uuid.uuid4().hex[:12]}"
+    settings = S3Settings(
+        S3Location(S3_BUCKET, prefix), endpoint_url=server.endpoint, part_size=S3_PART, retry_for=30
+    )
+
+    def listing() -> set[str]:
+        names = set()
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=S3_BUCKET, Prefix=prefix + "/"):
+            names |= {item["Key"][len(prefix) + 1 :] for item in page.get("Contents", [])}
+        uploads = client.list_multipart_uploads(Bucket=S3_BUCKET, Prefix=prefix + "/")
+        names |= {"upload:" + item["Key"][len(prefix) + 1 :] for item in uploads.get("Uploads", [])}
+        return names
+
+    setup = f"""
+        from batch_export.storage.s3 import S3Sink
+        from batch_export.storage.s3_settings import S3Location, S3Settings
+
+        def make_sink():
+            settings = S3Settings(
+                S3Location({S3_BUCKET!r}, {prefix!r}), endpoint_url={server.endpoint!r},
+                part_size={S3_PART}, retry_for=30,
+            )
+            return S3Sink(settings, gzip={use_gzip!r})
+    """
+    return Destination(
+        "s3", use_gzip, lambda: S3Sink(settings, gzip=use_gzip), listing, textwrap.dedent(setup)
+    )
+
+
+@pytest.fixture(
+    params=[("local", False), ("local", True), ("s3", False), ("s3", True)],
+    ids=["local-plain", "local-gzip", "s3-plain", "s3-gzip"],
+)
 def destination(request: pytest.FixtureRequest, tmp_path: Path) -> Destination:
     """Every destination, with gzip off and on."""
     name, use_gzip = request.param
-    assert name == "local"
+    if name == "s3":
+        return _s3(request.getfixturevalue("s3_env"), use_gzip)
     return _local(tmp_path / "out", use_gzip)
 
 
@@ -348,7 +398,7 @@ async def test_a_crash_mid_write_leaves_nothing_and_recover_clears_it(
     os.close(signal_fd)
     try:
         assert child.stdin is not None
-        child.stdin.write(body[: 2 * LARGE // 3])  # the rest never comes
+        child.stdin.write(body[: 4 * LARGE // 5])  # the rest never comes
         child.stdin.close()
         signalled = await asyncio.to_thread(os.read, ready, 1)
         assert signalled == b"w", child.communicate(timeout=30)[1].decode()

@@ -9,11 +9,14 @@ from pathlib import Path
 import click
 
 from ..errors import ExportError
+from ..evidence.destination import recorded_settings
 from ..evidence.status import collect_status, format_status
 from ..evidence.verify import verify_directory
 from ..redaction import Redactor
+from ..storage.choose import store_sink
 from .common import CONTEXT, failure
 from .console import Console
+from .storage import access_options
 
 __all__ = ["status", "verify"]
 
@@ -41,8 +44,26 @@ def status(out_dir: Path, as_json: bool) -> None:
 @click.command(context_settings=CONTEXT)
 @click.argument("out_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-def verify(out_dir: Path, as_json: bool) -> None:
-    """Re-hash every exported file in DIR against its manifest and re-check its JSON.
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Object storage: download, re-hash and re-check every object (local files always are).",
+)
+@access_options
+def verify(
+    out_dir: Path,
+    as_json: bool,
+    deep: bool,
+    s3_endpoint_url: str | None,
+    s3_region: str | None,
+    s3_profile: str | None,
+) -> None:
+    """Check every export of DIR against its manifest.
+
+    Local files are re-hashed and their JSON re-checked. Exports in object
+    storage (DIR/destination.json names the bucket) are checked with one HEAD
+    each: size, SHA-256 checksum, version and Object Lock; --deep also
+    downloads and re-checks every byte.
 
     Exit status 0 when every done entry verifies, 1 when any problem is found
     (each listed on stdout), 2 when DIR is not an export directory.
@@ -51,9 +72,14 @@ def verify(out_dir: Path, as_json: bool) -> None:
     Examples:
       batch-export verify exports/
       batch-export verify /archive/2026-11-01 --json > evidence.json
+      batch-export verify state/ --deep --s3-endpoint-url http://127.0.0.1:8333
     """
     try:
-        report = verify_directory(out_dir)
+        settings = recorded_settings(
+            out_dir, endpoint_url=s3_endpoint_url, region=s3_region, profile=s3_profile
+        )
+        sink = None if settings is None else store_sink(settings)
+        report = verify_directory(out_dir, sink, deep=deep)
     except ExportError as exc:
         raise failure(str(exc), Redactor(), Console()) from None
     if as_json:
@@ -62,7 +88,7 @@ def verify(out_dir: Path, as_json: bool) -> None:
         for problem in report.problems:
             click.echo(f"{problem.file or '-'}: {problem.kind} {problem.id}: {problem.problem}")
         click.echo(
-            f"verified {report.verified} of {report.checked} files ({report.bytes} bytes); "
+            f"verified {report.verified} of {report.checked} exports ({report.bytes} bytes); "
             f"{len(report.problems)} problems; {report.not_done} entries not done",
             err=True,
         )

@@ -13,6 +13,7 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -35,6 +36,7 @@ from .common import (
     read_token,
 )
 from .console import Console
+from .storage import destination_from, destination_options
 
 __all__ = ["run"]
 
@@ -120,6 +122,7 @@ __all__ = ["run"]
     help="Push mode: seconds to wait for a delivery before polling for it.",
 )
 @click.option("--gzip", is_flag=True, help="Store exports gzip-compressed (.json.gz).")
+@destination_options
 @click.option(
     "--insecure", is_flag=True, help="Do not verify HTTPS certificates (test platforms only!)."
 )
@@ -161,6 +164,7 @@ def run(
     verbose: int,
     quiet: bool,
     log_format: str,
+    **destination: Any,
 ) -> None:
     """Export the data request of every target in INPUT.csv ('-' for stdin) into --out.
 
@@ -174,6 +178,7 @@ def run(
       batch-export run sample_inputs/profiles.csv --out demo-export --simulate
       COPERNICA_ACCESS_TOKEN=... batch-export run ids.csv --out exports --rate 20
       batch-export run emails.csv --kind email --api-version 4 --out exports --token-file ~/.copernica
+      batch-export run ids.csv --out state --to s3://archive/2026-12 --retention-days 2555
     """
     redactor = Redactor()
     console = Console.setup(verbose, quiet, log_format, redactor)
@@ -207,6 +212,7 @@ def run(
             progress=not no_progress and not quiet and sys.stderr.isatty(),
             redactor=redactor,
             retry=RetryPolicy(instant=os.environ.get(INSTANT_RETRIES_ENV) == "1"),
+            destination=destination_from(**destination),
         )
         result = asyncio.run(_run(options, simulate, redactor, console))
     except ExportError as exc:
@@ -254,6 +260,9 @@ def _print_result(result: RunResult, as_json: bool, console: Console) -> None:
     elif not console.quiet:
         click.echo(format_summary(result.summary), err=True)
         click.echo(f"manifest: {result.out_dir / 'manifest.jsonl'}", err=True)
+        destination = result.summary.get("destination")
+        if isinstance(destination, dict) and destination.get("url"):
+            click.echo(f"exports: {destination['url']}", err=True)
 
 
 async def _run(

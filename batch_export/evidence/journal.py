@@ -37,6 +37,7 @@ from typing import Any
 from ..durable import fsync_dir, open_private, write_all
 from ..errors import ConfigError, ExportError
 from ..storage.sink import SavedExport
+from .done_lines import final_done_records, latest_done_records
 from .recorded import RecordedFiles
 from .replay import (
     DONE,
@@ -48,7 +49,6 @@ from .replay import (
     SUBMITTING,
     JournalDamage,
     TargetState,
-    final_done_records,
     replay,
 )
 
@@ -225,6 +225,7 @@ class Journal:
             bytes=saved.bytes,
             sha256=saved.sha256,
             gzip=saved.gzip or None,
+            store=saved.store,
         )
 
     async def record_run(self, **fields: Any) -> None:
@@ -317,6 +318,10 @@ class Journal:
         down as it goes: use it once, at the end of a run, after ``close()``.
         """
         return final_done_records(self.path, self.states)
+
+    def latest_done_records(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Each done input target with its last ``done`` line, before the run (for resume)."""
+        return latest_done_records(self.path, self.states)
 
     async def close(self) -> None:
         """Wait for queued lines to reach the disk, then close the file.

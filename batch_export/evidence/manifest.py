@@ -108,6 +108,9 @@ def done_line(
         compressed="gzip" if gzip else None,
         error=None,
     )
+    store = record.get("store")
+    if isinstance(store, dict):
+        entry["store"] = store  # the destination's own record: checksum, version, lock
     return entry
 
 

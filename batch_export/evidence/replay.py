@@ -44,7 +44,6 @@ __all__ = [
     "SUBMITTING",
     "JournalDamage",
     "TargetState",
-    "final_done_records",
     "read_lines",
     "replay",
 ]
@@ -303,28 +302,6 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def final_done_records(
-    path: Path, states: dict[str, TargetState]
-) -> Iterator[tuple[str, dict[str, Any], TargetState]]:
-    """Each input target that is done, with its last ``done`` line, in journal order.
-
-    Reads the journal once more instead of keeping every request ID and hash
-    in memory, counting ``done_records`` down: use it once, at the end of a
-    run, after the writer is closed. (The prefilter is loose, as a line edited
-    by hand may have spaces in it: every line replay counted must be seen.)
-    """
-    for number, record in read_lines(path, JournalDamage(), containing=b'"done"'):
-        if number == 1 or record["ev"] != DONE:
-            continue
-        target_id = record["id"]
-        state = states.get(target_id)
-        if state is None or not state.in_input or state.status != DONE:
-            continue
-        state.done_records -= 1
-        if state.done_records == 0:
-            yield target_id, record, state
 
 
 def _parse(raw: bytes) -> Any:

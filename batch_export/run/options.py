@@ -18,6 +18,7 @@ from ..input.ids import TargetKind
 from ..platform.limits import RetryPolicy, check_rate
 from ..platform.settings import ApiSettings
 from ..redaction import Redactor
+from ..storage.s3_settings import S3Settings
 
 __all__ = [
     "EXIT_CONFIG",
@@ -70,6 +71,8 @@ class RunOptions:
     push_public_url: str | None = None
     #: push mode: seconds to wait for a delivery before polling instead
     push_grace: float = 60.0
+    #: ``--to s3://…``: exports go to object storage (None: files under ``out_dir/exports``)
+    destination: S3Settings | None = None
 
     def __post_init__(self) -> None:
         """Reject impossible settings with a message that says how to fix them."""

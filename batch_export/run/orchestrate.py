@@ -23,13 +23,14 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import ExportError, StorageError
+from ..evidence.destination import check_destination, record_destination
 from ..evidence.journal import DONE, FAILED, SUBMITTED, Journal
 from ..evidence.manifest import RunCounts, RunSettings, write_manifest, write_summary
 from ..evidence.statedir import RunLock, make_out_dir
 from ..input.ids import Target, TargetKind
 from ..input.reader import InvalidRow, TargetReader
-from ..storage.local import LocalSink
 from ..storage.sink import Sink
+from .destinations import changed_in_store, open_sink, publish_evidence
 from .options import (
     EXIT_INCOMPLETE,
     EXIT_OK,
@@ -68,36 +69,57 @@ async def run_export(options: RunOptions) -> RunResult:
     input_ids, duplicates = _read_input(options, invalid)
     out_dir = make_out_dir(options.out_dir)
     with RunLock(out_dir):
-        sink = LocalSink(out_dir, gzip=options.gzip)
-        await sink.recover()
+        check_destination(out_dir, options.destination)
+        sink = open_sink(options, out_dir)
         try:
-            journal = Journal.open(out_dir, options.kind.value)
-        except OSError as exc:  # a full disk or a read-only journal: not a bug
-            raise cannot_write(out_dir, exc) from None
-        for target_id in input_ids:
-            journal.state(target_id).in_input = True
-        progress: Progress | NullProgress = Progress() if options.progress else NullProgress()
-        exporter = Exporter(options, progress, sink)
-        cancelled = False
-        try:
-            cancelled = await _export(exporter, journal, input_ids, len(invalid))
-        except asyncio.CancelledError:  # before the pipeline started (planning, the run record)
-            cancelled = True
-            exporter.window.stop_reason = "cancelled"
-        finally:
-            progress.close()
-            cancelled = await _settle_files(exporter, journal, out_dir) or cancelled
-        try:
-            counts, summary, exit_code, interrupted = _report(
-                options, out_dir, journal, exporter, sink, input_ids, invalid, duplicates, started
+            return await _run_locked(
+                options, out_dir, sink, input_ids, invalid, duplicates, started
             )
-        except OSError as exc:  # the disk that stopped the run may be full still
-            raise _report_failure(exporter.window.fatal, cannot_write(out_dir, exc)) from None
-        if cancelled:
-            raise asyncio.CancelledError
-        if exporter.window.fatal is not None:
-            raise exporter.window.fatal
-        return RunResult(exit_code, counts, out_dir, summary, interrupted)
+        finally:
+            await sink.close()
+
+
+async def _run_locked(
+    options: RunOptions,
+    out_dir: Path,
+    sink: Sink,
+    input_ids: list[str],
+    invalid: list[InvalidRow],
+    duplicates: int,
+    started: float,
+) -> RunResult:
+    """``run_export`` once DIR is locked: recover the sink, run, write and publish the evidence."""
+    await sink.recover()  # object storage: the preflight, before any data request
+    record_destination(out_dir, options.destination)
+    try:
+        journal = Journal.open(out_dir, options.kind.value)
+    except OSError as exc:  # a full disk or a read-only journal: not a bug
+        raise cannot_write(out_dir, exc) from None
+    for target_id in input_ids:
+        journal.state(target_id).in_input = True
+    progress: Progress | NullProgress = Progress() if options.progress else NullProgress()
+    exporter = Exporter(options, progress, sink)
+    cancelled = False
+    try:
+        cancelled = await _export(exporter, journal, input_ids, len(invalid))
+    except asyncio.CancelledError:  # before the pipeline started (planning, the run record)
+        cancelled = True
+        exporter.window.stop_reason = "cancelled"
+    finally:
+        progress.close()
+        cancelled = await _settle_files(exporter, journal, out_dir) or cancelled
+    try:
+        counts, summary, exit_code, interrupted = _report(
+            options, out_dir, journal, exporter, sink, input_ids, invalid, duplicates, started
+        )
+    except OSError as exc:  # the disk that stopped the run may be full still
+        raise _report_failure(exporter.window.fatal, cannot_write(out_dir, exc)) from None
+    if cancelled:
+        raise asyncio.CancelledError
+    await publish_evidence(sink, out_dir, exporter.window.fatal)
+    if exporter.window.fatal is not None:
+        raise exporter.window.fatal
+    return RunResult(exit_code, counts, out_dir, summary, interrupted)
 
 
 async def _export(exporter: Exporter, journal: Journal, input_ids: list[str], invalid: int) -> bool:
@@ -175,10 +197,14 @@ async def _plan(
     resumed: list[str] = []
     fresh: list[str] = []
     stale: list[str] = []
+    changed = await changed_in_store(journal, sink) if sink.resume_checks_store else None
     for target_id in targets:
         state = journal.states[target_id]
         if state.status == DONE:
-            if await sink.is_intact(_recorded_file(journal, sink, target_id), state.bytes):
+            if changed is not None:
+                if target_id not in changed:
+                    continue
+            elif await sink.is_intact(_recorded_file(journal, sink, target_id), state.bytes):
                 continue
             stale.append(target_id)
             fresh.append(target_id)
@@ -219,6 +245,11 @@ def _report(
         traffic=exporter.traffic,
         extra={
             "duplicate_rows": duplicates,
+            "destination": (
+                options.destination.describe()
+                if options.destination is not None
+                else {"type": "local", "url": None}
+            ),
             "journal_fsyncs": journal.fsyncs,
             **sink.stats(),
             "push": exporter.push.counts() if exporter.push is not None else None,

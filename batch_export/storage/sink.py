@@ -1,7 +1,7 @@
 """The interface every export destination implements.
 
 A *sink* is where finished exports go: files under the state directory
-today, an S3-compatible bucket next. The pipeline, the push receiver, the
+(``storage/local.py``) or objects in an S3-compatible bucket (``storage/s3.py``). The pipeline, the push receiver, the
 manifest writer and ``verify`` use a sink only through this interface, so
 none of them knows which destination it is.
 
@@ -32,7 +32,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from ..input.ids import Target
 
@@ -51,6 +52,10 @@ class SavedExport:
     bytes: int  # stored bytes
     sha256: str  # of the stored bytes
     gzip: bool
+    #: what the destination itself reports of the stored object, recorded in the
+    #: journal and the manifest and checked again by resume and ``verify``
+    #: (object storage: its checksum, version and lock); None for local files
+    store: dict[str, Any] | None = None
 
 
 class ExportWriter(Protocol):
@@ -81,6 +86,10 @@ class Sink(Protocol):
     description: str
     #: whether stored exports are gzip-compressed
     gzip: bool
+    #: whether ``verify`` reads every byte by default (else only with ``--deep``)
+    verify_reads: bool
+    #: whether resume needs each done target's ``store`` record from the journal
+    resume_checks_store: bool
 
     def locate(self, target: Target) -> str:
         """Where ``target``'s export is stored, relative to the sink's root."""
@@ -97,12 +106,16 @@ class Sink(Protocol):
         Raises IntegrityError with nothing kept when it is not the export.
         """
 
-    async def is_intact(self, file: str, size: int) -> bool:
+    async def is_intact(self, file: str, size: int, store: dict[str, Any] | None = None) -> bool:
         """Whether the export recorded as ``file`` is there with ``size`` bytes.
 
-        The cheap resume check (no re-hash: that is ``verify``'s job); False for
-        a name that does not lie inside the sink.
+        The cheap resume check (no re-hash: that is ``verify``'s job); with
+        ``store`` (the journal's record of it) a sink that keeps one compares
+        that too. False for a name that does not lie inside the sink.
         """
+
+    async def inspect(self, file: str, size: int, store: dict[str, Any] | None) -> str | None:
+        """What is wrong with the stored ``file`` without reading it, or None (for ``verify``)."""
 
     def read(self, file: str) -> AsyncGenerator[bytes, None]:
         """The stored bytes of ``file``, in chunks (for ``verify``).
@@ -110,6 +123,9 @@ class Sink(Protocol):
         Raises, when iterated, FileNotFoundError if nothing is stored as
         ``file`` and UnsafeName if ``file`` does not lie inside the sink.
         """
+
+    async def publish(self, name: str, path: Path) -> None:
+        """Put a state-directory file (manifest, summary, runs) beside the exports, if elsewhere."""
 
     def stats(self) -> dict[str, int]:
         """Counters this destination keeps, merged into the run summary (e.g. commit trips)."""

@@ -1,0 +1,63 @@
+"""The journal's ``done`` lines read back: for the manifest at the end of a run, for resume before it.
+
+Finished targets keep no request ID, hash, file name or ``store`` record in
+memory (a million of them must stay small); whoever needs those reads them
+here, from the journal, through the one line reader (``replay.read_lines``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .replay import DONE, JournalDamage, TargetState, read_lines
+
+__all__ = ["final_done_records", "latest_done_records"]
+
+
+def final_done_records(
+    path: Path, states: dict[str, TargetState]
+) -> Iterator[tuple[str, dict[str, Any], TargetState]]:
+    """Each input target that is done, with its last ``done`` line, in journal order.
+
+    Reads the journal once more instead of keeping every request ID and hash
+    in memory, counting ``done_records`` down: use it once, at the end of a
+    run, after the writer is closed. (The prefilter is loose, as a line edited
+    by hand may have spaces in it: every line replay counted must be seen.)
+    """
+    for number, record in read_lines(path, JournalDamage(), containing=b'"done"'):
+        if number == 1 or record["ev"] != DONE:
+            continue
+        target_id = record["id"]
+        state = states.get(target_id)
+        if state is None or not state.in_input or state.status != DONE:
+            continue
+        state.done_records -= 1
+        if state.done_records == 0:
+            yield target_id, record, state
+
+
+def latest_done_records(
+    path: Path, states: dict[str, TargetState]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each input target that is done, with its last ``done`` line; changes no state.
+
+    For the resume check of a sink that compares what it stores against the
+    record (``Sink.resume_checks_store``). Only the rare target with several
+    ``done`` lines costs memory here, to recognise its last one.
+    """
+    seen: dict[str, int] = {}
+    for number, record in read_lines(path, JournalDamage(), containing=b'"done"'):
+        if number == 1 or record["ev"] != DONE:
+            continue
+        target_id = record["id"]
+        state = states.get(target_id)
+        if state is None or not state.in_input or state.status != DONE:
+            continue
+        if state.done_records > 1:
+            count = seen.get(target_id, 0) + 1
+            seen[target_id] = count
+            if count < state.done_records:
+                continue
+        yield target_id, record

@@ -1,0 +1,214 @@
+"""One export streaming into a bucket: checked and hashed as it goes, an object only once complete.
+
+Up to one part (``S3Settings.part_size``, 8 MiB by default) is held: a body
+that ends within it is checked whole and sent in one PutObject; a longer one
+becomes a multipart upload, started when its first part is full. Each part
+goes with its own SHA-256 (``x-amz-checksum-sha256``), so the server refuses
+a body damaged on the way, and the next part is read from the platform while
+the previous one uploads. ``commit`` finishes the JSON/target check first:
+an export that fails it is aborted and never becomes an object.
+
+Before the final PutObject or CompleteMultipartUpload, one HEAD asks whether
+the key already holds exactly these bytes (same size and checksum): a run
+killed after the upload but before its journal line was durable has
+uploaded it already, and a rerun must not add a second copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import zlib
+from typing import TYPE_CHECKING, Any
+
+from ..input.ids import Target
+from .sink import SavedExport
+from .validate import ExportChecker
+
+if TYPE_CHECKING:
+    from .s3 import S3Sink
+
+__all__ = ["S3Writer", "b64_sha256", "composite_checksum"]
+
+#: raw bytes gathered before one compression step in a worker thread (as the local sink)
+COMPRESS_BLOCK = 1024 * 1024
+#: S3 allows 10,000 parts: past every 1,000 the part size doubles, so no export is too big
+PARTS_PER_STEP = 1000
+
+
+def b64_sha256(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+def composite_checksum(part_digests: list[bytes]) -> str:
+    """S3's checksum of a multipart object: the SHA-256 of the parts' SHA-256s, and their count."""
+    return f"{b64_sha256(hashlib.sha256(b''.join(part_digests)).digest())}-{len(part_digests)}"
+
+
+def _hash_part(part: bytes, whole: Any) -> bytes:
+    """The part's own SHA-256, and the whole object's digest advanced over it (in a thread)."""
+    whole.update(part)
+    return hashlib.sha256(part).digest()
+
+
+class S3Writer:
+    """One export on its way into the bucket: write, then commit or discard."""
+
+    def __init__(self, sink: S3Sink, target: Target) -> None:
+        self._sink = sink
+        self._target = target
+        self._relative = sink.locate(target)
+        self._key = sink.location.key(self._relative)
+        self._checker = ExportChecker(target.kind.value, target.id)
+        self._compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if sink.gzip else None
+        self._raw: list[bytes] = []  # not yet compressed (gzip only)
+        self._raw_size = 0
+        self._part = bytearray()
+        self._digest = hashlib.sha256()
+        self._stored = 0
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._part_digests: list[bytes] = []
+        self._sending: asyncio.Task[None] | None = None
+        self._state = "open"  # then "committed" or "discarded"
+
+    async def write(self, chunk: bytes) -> None:
+        """Check ``chunk`` and add it; a full part goes to the bucket (multipart)."""
+        if self._state != "open":
+            raise RuntimeError(f"write to an export already {self._state}")
+        if not chunk:
+            return
+        try:
+            self._checker.feed(chunk)
+            await self._add(chunk)
+            if len(self._part) >= self._part_size():
+                await self._send_part()
+        except BaseException:
+            await self.discard()
+            raise
+
+    async def commit(self) -> SavedExport:
+        """Finish the check, then PutObject or complete the multipart upload."""
+        if self._state != "open":
+            raise RuntimeError(f"commit of an export already {self._state}")
+        try:
+            self._checker.finish()
+            await self._add(b"", final=True)
+            if self._upload_id is None:
+                saved = await self._put_whole(bytes(self._part))
+            else:
+                if self._part:
+                    await self._send_part()
+                saved = await self._complete()
+        except BaseException:
+            await self.discard()
+            raise
+        self._state = "committed"
+        return saved
+
+    async def discard(self) -> None:
+        """Drop the export: stop a part in flight and abort the upload. Safe to call twice."""
+        if self._state != "open":
+            return
+        self._state = "discarded"
+        self._part = bytearray()
+        self._raw = []
+        sending, self._sending = self._sending, None
+        if sending is not None:
+            sending.cancel()
+            with contextlib.suppress(BaseException):
+                await sending
+        if self._upload_id is not None:
+            # Shielded: a cancelled export must still not leave billed parts behind.
+            # If storage is down the upload stays, and the next run's recover aborts it.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._sink.abort_upload(self._key, self._upload_id))
+
+    # -- the bytes ---------------------------------------------------------------
+
+    async def _add(self, chunk: bytes, *, final: bool = False) -> None:
+        """Append ``chunk`` to the current part (compressed first, with gzip)."""
+        if self._compressor is None:
+            self._part += chunk
+            return
+        if chunk:
+            self._raw.append(chunk)
+            self._raw_size += len(chunk)
+        if self._raw_size >= COMPRESS_BLOCK or final:
+            block = b"".join(self._raw)
+            self._raw, self._raw_size = [], 0
+            compressor = self._compressor
+            self._part += await asyncio.to_thread(compressor.compress, block)
+            if final:
+                self._part += compressor.flush()
+
+    def _part_size(self) -> int:
+        return self._sink.part_size << (len(self._parts) // PARTS_PER_STEP)
+
+    async def _send_part(self) -> None:
+        """Hand the full part to an upload task; wait for the one before it first."""
+        part, self._part = bytes(self._part), bytearray()
+        if self._upload_id is None:
+            self._upload_id = await self._sink.create_upload(self._key, self._content_type())
+        await self._finish_sending()
+        number = len(self._part_digests) + 1
+        digest = await asyncio.to_thread(_hash_part, part, self._digest)
+        self._part_digests.append(digest)
+        self._stored += len(part)
+        self._sending = asyncio.create_task(self._upload(number, part, digest))
+
+    async def _finish_sending(self) -> None:
+        sending, self._sending = self._sending, None
+        if sending is not None:
+            await sending
+
+    async def _upload(self, number: int, part: bytes, digest: bytes) -> None:
+        assert self._upload_id is not None
+        etag = await self._sink.upload_part(self._key, self._upload_id, number, part, digest)
+        self._parts.append(
+            {"PartNumber": number, "ETag": etag, "ChecksumSHA256": b64_sha256(digest)}
+        )
+
+    # -- becoming an object --------------------------------------------------------
+
+    async def _put_whole(self, data: bytes) -> SavedExport:
+        self._digest.update(data)
+        self._stored = len(data)
+        digest = self._digest.digest()
+        checksum = b64_sha256(digest)
+        existing = await self._sink.existing(self._key, len(data), checksum)
+        if existing is None:
+            existing = await self._sink.put(self._key, data, checksum, self._content_type())
+        return self._saved(digest.hex(), existing)
+
+    async def _complete(self) -> SavedExport:
+        await self._finish_sending()
+        assert self._upload_id is not None
+        checksum = composite_checksum(self._part_digests)
+        existing = await self._sink.existing(self._key, self._stored, checksum)
+        if existing is not None:
+            await self._sink.abort_upload(self._key, self._upload_id)
+        else:
+            existing = await self._sink.complete_upload(
+                self._key, self._upload_id, sorted(self._parts, key=_part_number), checksum
+            )
+        self._upload_id = None
+        return self._saved(self._digest.hexdigest(), existing)
+
+    def _saved(self, sha256: str, store: dict[str, Any]) -> SavedExport:
+        return SavedExport(
+            file=self._relative,
+            bytes=self._stored,
+            sha256=sha256,
+            gzip=self._sink.gzip,
+            store=store,
+        )
+
+    def _content_type(self) -> str:
+        return "application/gzip" if self._compressor is not None else "application/json"
+
+
+def _part_number(part: dict[str, Any]) -> int:
+    return int(part["PartNumber"])
