@@ -82,7 +82,9 @@ S3_PART = 5 * 1024 * 1024
 
 def _s3(server: Seaweed, use_gzip: bool) -> Destination:
     client = server.client()
-    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists):
+    with contextlib.suppress(
+        client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists
+    ):
         client.create_bucket(Bucket=S3_BUCKET)
     prefix = f"run-{uuid.uuid4().hex[:12]}"
     settings = S3Settings(
@@ -91,7 +93,9 @@ def _s3(server: Seaweed, use_gzip: bool) -> Destination:
 
     def listing() -> set[str]:
         names = set()
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=S3_BUCKET, Prefix=prefix + "/"):
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=S3_BUCKET, Prefix=prefix + "/"
+        ):
             names |= {item["Key"][len(prefix) + 1 :] for item in page.get("Contents", [])}
         uploads = client.list_multipart_uploads(Bucket=S3_BUCKET, Prefix=prefix + "/")
         names |= {"upload:" + item["Key"][len(prefix) + 1 :] for item in uploads.get("Uploads", [])}

@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 
 from ..errors import TransientError
 from ..input.ids import Target
+from .memory import return_large_buffers_to_os
 from .naming import export_relname
 from .s3_calls import S3Calls, error_code
 from .s3_preflight import abort_orphaned_uploads, check_bucket
@@ -63,6 +64,7 @@ class S3Sink:
         self.description = settings.location.url
         self.part_size = settings.part_size
         self.calls = S3Calls(settings)
+        return_large_buffers_to_os()  # parts are allocated and freed for every export
         # The lock arguments each multipart upload was started with, recorded on completion.
         self._upload_arguments: dict[str, dict[str, Any]] = {}
         self._counts = {"s3_puts": 0, "s3_multipart": 0, "s3_already_there": 0, "s3_aborted": 0}
@@ -151,7 +153,7 @@ class S3Sink:
     async def put(self, key: str, data: bytes, checksum: str, content_type: str) -> dict[str, Any]:
         arguments = self._new_object(key, content_type)
         answer = await self._call(
-            "put_object", key, Body=data, ChecksumSHA256=checksum, **arguments
+            "put_object", key, body=data, ChecksumSHA256=checksum, **arguments
         )
         self._counts["s3_puts"] += 1
         return self._store(answer, checksum, arguments)
@@ -172,7 +174,7 @@ class S3Sink:
             key,
             UploadId=upload_id,
             PartNumber=number,
-            Body=part,
+            body=part,
             ChecksumSHA256=b64_sha256(digest),
         )
         return str(answer["ETag"])

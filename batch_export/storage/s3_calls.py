@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import random
 from typing import TYPE_CHECKING, Any
@@ -161,8 +162,21 @@ class S3Calls:
         )
         return await self._stack.enter_async_context(creator)
 
-    async def call(self, operation: str, **arguments: Any) -> Any:
-        """Run one S3 operation, retrying what is retryable until ``retry_for`` runs out."""
+    async def call(
+        self,
+        operation: str,
+        *,
+        body: bytes | None = None,
+        **arguments: Any,
+    ) -> Any:
+        """Run one S3 operation, retrying what is retryable until ``retry_for`` runs out.
+
+        ``body`` goes as a fresh file object each attempt (``io.BytesIO`` shares
+        a bytes object, no copy): aiohttp then sends it in small writes that
+        wait for the socket, where a ``bytes`` body is written at once and
+        whatever the socket does not take is copied into the transport's
+        buffer (another whole part in memory).
+        """
         client = await self.client()
         method = getattr(client, operation)
         loop = asyncio.get_running_loop()
@@ -170,6 +184,8 @@ class S3Calls:
         delay = FIRST_DELAY
         while True:
             self.requests += 1
+            if body is not None:
+                arguments["Body"] = io.BytesIO(body)
             try:
                 return await method(**arguments)
             except ClientError as exc:

@@ -9,6 +9,7 @@ aborted, under the state directory's lock, so no orphaned parts are billed.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -81,7 +82,7 @@ async def abort_orphaned_uploads(calls: S3Calls) -> int:
     key_marker: str | None = None
     upload_marker: str | None = None
     while True:
-        page_arguments: dict[str, str] = {"Bucket": location.bucket, "Prefix": prefix}
+        page_arguments: dict[str, Any] = {"Bucket": location.bucket, "Prefix": prefix}
         if key_marker:
             page_arguments["KeyMarker"] = key_marker
         if upload_marker:
