@@ -681,6 +681,120 @@ def scenario_long_tail(cfg: Config, work: Path) -> Result:
     return res
 
 
+# --------------------------------------------------------------------------- object storage
+
+
+class ObjectStore:
+    """A SeaweedFS S3 server for the object-storage scenarios (``tests/seaweed.py``)."""
+
+    def __init__(self, work: Path) -> None:
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        from tests.seaweed import make_bucket, start_seaweed
+
+        self.server = start_seaweed(work / "seaweed")
+        self.bucket = "bench"
+        make_bucket(self.server, self.bucket, lock=True)
+
+    def args(self, prefix: str) -> list[str]:
+        return ["--to", f"s3://{self.bucket}/{prefix}", "--s3-endpoint-url", self.server.endpoint]
+
+    def env(self, sim: Simulator) -> dict[str, str]:
+        return clean_env(COPERNICA_ACCESS_TOKEN=sim.token, **self.server.env())
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def run_into_bucket(
+    store: ObjectStore,
+    sim: Simulator,
+    csv_path: Path,
+    work: Path,
+    prefix: str,
+    extra: list[str],
+    *,
+    name: str,
+    timeout: float,
+) -> dict[str, Any]:
+    """The exporter against ``sim``, its exports into the bucket under ``prefix``."""
+    cmd = [PY, "-m", "batch_export", "run", str(csv_path), "--out", str(work / f"state-{name}")]
+    cmd += ["--api-url", sim.url, *store.args(prefix), *extra, "--no-progress", "--json"]
+    return measure(cmd, workdir=work, name=name, env=store.env(sim), timeout=timeout)
+
+
+def scenario_s3_overhead(cfg: Config, work: Path) -> Result:
+    """4a. The overhead scenario into a bucket, next to local files: exports/s, CPU per export."""
+    res = Result("s3-overhead")
+    n = cfg.n(5000, 40)
+    sim_opts = ["--rate-limit", "0", "--prepare-delay", "0", "--export-size", "5k"]
+    csv_path = write_ids(work / "ids.csv", n)
+    store = ObjectStore(work)
+    runs: dict[str, dict[str, Any]] = {}
+    try:
+        with Simulator(work, sim_opts, name="sim-local") as sim:
+            runs["local files"] = run_exporter(
+                sim,
+                csv_path,
+                work / "out",
+                ["--concurrency", "16"],
+                workdir=work,
+                name="local",
+                timeout=cfg.timeout,
+            )
+        for label, extra in (("s3", []), ("s3 + retention", ["--retention-days", "1"])):
+            with Simulator(work, sim_opts, name=f"sim-{label}") as sim:
+                runs[label] = run_into_bucket(
+                    store,
+                    sim,
+                    csv_path,
+                    work,
+                    label.replace(" ", "").replace("+", "-"),
+                    ["--concurrency", "16", *extra],
+                    name=label.replace(" ", "_"),
+                    timeout=cfg.timeout,
+                )
+    finally:
+        store.stop()
+    res.raw.update(n=n, runs=runs)
+    for label, run in runs.items():
+        check_run(res, label, run, n)
+        res.add(label, "exports/s", fmt(n / run["wall_s"], 1))
+        res.add(label, "CPU s per 1000 exports", fmt(1000 * run["cpu_s"] / n, 3))
+        res.add(label, "peak RSS", f"{run['max_rss_mb']} MB")
+    return res
+
+
+def scenario_s3_1g(cfg: Config, work: Path) -> Result:
+    """4b. One 1 GB export streamed into a bucket (multipart): peak RSS and MB/s."""
+    res = Result("s3-1g")
+    size = cfg.big_export_size or ("20m" if cfg.smoke else "1g")
+    sim_opts = ["--prepare-delay", "0", "--export-size", size, "--rate-limit", "0"]
+    csv_path = write_ids(work / "ids.csv", 1)
+    store = ObjectStore(work)
+    try:
+        with Simulator(work, sim_opts) as sim:
+            m = run_into_bucket(
+                store, sim, csv_path, work, "big", [], name="exporter", timeout=cfg.timeout
+            )
+            stats = sim.stats()
+    finally:
+        store.stop()
+    res.raw.update(export_size=size, run=m)
+    check_run(res, f"1 x {size}", m, 1)
+    nbytes = stats.get("bytes_served", 0)
+    res.add(
+        f"1 x {size}",
+        "exporter peak RSS",
+        f"{m['max_rss_mb']} MB",
+        "<= 100 MB",
+        m["max_rss_mb"] <= 100,
+    )
+    res.add(f"1 x {size}", "throughput", f"{fmt(nbytes / 1e6 / m['wall_s'], 1)} MB/s")
+    res.add(f"1 x {size}", "wall / exporter CPU", f"{fmt(m['wall_s'], 1)} s / {m['cpu_s']} s")
+    return res
+
+
 SCENARIOS: dict[str, Callable[[Config, Path], Result]] = {
     "rate-bound": scenario_rate_bound,
     "overhead": scenario_overhead,
@@ -689,8 +803,10 @@ SCENARIOS: dict[str, Callable[[Config, Path], Result]] = {
     "memory-resume": scenario_memory_resume,
     "one-at-a-time": scenario_one_at_a_time,
     "long-tail": scenario_long_tail,
+    "s3-overhead": scenario_s3_overhead,
+    "s3-1g": scenario_s3_1g,
 }
-ALIASES = {"memory": ["memory-1g", "memory-csv", "memory-resume"]}
+ALIASES = {"memory": ["memory-1g", "memory-csv", "memory-resume"], "s3": ["s3-overhead", "s3-1g"]}
 
 
 # --------------------------------------------------------------------------- output
