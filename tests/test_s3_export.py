@@ -403,3 +403,32 @@ def test_the_s3_extra_is_named_when_it_is_missing(tmp_path: Path) -> None:
     )
     assert done.returncode == 2, done.stderr
     assert "pip install 'batch-export[s3]'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_push_mode_gzip_status_and_resume_work_the_same_into_a_bucket(
+    seaweed: Seaweed, simulator: StartSimulator, tmp_path: Path
+) -> None:
+    """Pushed, gzip'd exports land in the bucket; status reads the state; a rerun uploads nothing."""
+    sim = simulator(prepare_delay="0.1:0.3", export_size=4_000)
+    bucket = new_bucket(seaweed, lock=False)
+    ids = write_ids(tmp_path / "ids.csv", range(1, 31))
+    out = tmp_path / "state"
+    push = ["--push-listen", "127.0.0.1:0", "--push-grace", "30", "--gzip"]
+    args = ["run", str(ids), "--out", str(out), *s3_args(seaweed, bucket), *push]
+    done = run(seaweed, sim, args)
+    assert done.returncode == 0, done.stderr
+    assert sim.stats()["webhooks"]["sent"] == 30
+    entries = assert_bucket_matches_manifest(seaweed, bucket, "2026-12", out, compressed=True)
+    assert all(e["file"].endswith(".json.gz") and e["compressed"] == "gzip" for e in entries)
+
+    status = cli(["status", str(out), "--json"], None, seaweed.env())
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["done"] == 30
+
+    posts_before = sim.stats()["requests"].get("POST datarequest", 0)
+    again = run(seaweed, sim, args)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["s3_puts"] == 0 and summary["s3_multipart"] == 0  # every object found intact
+    assert sim.stats()["requests"].get("POST datarequest", 0) == posts_before
+    assert_bucket_matches_manifest(seaweed, bucket, "2026-12", out, compressed=True)
