@@ -135,7 +135,10 @@ class FaultProxy:
         return None
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        body = await request.read()
+        if request.headers.get("Expect", "").lower() == "100-continue":
+            # what aiohttp's router does, and the low-level server does not
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        body = await request.content.read()  # whole (request.read() stops at 1 MiB)
         now = asyncio.get_running_loop().time()
         fault = self._fault_for(request)
         if fault is not None:
