@@ -104,7 +104,7 @@ def destination_from(
             if value is not None
         ]
         if used:
-            raise ConfigError(f"{', '.join(used)} only apply with --to s3://BUCKET/PREFIX")
+            raise ConfigError(f"{', '.join(used)}: only with --to s3://BUCKET/PREFIX")
         return None
     retention = None
     if retention_days is not None or retain_until is not None or legal_hold:

@@ -167,6 +167,7 @@ class S3Calls:
         operation: str,
         *,
         body: bytes | None = None,
+        retry_for: float | None = None,
         **arguments: Any,
     ) -> Any:
         """Run one S3 operation, retrying what is retryable until ``retry_for`` runs out.
@@ -175,12 +176,16 @@ class S3Calls:
         a bytes object, no copy): aiohttp then sends it in small writes that
         wait for the socket, where a ``bytes`` body is written at once and
         whatever the socket does not take is copied into the transport's
-        buffer (another whole part in memory).
+        buffer (another whole part in memory). ``retry_for`` shortens the
+        retry period (the preflight: a bucket unreachable at the start is
+        more likely a wrong endpoint than an outage).
         """
         client = await self.client()
         method = getattr(client, operation)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.retry_for
+        patience = self.settings.retry_for if retry_for is None else retry_for
+        started = loop.time()
+        deadline = started + patience
         delay = FIRST_DELAY
         while True:
             self.requests += 1
@@ -199,7 +204,7 @@ class S3Calls:
                 raise ObjectStorageError(
                     self.redactor(
                         f"object storage at {self.where} kept failing {operation} for "
-                        f"{self.settings.retry_for:.0f} s (last: {reason}); the run stops, "
+                        f"{loop.time() - started:.0f} s (last: {reason}); the run stops, "
                         "rerun the same command to resume"
                     )
                 ) from None

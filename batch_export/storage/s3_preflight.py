@@ -20,6 +20,10 @@ __all__ = ["abort_orphaned_uploads", "check_bucket"]
 
 log = logging.getLogger(__name__)
 
+#: how long the first call is retried: unreachable at the start is more often a wrong
+#: --s3-endpoint-url than an outage, and nothing has been asked of the platform yet
+STARTUP_PATIENCE = 30.0
+
 
 async def check_bucket(calls: S3Calls) -> None:
     """Reachable, credentials accepted, and with retention: versioning and Object Lock on."""
@@ -27,7 +31,11 @@ async def check_bucket(calls: S3Calls) -> None:
     location = settings.location
     try:
         await calls.call(
-            "list_objects_v2", Bucket=location.bucket, Prefix=location.key(""), MaxKeys=1
+            "list_objects_v2",
+            Bucket=location.bucket,
+            Prefix=location.key(""),
+            MaxKeys=1,
+            retry_for=min(settings.retry_for, STARTUP_PATIENCE),
         )
     except ClientError as exc:
         raise calls.refused(exc, "list_objects_v2", location.url) from None
