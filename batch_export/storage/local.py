@@ -44,7 +44,8 @@ from ..input.ids import Target
 from .batching import ThreadBatcher
 from .naming import export_relname
 from .sink import SavedExport, Sink, UnsafeName
-from .validate import ExportChecker, check_whole
+from .validate import check_whole
+from .writer import CheckedWriter
 
 __all__ = ["LocalSink", "LocalWriter", "SavedExport", "prepare_out_dir"]
 
@@ -267,57 +268,39 @@ class LocalSink:
         await self._batcher.drain()
 
 
-class LocalWriter:
+class LocalWriter(CheckedWriter):
     """One large export streaming into ``.partial/``: parsed, hashed, written in big blocks."""
 
     def __init__(self, sink: LocalSink, target: Target) -> None:
+        super().__init__(target)
         self._sink = sink
         self._relative = sink.locate(target)
         self._temporary = sink._temporary()
-        self._checker = ExportChecker(target.kind.value, target.id)
         self._digest = hashlib.sha256()
         self._compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if sink.gzip else None
         self._stored = 0
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._handle: Any = None  # the aiofiles file, opened by the first write to disk
-        self._state = "open"  # then "committed" or "discarded"
 
-    async def write(self, chunk: bytes) -> None:
-        """Check and buffer ``chunk``; every ``WRITE_BUFFER`` bytes go to disk at once."""
-        if self._state != "open":
-            raise RuntimeError(f"write to an export already {self._state}")
-        if not chunk:
-            return
-        try:
-            self._checker.feed(chunk)
-            self._pending.append(chunk)
-            self._pending_size += len(chunk)
-            if self._pending_size >= WRITE_BUFFER:
-                await self._flush()
-        except BaseException:
-            await self.discard()
-            raise
-
-    async def commit(self) -> SavedExport:
-        """Finish the check, write the rest, fsync, and rename to the final name."""
-        if self._state != "open":
-            raise RuntimeError(f"commit of an export already {self._state}")
-        try:
-            self._checker.finish()
+    async def _accept(self, chunk: bytes) -> None:
+        """Buffer ``chunk``; every ``WRITE_BUFFER`` bytes go to disk at once."""
+        self._pending.append(chunk)
+        self._pending_size += len(chunk)
+        if self._pending_size >= WRITE_BUFFER:
             await self._flush()
-            if self._compressor is not None:
-                await self._put(self._compressor.flush())
-            handle = await self._open()
-            await handle.flush()
-            await asyncio.to_thread(os.fsync, handle.fileno())
-            self._handle = None
-            await handle.close()
-            self._sink._place(self._temporary, self._relative)
-        except BaseException:
-            await self.discard()
-            raise
-        self._state = "committed"
+
+    async def _finish(self) -> SavedExport:
+        """Write the rest, fsync, and rename to the final name."""
+        await self._flush()
+        if self._compressor is not None:
+            await self._put(self._compressor.flush())
+        handle = await self._open()
+        await handle.flush()
+        await asyncio.to_thread(os.fsync, handle.fileno())
+        self._handle = None
+        await handle.close()
+        self._sink._place(self._temporary, self._relative)
         return SavedExport(
             file=self._relative,
             bytes=self._stored,
@@ -325,11 +308,8 @@ class LocalWriter:
             gzip=self._sink.gzip,
         )
 
-    async def discard(self) -> None:
-        """Close and remove the temporary; nothing was renamed (a no-op once committed)."""
-        if self._state != "open":
-            return
-        self._state = "discarded"
+    async def _drop(self) -> None:
+        """Close and remove the temporary; nothing was renamed."""
         self._pending = []
         handle, self._handle = self._handle, None
         try:

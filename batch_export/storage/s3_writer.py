@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from ..input.ids import Target
 from .s3_settings import S3Location
 from .sink import SavedExport
-from .validate import ExportChecker
+from .writer import CheckedWriter
 
 
 class ObjectStore(Protocol):
@@ -80,15 +80,14 @@ def _hash_part(part: bytes, whole: Any) -> bytes:
     return hashlib.sha256(part).digest()
 
 
-class S3Writer:
+class S3Writer(CheckedWriter):
     """One export on its way into the bucket: write, then commit or discard."""
 
     def __init__(self, sink: ObjectStore, target: Target) -> None:
+        super().__init__(target)
         self._sink = sink
-        self._target = target
         self._relative = sink.locate(target)
         self._key = sink.location.key(self._relative)
-        self._checker = ExportChecker(target.kind.value, target.id)
         self._compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if sink.gzip else None
         self._raw: list[bytes] = []  # not yet compressed (gzip only)
         self._raw_size = 0
@@ -103,47 +102,24 @@ class S3Writer:
         self._parts: list[dict[str, Any]] = []
         self._part_digests: list[bytes] = []
         self._sending: asyncio.Task[None] | None = None
-        self._state = "open"  # then "committed" or "discarded"
 
-    async def write(self, chunk: bytes) -> None:
-        """Check ``chunk`` and add it; a full part goes to the bucket (multipart)."""
-        if self._state != "open":
-            raise RuntimeError(f"write to an export already {self._state}")
-        if not chunk:
-            return
-        try:
-            self._checker.feed(chunk)
-            await self._add(chunk)
-            if self._part_bytes >= self._part_size():
-                await self._send_part()
-        except BaseException:
-            await self.discard()
-            raise
+    async def _accept(self, chunk: bytes) -> None:
+        """Add ``chunk`` to the part; a full part goes to the bucket (multipart)."""
+        await self._add(chunk)
+        if self._part_bytes >= self._part_size():
+            await self._send_part()
 
-    async def commit(self) -> SavedExport:
-        """Finish the check, then PutObject or complete the multipart upload."""
-        if self._state != "open":
-            raise RuntimeError(f"commit of an export already {self._state}")
-        try:
-            self._checker.finish()
-            await self._add(b"", final=True)
-            if self._upload_id is None:
-                saved = await self._put_whole(self._take_part())
-            else:
-                if self._part:
-                    await self._send_part()
-                saved = await self._complete()
-        except BaseException:
-            await self.discard()
-            raise
-        self._state = "committed"
-        return saved
+    async def _finish(self) -> SavedExport:
+        """PutObject, or complete the multipart upload."""
+        await self._add(b"", final=True)
+        if self._upload_id is None:
+            return await self._put_whole(self._take_part())
+        if self._part:
+            await self._send_part()
+        return await self._complete()
 
-    async def discard(self) -> None:
-        """Drop the export: stop a part in flight and abort the upload. Safe to call twice."""
-        if self._state != "open":
-            return
-        self._state = "discarded"
+    async def _drop(self) -> None:
+        """Stop a part in flight and abort the upload."""
         self._part = []
         self._raw = []
         sending, self._sending = self._sending, None
