@@ -176,10 +176,15 @@ def run_subprocess(
     *,
     timeout: float = 120,
     python_args: Sequence[str] = CLI_MODULE,
+    extra_env: Mapping[str, str] | None = None,
     **env: str,
 ) -> subprocess.CompletedProcess[str]:
-    """`spawn_cli` run to completion, output captured; killed after ``timeout`` s as by subprocess.run."""
-    with spawn_cli(args, token, python_args=python_args, env=env) as proc:
+    """`spawn_cli` run to completion, output captured; killed after ``timeout`` s as by subprocess.run.
+
+    The environment gets ``extra_env`` (a mapping, e.g. S3 credentials) and ``env``.
+    """
+    environment = {**(extra_env or {}), **env}
+    with spawn_cli(args, token, python_args=python_args, env=environment) as proc:
         try:
             stdout, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

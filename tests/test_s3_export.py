@@ -29,6 +29,7 @@ from .conftest import (
     StartSimulator,
     api_args,
     read_manifest,
+    run_subprocess,
     spawn_cli,
     write_ids,
 )
@@ -56,13 +57,7 @@ def cli(
     python_args: Sequence[str] = CLI_MODULE,
 ) -> subprocess.CompletedProcess[str]:
     """The CLI run to completion in a child process with ``env`` added (the S3 credentials)."""
-    with spawn_cli(args, token, env=env, python_args=python_args) as proc:
-        try:
-            stdout, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    return run_subprocess(args, token, timeout=timeout, python_args=python_args, extra_env=env)
 
 
 def run(

@@ -13,7 +13,7 @@ from typing import Any
 
 from .replay import DONE, JournalDamage, TargetState, read_lines
 
-__all__ = ["final_done_records", "latest_done_records"]
+__all__ = ["final_done_records"]
 
 
 def final_done_records(
@@ -21,31 +21,13 @@ def final_done_records(
 ) -> Iterator[tuple[str, dict[str, Any], TargetState]]:
     """Each input target that is done, with its last ``done`` line, in journal order.
 
-    Reads the journal once more instead of keeping every request ID and hash
-    in memory, counting ``done_records`` down: use it once, at the end of a
-    run, after the writer is closed. (The prefilter is loose, as a line edited
-    by hand may have spaces in it: every line replay counted must be seen.)
-    """
-    for number, record in read_lines(path, JournalDamage(), containing=b'"done"'):
-        if number == 1 or record["ev"] != DONE:
-            continue
-        target_id = record["id"]
-        state = states.get(target_id)
-        if state is None or not state.in_input or state.status != DONE:
-            continue
-        state.done_records -= 1
-        if state.done_records == 0:
-            yield target_id, record, state
-
-
-def latest_done_records(
-    path: Path, states: dict[str, TargetState]
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Each input target that is done, with its last ``done`` line; changes no state.
-
-    For the resume check of a sink that compares what it stores against the
-    record (``Sink.resume_checks_store``). Only the rare target with several
-    ``done`` lines costs memory here, to recognise its last one.
+    Reads the journal once more instead of keeping every request ID, hash or
+    ``store`` record in memory; changes no state, so it serves the manifest at
+    the end of a run and the resume check of a sink that compares what it
+    stores with the record (``Sink.resume_checks_store``) before it. Only the
+    rare target with several ``done`` lines costs memory, to recognise its
+    last one. (The prefilter is loose, as a line edited by hand may have
+    spaces in it: every line replay counted must be seen.)
     """
     seen: dict[str, int] = {}
     for number, record in read_lines(path, JournalDamage(), containing=b'"done"'):
@@ -60,4 +42,4 @@ def latest_done_records(
             seen[target_id] = count
             if count < state.done_records:
                 continue
-        yield target_id, record
+        yield target_id, record, state

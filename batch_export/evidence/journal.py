@@ -37,7 +37,7 @@ from typing import Any
 from ..durable import fsync_dir, open_private, write_all
 from ..errors import ConfigError, ExportError
 from ..storage.sink import SavedExport
-from .done_lines import final_done_records, latest_done_records
+from .done_lines import final_done_records
 from .recorded import RecordedFiles
 from .replay import (
     DONE,
@@ -313,15 +313,11 @@ class Journal:
     def final_done_records(self) -> Iterator[tuple[str, dict[str, Any], TargetState]]:
         """Each input target that is done, with its last ``done`` line, in journal order.
 
-        Reads the journal once more (``replay.final_done_records``) instead of
-        keeping every request ID and hash in memory, counting ``done_records``
-        down as it goes: use it once, at the end of a run, after ``close()``.
+        Reads the journal once more (``done_lines.final_done_records``) instead
+        of keeping every request ID and hash in memory: for the manifest, after
+        ``close()``, and for the resume check of a bucket, before the run.
         """
         return final_done_records(self.path, self.states)
-
-    def latest_done_records(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Each done input target with its last ``done`` line, before the run (for resume)."""
-        return latest_done_records(self.path, self.states)
 
     async def close(self) -> None:
         """Wait for queued lines to reach the disk, then close the file.

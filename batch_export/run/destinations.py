@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 from ..errors import ExportError
 from ..evidence.destination import DESTINATION_NAME
@@ -39,32 +40,30 @@ async def changed_in_store(journal: Journal, sink: Sink) -> set[str]:
     in milliseconds, not microseconds like a local ``stat``).
     """
     changed: set[str] = set()
-    semaphore = asyncio.Semaphore(RESUME_CHECKS)
     pending: set[asyncio.Task[None]] = set()
 
-    async def check(target_id: str, file: str, size: int, store: object) -> None:
-        async with semaphore:
-            record = store if isinstance(store, dict) else None
-            if not await sink.is_intact(file, size, record):
-                changed.add(target_id)
+    async def check(target_id: str, file: str, size: int, store: dict[str, Any] | None) -> None:
+        if not await sink.is_intact(file, size, store):
+            changed.add(target_id)
 
     try:
-        for target_id, record in journal.latest_done_records():
-            file = record.get("file")
-            size = record.get("bytes")
+        for target_id, record, _ in journal.final_done_records():
+            file, size, store = record.get("file"), record.get("bytes"), record.get("store")
             if not isinstance(file, str) or not isinstance(size, int):
                 changed.add(target_id)
                 continue
-            await semaphore.acquire()  # bound the tasks alive, not only the HEADs in flight
-            semaphore.release()
-            task = asyncio.create_task(check(target_id, file, size, record.get("store")))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
+            if len(pending) >= RESUME_CHECKS:
+                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    task.result()  # a check that failed stops the run
+            record_store = store if isinstance(store, dict) else None
+            pending.add(asyncio.create_task(check(target_id, file, size, record_store)))
         if pending:
             await asyncio.gather(*pending)
     finally:
         for task in pending:
             task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
     return changed
 
 

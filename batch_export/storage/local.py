@@ -42,7 +42,7 @@ from ..durable import fsync_dirs, make_private_dir, open_private, write_all
 from ..errors import ConfigError
 from ..input.ids import Target
 from .batching import ThreadBatcher
-from .naming import export_relname
+from .naming import export_relname, lies_inside
 from .sink import SavedExport, Sink, UnsafeName
 from .validate import check_whole
 from .writer import CheckedWriter
@@ -77,11 +77,6 @@ def prepare_out_dir(out_dir: Path) -> Path:
     make_private_dir(out_dir)
     _clear_partial(out_dir)
     return out_dir
-
-
-def _names_inside(file: str) -> bool:
-    """Whether ``file`` names something inside the root, by its text (cheap; symlinks aside)."""
-    return not os.path.isabs(file) and os.path.normpath(file).partition("/")[0] != ".."
 
 
 def _private_opener(path: str, flags: int) -> int:
@@ -153,7 +148,7 @@ class LocalSink:
 
         A full re-hash of every file is ``batch-export verify``'s job.
         """
-        if not _names_inside(file):
+        if not lies_inside(file):
             return False
         try:
             return os.stat(f"{self._root}/{file}").st_size == size
@@ -162,7 +157,7 @@ class LocalSink:
 
     async def inspect(self, file: str, size: int, store: dict[str, Any] | None) -> str | None:
         """The size check ``verify`` starts with (it then reads every byte: ``verify_reads``)."""
-        if not _names_inside(file):
+        if not lies_inside(file):
             return "the manifest's file path points outside the directory"
         try:
             found = os.stat(f"{self._root}/{file}").st_size

@@ -22,11 +22,12 @@ built so that:
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 
 from ..input.ids import Target, TargetKind
 
-__all__ = ["export_relname"]
+__all__ = ["export_relname", "lies_inside"]
 
 _READABLE_MAX = 80  # characters of the email kept for humans browsing the directory
 _UNSAFE = re.compile(r"[^a-z0-9._+-]")
@@ -69,3 +70,15 @@ def export_relname(target: Target, *, suffix: str = ".json") -> str:
         # Emails, and defensively any id that did not pass validate_id.
         name = f"{_readable(ident) or '_'}-{digest[:16]}"
     return f"exports/{kind}/{digest[:3]}/{name}{suffix}"
+
+
+def lies_inside(file: str) -> bool:
+    """Whether a recorded name stays inside the sink's root, by its text alone.
+
+    A manifest or journal line may have been tampered with: a name that is
+    absolute, empty, or climbs out with ``..`` is never read, for files under
+    DIR and for keys under a bucket prefix alike (symlinks aside: cheap).
+    """
+    return (
+        bool(file) and not os.path.isabs(file) and os.path.normpath(file).partition("/")[0] != ".."
+    )

@@ -19,7 +19,6 @@ against it with one HEAD per object.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hashlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
@@ -30,22 +29,17 @@ from botocore.exceptions import ClientError
 from ..errors import TransientError
 from ..input.ids import Target
 from .memory import return_large_buffers_to_os
-from .naming import export_relname
+from .naming import export_relname, lies_inside
 from .s3_calls import S3Calls, error_code
 from .s3_preflight import abort_orphaned_uploads, check_bucket
 from .s3_settings import S3Settings
-from .s3_stored import describe_head, differences
+from .s3_stored import differences, store_record
 from .s3_writer import S3Writer, b64_sha256
 from .sink import SavedExport, Sink, UnsafeName
 
 __all__ = ["S3Sink"]
 
 READ_BLOCK = 1024 * 1024
-
-
-def _names_inside(file: str) -> bool:
-    """Whether ``file`` is a relative name without ``..`` (keys outside the prefix are refused)."""
-    return bool(file) and not file.startswith("/") and ".." not in file.split("/")
 
 
 class S3Sink:
@@ -98,7 +92,7 @@ class S3Sink:
 
     async def inspect(self, file: str, size: int, store: dict[str, Any] | None) -> str | None:
         """What is wrong with the stored object by its HEAD, or None (for resume and verify)."""
-        if not _names_inside(file):
+        if not lies_inside(file):
             return "the manifest's file path points outside the prefix"
         head = await self._head(self.location.key(file))
         if head is None:
@@ -107,7 +101,7 @@ class S3Sink:
 
     async def read(self, file: str) -> AsyncGenerator[bytes, None]:
         """The stored bytes of ``file`` (for ``verify --deep``)."""
-        if not _names_inside(file):
+        if not lies_inside(file):
             raise UnsafeName(f"{file!r} points outside {self.description}")
         key = self.location.key(file)
         try:
@@ -122,10 +116,10 @@ class S3Sink:
 
     async def publish(self, name: str, path: Path) -> None:
         """Upload an evidence file of the state directory under the prefix (locked, too)."""
-        data = await asyncio.to_thread(path.read_bytes)
-        checksum = b64_sha256(hashlib.sha256(data).digest())
+        # Streamed from the file: a million-target manifest is hundreds of MB.
+        checksum = b64_sha256(await asyncio.to_thread(_file_sha256, path))
         content_type = "application/json" if name.endswith(".json") else "application/x-ndjson"
-        await self.put(self.location.key(name), data, checksum, content_type)
+        await self.put(self.location.key(name), path, checksum, content_type)
 
     def stats(self) -> dict[str, int]:
         return {
@@ -148,15 +142,17 @@ class S3Sink:
         if head is None or differences(head, size, {"checksum": checksum}) is not None:
             return None
         self._counts["s3_already_there"] += 1
-        return describe_head(head)
+        return store_record(head)
 
-    async def put(self, key: str, data: bytes, checksum: str, content_type: str) -> dict[str, Any]:
+    async def put(
+        self, key: str, data: bytes | Path, checksum: str, content_type: str
+    ) -> dict[str, Any]:
         arguments = self._new_object(key, content_type)
         answer = await self._call(
             "put_object", key, body=data, ChecksumSHA256=checksum, **arguments
         )
         self._counts["s3_puts"] += 1
-        return self._store(answer, checksum, arguments)
+        return store_record({"ChecksumSHA256": checksum, **arguments, **answer})
 
     async def create_upload(self, key: str, content_type: str) -> str:
         arguments = self._new_object(key, content_type)
@@ -186,7 +182,10 @@ class S3Sink:
             "complete_multipart_upload", key, UploadId=upload_id, MultipartUpload={"Parts": parts}
         )
         self._counts["s3_multipart"] += 1
-        return self._store(answer, checksum, self._upload_arguments.pop(key, {}))
+        arguments = self._upload_arguments.pop(key, {})
+        # The record from what the upload was started with (its lock) and what
+        # the server answered (checksum, version), as from a HEAD.
+        return store_record({"ChecksumSHA256": checksum, **arguments, **answer})
 
     async def abort_upload(self, key: str, upload_id: str) -> None:
         self._upload_arguments.pop(key, None)
@@ -228,20 +227,16 @@ class S3Sink:
             raise self.calls.refused(exc, "head_object", self._url(key)) from None
         return head
 
-    @staticmethod
-    def _store(answer: dict[str, Any], checksum: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        until = arguments.get("ObjectLockRetainUntilDate")
-        store: dict[str, Any] = {
-            "checksum": answer.get("ChecksumSHA256") or checksum,
-            "version": answer.get("VersionId"),
-            "lock_mode": arguments.get("ObjectLockMode"),
-            "retain_until": until.isoformat() if isinstance(until, dt.datetime) else None,
-            "legal_hold": True if arguments.get("ObjectLockLegalHoldStatus") == "ON" else None,
-        }
-        return {name: value for name, value in store.items() if value is not None}
-
     def _url(self, key: str) -> str:
         return f"s3://{self.location.bucket}/{key}"
+
+
+def _file_sha256(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(READ_BLOCK):
+            digest.update(block)
+    return digest.digest()
 
 
 _: type[Sink] = S3Sink  # mypy checks that S3Sink implements the Sink protocol

@@ -22,7 +22,9 @@ import contextlib
 import io
 import logging
 import random
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 import aiohttp
 from aiobotocore.config import AioConfig
@@ -98,6 +100,36 @@ def error_code(exc: ClientError) -> str:
     return str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
 
 
+@contextlib.contextmanager
+def _body_stream(body: bytes | Path | None) -> Iterator[IO[bytes] | None]:
+    """A fresh file object over ``body`` for one attempt (closed after it)."""
+    if body is None:
+        yield None
+    elif isinstance(body, Path):
+        with body.open("rb") as handle:
+            yield handle
+    else:
+        yield io.BytesIO(body)
+
+
+async def _attempt(
+    method: Any, body: bytes | Path | None, arguments: dict[str, Any]
+) -> tuple[Any, str | None]:
+    """One try: (the answer, None), or (None, why it is worth another); else it raises."""
+    with _body_stream(body) as stream:
+        if stream is not None:
+            arguments["Body"] = stream
+        try:
+            return await method(**arguments), None
+        except ClientError as exc:
+            code = error_code(exc)
+            if code not in RETRYABLE:
+                raise
+            return None, code
+        except (BotoConnectionError, HTTPClientError, aiohttp.ClientError, TimeoutError) as exc:
+            return None, type(exc).__name__
+
+
 class S3Calls:
     """The sink's client: opened once, every operation through ``call``."""
 
@@ -166,17 +198,18 @@ class S3Calls:
         self,
         operation: str,
         *,
-        body: bytes | None = None,
+        body: bytes | Path | None = None,
         retry_for: float | None = None,
         **arguments: Any,
     ) -> Any:
         """Run one S3 operation, retrying what is retryable until ``retry_for`` runs out.
 
-        ``body`` goes as a fresh file object each attempt (``io.BytesIO`` shares
-        a bytes object, no copy): aiohttp then sends it in small writes that
-        wait for the socket, where a ``bytes`` body is written at once and
-        whatever the socket does not take is copied into the transport's
-        buffer (another whole part in memory). ``retry_for`` shortens the
+        ``body`` goes as a fresh file object each attempt (``io.BytesIO``
+        shares a bytes object, no copy; a ``Path`` is opened, never read
+        whole): aiohttp then sends it in small writes that wait for the
+        socket, where a ``bytes`` body is written at once and whatever the
+        socket does not take is copied into the transport's buffer (another
+        whole part in memory). ``retry_for`` shortens the
         retry period (the preflight: a bucket unreachable at the start is
         more likely a wrong endpoint than an outage).
         """
@@ -189,17 +222,9 @@ class S3Calls:
         delay = FIRST_DELAY
         while True:
             self.requests += 1
-            if body is not None:
-                arguments["Body"] = io.BytesIO(body)
-            try:
-                return await method(**arguments)
-            except ClientError as exc:
-                code = error_code(exc)
-                if code not in RETRYABLE:
-                    raise
-                reason = code
-            except (BotoConnectionError, HTTPClientError, aiohttp.ClientError, TimeoutError) as exc:
-                reason = type(exc).__name__
+            answer, reason = await _attempt(method, body, arguments)
+            if reason is None:
+                return answer
             if loop.time() + delay > deadline:
                 raise ObjectStorageError(
                     self.redactor(

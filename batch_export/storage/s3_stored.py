@@ -13,11 +13,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-__all__ = ["describe_head", "differences"]
+__all__ = ["differences", "store_record"]
 
 
-def describe_head(head: dict[str, Any]) -> dict[str, Any]:
-    """The ``store`` record of an object, from its HEAD answer."""
+def store_record(head: dict[str, Any]) -> dict[str, Any]:
+    """The ``store`` record of an object, from its HEAD answer (or from the
+    arguments and the answer of its upload, which use the same field names)."""
     until = head.get("ObjectLockRetainUntilDate")
     store: dict[str, Any] = {
         "checksum": head.get("ChecksumSHA256"),
