@@ -427,3 +427,32 @@ def test_push_mode_gzip_status_and_resume_work_the_same_into_a_bucket(
     assert summary["s3_puts"] == 0 and summary["s3_multipart"] == 0  # every object found intact
     assert sim.stats()["requests"].get("POST datarequest", 0) == posts_before
     assert_bucket_matches_manifest(seaweed, bucket, "2026-12", out, compressed=True)
+
+
+def test_a_whole_run_against_the_mixed_wire_lands_in_the_bucket_exactly(
+    seaweed: Seaweed, simulator: StartSimulator, tmp_path: Path
+) -> None:
+    """Every platform variant at random (placeholders, throttles, outages, v4) into a locked bucket."""
+    sim = simulator(
+        wire="mixed",
+        prepare_delay="1:4",
+        rate_limit=60,
+        burst=10,
+        outage_every=6.0,
+        outage_seconds=1.5,
+        seed=12,
+        export_sizes={"17": 9 * MB},
+    )
+    bucket = new_bucket(seaweed, lock=True)
+    ids = write_ids(tmp_path / "ids.csv", range(1, 121))
+    out = tmp_path / "state"
+    args = ["run", str(ids), "--out", str(out), *s3_args(seaweed, bucket), "--retention-days", "1"]
+    # A small window, so checks are not queued behind the POSTs and some meet the placeholder.
+    args += [*api_args(sim, version=4), "--max-pending", "20", "--no-progress"]
+    done = cli(args, sim.token, seaweed.env(), timeout=240)
+    assert done.returncode == 0, done.stderr
+    entries = assert_bucket_matches_manifest(seaweed, bucket, "2026-12", out)
+    assert len(entries) == 120
+    met = {name for name, count in sim.stats()["wire"].items() if count}
+    assert "outage" in met and met & {"placeholder-bare", "placeholder-info"}, met
+    assert uploads_left(seaweed, bucket) == []
