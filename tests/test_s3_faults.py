@@ -19,10 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -35,7 +38,9 @@ from batch_export.storage.s3 import S3Sink
 from batch_export.storage.s3_calls import ObjectStorageError
 from batch_export.storage.s3_settings import MIN_PART_SIZE, S3Location, S3Settings
 
+from .conftest import StartSimulator, api_args, journal_lines, spawn_cli, write_ids
 from .seaweed import ACCESS_KEY, SECRET_KEY, Seaweed
+from .test_s3_export import assert_bucket_matches_manifest
 from .test_sink_conformance import aiter_of, chunks_of, export_body
 
 BUCKET = "faults"
@@ -383,3 +388,33 @@ async def test_the_preflight_retries_slowdown(s3_env: Seaweed, proxy: FaultProxy
     assert proxy.injected() == 3
     assert stats["s3_retries"] >= 3
     assert [s.faked for s in proxy.seen[:4]] == [True, True, True, False]
+
+
+async def test_a_whole_run_rides_out_object_storage_going_away_for_20_seconds(
+    s3_env: Seaweed, proxy: FaultProxy, simulator: StartSimulator, tmp_path: Path
+) -> None:
+    """The CLI mid-run, the bucket unreachable for 20 s: every target done and exact, nothing failed."""
+    sim = simulator(prepare_delay="0.2:0.6", export_size=3_000)
+    prefix = f"outage-{uuid.uuid4().hex[:8]}"
+    ids = write_ids(tmp_path / "ids.csv", range(1, 101))
+    out = tmp_path / "state"
+    args = ["run", str(ids), "--out", str(out), "--to", f"s3://{BUCKET}/{prefix}"]
+    args += ["--s3-endpoint-url", proxy.url, *api_args(sim), "--rate", "20", "--no-progress"]
+    proc = spawn_cli(args, sim.token, env=s3_env.env())
+    try:
+        deadline = time.monotonic() + 60
+        while journal_lines(out) < 40 and proc.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # polling the journal, with a deadline
+        assert proc.poll() is None, "the run ended before the outage"
+        await proxy.down()
+        await proxy.up_after(20)
+        _, stderr = await asyncio.to_thread(proc.communicate, timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    assert "retrying" in stderr and "Traceback" not in stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["done"] == 100 and summary["s3_retries"] > 0
+    assert_bucket_matches_manifest(s3_env, BUCKET, prefix, out)
