@@ -11,7 +11,6 @@ import datetime as dt
 import gzip
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -334,7 +333,7 @@ def test_a_200mb_export_streams_into_the_bucket_in_bounded_memory(
     seaweed: Seaweed, simulator: StartSimulator, tmp_path: Path
 ) -> None:
     """One 200 MB export, multipart, while the exporter's peak RSS stays under 100 MB."""
-    size = int(os.environ.get("RSS_TEST_MB", "200")) * MB
+    size = 200 * MB
     sim = simulator(export_size=2_000, export_sizes={"1": size}, prepare_delay="0")
     bucket = new_bucket(seaweed, lock=False)
     ids = write_ids(tmp_path / "ids.csv", [1, 2])

@@ -168,7 +168,8 @@ def run(
 ) -> None:
     """Export the data request of every target in INPUT.csv ('-' for stdin) into --out.
 
-    Each export is streamed to its own verified file; DIR/manifest.jsonl lists
+    Each export is streamed to its own verified file (with --to, to its own
+    object in an S3-compatible bucket, --out keeping the state); DIR/manifest.jsonl lists
     every target's outcome and DIR/summary.json the run's totals. Rerunning
     the same command resumes: finished targets are skipped and open requests
     are picked up by their request ID.

@@ -201,10 +201,11 @@ async def _plan(
     for target_id in targets:
         state = journal.states[target_id]
         if state.status == DONE:
-            if changed is not None:
-                if target_id not in changed:
-                    continue
-            elif await sink.is_intact(_recorded_file(journal, sink, target_id), state.bytes):
+            if changed is None:  # a local check is cheap: one at a time
+                intact = await sink.is_intact(_recorded_file(journal, sink, target_id), state.bytes)
+            else:
+                intact = target_id not in changed
+            if intact:
                 continue
             stale.append(target_id)
             fresh.append(target_id)

@@ -4,9 +4,7 @@ An upload holds a part (8 MiB) or two at a time, allocated and freed again
 for every part of every export. glibc serves such blocks from ``mmap`` at
 first, but after the first free it raises its mmap threshold up to 32 MiB
 and serves them from the heap and from per-thread arenas instead, where
-freed parts stay resident: measured here, a 200 MB export into a bucket
-peaked at 173 MB RSS that way and at under 100 MB with the threshold
-pinned. ``mallopt`` pins it (1 MiB) and bounds the arenas; on another C
+freed parts stay resident (docs/PERFORMANCE.md has the measurements). ``mallopt`` pins it (1 MiB) and bounds the arenas; on another C
 library this does nothing.
 """
 

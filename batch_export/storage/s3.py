@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -145,7 +146,7 @@ class S3Sink:
         return store_record(head)
 
     async def put(
-        self, key: str, data: bytes | Path, checksum: str, content_type: str
+        self, key: str, data: io.BytesIO | Path, checksum: str, content_type: str
     ) -> dict[str, Any]:
         arguments = self._new_object(key, content_type)
         answer = await self._call(
@@ -163,7 +164,7 @@ class S3Sink:
         return str(answer["UploadId"])
 
     async def upload_part(
-        self, key: str, upload_id: str, number: int, part: bytes, digest: bytes
+        self, key: str, upload_id: str, number: int, part: io.BytesIO, digest: bytes
     ) -> str:
         answer = await self._call(
             "upload_part",

@@ -101,19 +101,20 @@ def error_code(exc: ClientError) -> str:
 
 
 @contextlib.contextmanager
-def _body_stream(body: bytes | Path | None) -> Iterator[IO[bytes] | None]:
-    """A fresh file object over ``body`` for one attempt (closed after it)."""
+def _body_stream(body: io.BytesIO | Path | None) -> Iterator[IO[bytes] | None]:
+    """The body for one attempt, from its start: a part as it is, a file opened afresh."""
     if body is None:
         yield None
     elif isinstance(body, Path):
         with body.open("rb") as handle:
             yield handle
     else:
-        yield io.BytesIO(body)
+        body.seek(0)
+        yield body
 
 
 async def _attempt(
-    method: Any, body: bytes | Path | None, arguments: dict[str, Any]
+    method: Any, body: io.BytesIO | Path | None, arguments: dict[str, Any]
 ) -> tuple[Any, str | None]:
     """One try: (the answer, None), or (None, why it is worth another); else it raises."""
     with _body_stream(body) as stream:
@@ -198,18 +199,18 @@ class S3Calls:
         self,
         operation: str,
         *,
-        body: bytes | Path | None = None,
+        body: io.BytesIO | Path | None = None,
         retry_for: float | None = None,
         **arguments: Any,
     ) -> Any:
         """Run one S3 operation, retrying what is retryable until ``retry_for`` runs out.
 
-        ``body`` goes as a fresh file object each attempt (``io.BytesIO``
-        shares a bytes object, no copy; a ``Path`` is opened, never read
-        whole): aiohttp then sends it in small writes that wait for the
-        socket, where a ``bytes`` body is written at once and whatever the
-        socket does not take is copied into the transport's buffer (another
-        whole part in memory). ``retry_for`` shortens the
+        ``body`` is a file object sent from its start each attempt (a part's
+        own ``io.BytesIO``, or a ``Path`` opened afresh, never read whole):
+        aiohttp then sends it in small writes that wait for the socket, where
+        a ``bytes`` body is written at once and whatever the socket does not
+        take is copied into the transport's buffer (another whole part in
+        memory). ``retry_for`` shortens the
         retry period (the preflight: a bucket unreachable at the start is
         more likely a wrong endpoint than an outage).
         """

@@ -1,7 +1,8 @@
 """One export streaming into a bucket: checked and hashed as it goes, an object only once complete.
 
-Up to one part (``S3Settings.part_size``, 8 MiB by default) is held: a body
-that ends within it is checked whole and sent in one PutObject; a longer one
+A part (``S3Settings.part_size``, 8 MiB by default) is gathered at a time,
+the one before it uploading meanwhile: a body that ends within the first
+part is sent in one PutObject; a longer one
 becomes a multipart upload, started when its first part is full. Each part
 goes with its own SHA-256 (``x-amz-checksum-sha256``), so the server refuses
 a body damaged on the way, and the next part is read from the platform while
@@ -20,6 +21,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import io
 import zlib
 from typing import Any, Protocol
 
@@ -41,13 +43,13 @@ class ObjectStore(Protocol):
     async def existing(self, key: str, size: int, checksum: str) -> dict[str, Any] | None: ...
 
     async def put(
-        self, key: str, data: bytes, checksum: str, content_type: str
+        self, key: str, data: io.BytesIO, checksum: str, content_type: str
     ) -> dict[str, Any]: ...
 
     async def create_upload(self, key: str, content_type: str) -> str: ...
 
     async def upload_part(
-        self, key: str, upload_id: str, number: int, part: bytes, digest: bytes
+        self, key: str, upload_id: str, number: int, part: io.BytesIO, digest: bytes
     ) -> str: ...
 
     async def complete_upload(
@@ -74,10 +76,11 @@ def composite_checksum(part_digests: list[bytes]) -> str:
     return f"{b64_sha256(hashlib.sha256(b''.join(part_digests)).digest())}-{len(part_digests)}"
 
 
-def _hash_part(part: bytes, whole: Any) -> bytes:
-    """The part's own SHA-256, and the whole object's digest advanced over it."""
-    whole.update(part)
-    return hashlib.sha256(part).digest()
+def _hash_part(part: io.BytesIO, whole: Any) -> bytes:
+    """The part's own SHA-256, and the whole object's digest advanced over it (no copy)."""
+    with part.getbuffer() as view:
+        whole.update(view)
+        return hashlib.sha256(view).digest()
 
 
 class S3Writer(CheckedWriter):
@@ -91,11 +94,10 @@ class S3Writer(CheckedWriter):
         self._compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if sink.gzip else None
         self._raw: list[bytes] = []  # not yet compressed (gzip only)
         self._raw_size = 0
-        # The current part as the chunks that arrived, joined once when it is full:
-        # one exact-size block per part (a growing bytearray reallocates, and
-        # io.BytesIO copies a bytearray but shares a bytes object).
-        self._part: list[bytes] = []
-        self._part_bytes = 0
+        # The current part, written into a buffer of its own that is then sent as
+        # it is: aiohttp reads an io.BytesIO through getbuffer(), which copies a
+        # BytesIO made over a bytes object (a second part in memory) but not this.
+        self._part = io.BytesIO()
         self._digest = hashlib.sha256()
         self._stored = 0
         self._upload_id: str | None = None
@@ -106,7 +108,7 @@ class S3Writer(CheckedWriter):
     async def _accept(self, chunk: bytes) -> None:
         """Add ``chunk`` to the part; a full part goes to the bucket (multipart)."""
         await self._add(chunk)
-        if self._part_bytes >= self._part_size():
+        if self._part.tell() >= self._part_size():
             await self._send_part()
 
     async def _finish(self) -> SavedExport:
@@ -114,13 +116,13 @@ class S3Writer(CheckedWriter):
         await self._add(b"", final=True)
         if self._upload_id is None:
             return await self._put_whole(self._take_part())
-        if self._part:
+        if self._part.tell():
             await self._send_part()
         return await self._complete()
 
     async def _drop(self) -> None:
         """Stop a part in flight and abort the upload."""
-        self._part = []
+        self._part = io.BytesIO()
         self._raw = []
         sending, self._sending = self._sending, None
         if sending is not None:
@@ -152,13 +154,10 @@ class S3Writer(CheckedWriter):
                 self._keep(compressor.flush())
 
     def _keep(self, block: bytes) -> None:
-        if block:
-            self._part.append(block)
-            self._part_bytes += len(block)
+        self._part.write(block)
 
-    def _take_part(self) -> bytes:
-        part = b"".join(self._part)
-        self._part, self._part_bytes = [], 0
+    def _take_part(self) -> io.BytesIO:
+        part, self._part = self._part, io.BytesIO()
         return part
 
     def _part_size(self) -> int:
@@ -180,7 +179,7 @@ class S3Writer(CheckedWriter):
         # and malloc arena to the process (measured: 8 MB of the peak RSS).
         digest = _hash_part(part, self._digest)
         self._part_digests.append(digest)
-        self._stored += len(part)
+        self._stored += part.tell()
         self._sending = asyncio.create_task(self._upload(number, part, digest))
 
     async def _finish_sending(self) -> None:
@@ -188,7 +187,7 @@ class S3Writer(CheckedWriter):
         if sending is not None:
             await sending
 
-    async def _upload(self, number: int, part: bytes, digest: bytes) -> None:
+    async def _upload(self, number: int, part: io.BytesIO, digest: bytes) -> None:
         assert self._upload_id is not None
         etag = await self._sink.upload_part(self._key, self._upload_id, number, part, digest)
         self._parts.append(
@@ -197,12 +196,12 @@ class S3Writer(CheckedWriter):
 
     # -- becoming an object --------------------------------------------------------
 
-    async def _put_whole(self, data: bytes) -> SavedExport:
-        self._digest.update(data)
-        self._stored = len(data)
+    async def _put_whole(self, data: io.BytesIO) -> SavedExport:
+        self._stored = data.tell()
+        _hash_part(data, self._digest)
         digest = self._digest.digest()
         checksum = b64_sha256(digest)
-        existing = await self._sink.existing(self._key, len(data), checksum)
+        existing = await self._sink.existing(self._key, self._stored, checksum)
         if existing is None:
             existing = await self._sink.put(self._key, data, checksum, self._content_type())
         return self._saved(digest.hex(), existing)
