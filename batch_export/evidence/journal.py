@@ -226,6 +226,7 @@ class Journal:
             sha256=saved.sha256,
             gzip=saved.gzip or None,
             store=saved.store,
+            origin=saved.origin,
         )
 
     async def record_run(self, **fields: Any) -> None:

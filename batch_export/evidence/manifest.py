@@ -111,6 +111,9 @@ def done_line(
     store = record.get("store")
     if isinstance(store, dict):
         entry["store"] = store  # the destination's own record: checksum, version, lock
+    origin = record.get("origin")
+    if isinstance(origin, dict):
+        entry["origin"] = origin  # push mode: the delivery's signed headers, as checked
     return entry
 
 

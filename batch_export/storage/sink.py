@@ -56,6 +56,9 @@ class SavedExport:
     #: journal and the manifest and checked again by resume and ``verify``
     #: (object storage: its checksum, version and lock); None for local files
     store: dict[str, Any] | None = None
+    #: push mode: the signed headers of the delivery it came from and what their
+    #: check found (``platform/push_origin.py``), kept as evidence of origin
+    origin: dict[str, Any] | None = None
 
 
 class ExportWriter(Protocol):
