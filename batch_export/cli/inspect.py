@@ -10,8 +10,9 @@ import click
 
 from ..errors import ExportError
 from ..evidence.destination import recorded_settings
+from ..evidence.signing import load_public_keys
 from ..evidence.status import collect_status, format_status
-from ..evidence.verify import verify_directory
+from ..evidence.verify import format_proof, verify_directory
 from ..redaction import Redactor
 from ..storage.choose import store_sink
 from .common import CONTEXT, failure
@@ -49,47 +50,67 @@ def status(out_dir: Path, as_json: bool) -> None:
     is_flag=True,
     help="Object storage: download, re-hash and re-check every object (local files always are).",
 )
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="PUB",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Ed25519 public key (signing.pub): every seal must be signed by it (repeat for several).",
+)
+@click.option(
+    "--require-complete",
+    is_flag=True,
+    help="Also report every target that is not done (failed, invalid or pending).",
+)
 @access_options
 def verify(
     out_dir: Path,
     as_json: bool,
     deep: bool,
+    keys: tuple[Path, ...],
+    require_complete: bool,
     s3_endpoint_url: str | None,
     s3_region: str | None,
     s3_profile: str | None,
 ) -> None:
-    """Check every export of DIR against its manifest.
+    """Prove the archive in DIR: every export, the manifest, the seals, the journal.
 
-    Local files are re-hashed and their JSON re-checked. Exports in object
-    storage (DIR/destination.json names the bucket) are checked with one HEAD
-    each: size, SHA-256 checksum, version and Object Lock; --deep also
-    downloads and re-checks every byte.
+    \b
+    - every export against its manifest line: local files re-hashed and their
+      JSON re-checked; objects in a bucket (DIR/destination.json) with one HEAD
+      each (size, SHA-256, version, Object Lock), --deep reads them too;
+    - files under exports/ that no manifest line names;
+    - the manifest, summary and run log against the latest seal, the seal
+      chain back to the first, the journal's hash chain, and with --key each
+      seal's signature.
 
-    Exit status 0 when every done entry verifies, 1 when any problem is found
-    (each listed on stdout), 2 when DIR is not an export directory.
+    Exit status 0 when all is proven, 1 when any problem is found (each
+    listed on stdout), 2 when DIR is not an archive.
 
     \b
     Examples:
       batch-export verify exports/
-      batch-export verify /archive/2026-11-01 --json > evidence.json
+      batch-export verify /archive/2026-11-01 --key signing.pub --json > evidence.json
+      batch-export verify archive/ --require-complete
       batch-export verify state/ --deep --s3-endpoint-url http://127.0.0.1:8333
     """
     try:
+        trusted = load_public_keys(keys)
         settings = recorded_settings(
             out_dir, endpoint_url=s3_endpoint_url, region=s3_region, profile=s3_profile
         )
         sink = None if settings is None else store_sink(settings)
-        report = verify_directory(out_dir, sink, deep=deep)
+        report = verify_directory(
+            out_dir, sink, deep=deep, keys=trusted, require_complete=require_complete
+        )
     except ExportError as exc:
         raise failure(str(exc), Redactor(), Console()) from None
     if as_json:
         click.echo(json.dumps(report.to_json(out_dir), indent=2))
     else:
         for problem in report.problems:
-            click.echo(f"{problem.file or '-'}: {problem.kind} {problem.id}: {problem.problem}")
-        click.echo(
-            f"verified {report.verified} of {report.checked} exports ({report.bytes} bytes); "
-            f"{len(report.problems)} problems; {report.not_done} entries not done",
-            err=True,
-        )
+            click.echo(problem.describe())
+        for line in format_proof(report):
+            click.echo(line, err=True)
     sys.exit(0 if report.ok else 1)

@@ -17,9 +17,12 @@ __all__ = ["final_done_records"]
 
 
 def final_done_records(
-    path: Path, states: dict[str, TargetState]
+    path: Path, states: dict[str, TargetState], *, only_input: bool = True
 ) -> Iterator[tuple[str, dict[str, Any], TargetState]]:
-    """Each input target that is done, with its last ``done`` line, in journal order.
+    """Each done target, with its last ``done`` line, in journal order.
+
+    ``only_input``: only the targets this run's input names (the resume
+    check); else every target whose export the archive holds (the manifest).
 
     Reads the journal once more instead of keeping every request ID, hash or
     ``store`` record in memory; changes no state, so it serves the manifest at
@@ -35,7 +38,7 @@ def final_done_records(
             continue
         target_id = record["id"]
         state = states.get(target_id)
-        if state is None or not state.in_input or state.status != DONE:
+        if state is None or state.status != DONE or (only_input and not state.in_input):
             continue
         if state.done_records > 1:
             count = seen.get(target_id, 0) + 1

@@ -37,7 +37,9 @@ from typing import Any
 from ..durable import fsync_dir, open_private, write_all
 from ..errors import ConfigError, ExportError
 from ..storage.sink import SavedExport
+from .chain import chain_lines, last_line_hash
 from .done_lines import final_done_records
+from .journal_header import check_header, new_header, write_header
 from .recorded import RecordedFiles
 from .replay import (
     DONE,
@@ -70,8 +72,6 @@ __all__ = [
 
 log = logging.getLogger("batch_export.evidence.journal")
 
-FORMAT = "batch-export-journal"
-VERSION = 1
 #: seconds the flusher waits to gather lines into one write + fsync
 COMMIT_DELAY = 0.003
 #: one compact encoder for every line (``json.dumps`` with options builds a new one per call)
@@ -88,6 +88,10 @@ class Journal:
         header: dict[str, Any],
         states: dict[str, TargetState],
         files: RecordedFiles | None = None,
+        *,
+        head: str | None = None,
+        lines: int = 0,
+        runs: int = 0,
     ) -> None:
         self.path = path
         self.header = header
@@ -106,6 +110,12 @@ class Journal:
         self.commit_delay = COMMIT_DELAY
         #: what ``open`` found damaged or torn (see the module docstring)
         self.damage = JournalDamage()
+        #: the hash of the last line on disk, which the next line names (``chain.py``)
+        self.head = head
+        #: complete lines on disk, the header included
+        self.lines = lines
+        #: the number of the latest ``run`` line (this run's, once it is recorded)
+        self.run_number = runs
 
     @property
     def damaged_lines(self) -> list[int]:
@@ -144,10 +154,11 @@ class Journal:
         path = out_dir / JOURNAL_NAME
         states: dict[str, TargetState] = {}
         files = RecordedFiles(kind)
-        header: dict[str, Any] = {"format": FORMAT, "version": VERSION, "kind": kind}
+        header = new_header(kind)
         damage = JournalDamage()
+        runs: list[dict[str, Any]] = []
         if path.exists():
-            read_header, good_end, damage = replay(path, states, files=files)
+            read_header, good_end, damage = replay(path, states, files=files, runs=runs)
             if damage.header is not None:
                 raise ConfigError(
                     f"{path}: line 1, the header, is damaged ({damage.header}); it says which "
@@ -157,22 +168,23 @@ class Journal:
             if read_header is None:
                 good_end = 0  # nothing usable (a header torn by a crash): start afresh
             else:
-                _check_header(read_header, kind, path)
+                check_header(read_header, kind, path)
                 header = read_header
             fd = os.open(path, os.O_WRONLY | os.O_APPEND)
             if good_end < os.fstat(fd).st_size:
                 os.ftruncate(fd, good_end)
                 os.fsync(fd)
+            lines = damage.complete_lines if read_header is not None else 0
+            head = last_line_hash(path, good_end)
             if read_header is None:
-                write_all(fd, (json.dumps({**header, "created": time.time()}) + "\n").encode())
-                os.fsync(fd)
+                head = write_header(fd, {**header, "created": time.time()})
+                lines = 1
         else:
             fd = open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL)
-            header["created"] = time.time()
-            write_all(fd, (json.dumps(header) + "\n").encode())
-            os.fsync(fd)
+            head = write_header(fd, {**header, "created": time.time()})
+            lines = 1
             fsync_dir(out_dir)
-        journal = cls(path, fd, header, states, files)
+        journal = cls(path, fd, header, states, files, head=head, lines=lines, runs=len(runs))
         journal.damage = damage
         return journal
 
@@ -216,11 +228,19 @@ class Journal:
         self._ensure_flusher(asyncio.get_running_loop())
 
     def note_saved(self, target_id: str, rid: str, saved: SavedExport) -> None:
-        """Queue the ``done`` line of an export the sink saved (see ``note``)."""
+        """Queue the ``done`` line of an export the sink saved (see ``note``).
+
+        The line also says when its request was made (``submitted``, the
+        request's ``submitted`` line's time) and in which run it was saved,
+        for the manifest's ``submitted_at``, ``saved_at`` and ``run``.
+        """
+        state = self.states.get(target_id)
         self.note(
             "done",
             target_id,
             rid=rid,
+            run=self.run_number or None,
+            submitted=state.submitted_at if state is not None else None,
             file=saved.file,
             bytes=saved.bytes,
             sha256=saved.sha256,
@@ -232,7 +252,10 @@ class Journal:
     async def record_run(self, **fields: Any) -> None:
         """A line about the run itself (no target): read by ``batch-export status``."""
         self._check_healthy()
-        await self._append({"ts": round(time.time(), 3), "ev": "run", **fields})
+        self.run_number += 1
+        await self._append(
+            {"ts": round(time.time(), 3), "ev": "run", "run": self.run_number, **fields}
+        )
 
     def _change(self, event: str, target_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         if event not in EVENTS:  # it would read back as damage
@@ -274,7 +297,7 @@ class Journal:
             # Let concurrent targets add their lines first: one fsync then covers
             # them all, for a couple of milliseconds of latency per step.
             await asyncio.sleep(self.commit_delay)
-            data = "".join(self._buffer).encode()
+            data = self._buffer
             self._buffer = []
             waiter, self._waiter = self._waiter, None
             # Shielded: a cancelled flusher must not hide a write still under
@@ -306,19 +329,43 @@ class Journal:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         return f"cannot write the journal {self.path}: {reason}"
 
-    def _write_durably(self, data: bytes) -> None:
+    def _write_durably(self, lines: list[str]) -> None:
+        # Chained here, in write order (one write at a time), off the event loop.
+        data, head = chain_lines(lines, self.head)
         write_all(self._fd, data)
         os.fsync(self._fd)
+        self.head = head
+        self.lines += len(lines)
         self.fsyncs += 1
 
-    def final_done_records(self) -> Iterator[tuple[str, dict[str, Any], TargetState]]:
-        """Each input target that is done, with its last ``done`` line, in journal order.
+    def final_done_records(
+        self, *, only_input: bool = True
+    ) -> Iterator[tuple[str, dict[str, Any], TargetState]]:
+        """Each done target (``only_input``: of this input), with its last ``done`` line.
 
         Reads the journal once more (``done_lines.final_done_records``) instead
         of keeping every request ID and hash in memory: for the manifest, after
         ``close()``, and for the resume check of a bucket, before the run.
         """
-        return final_done_records(self.path, self.states)
+        return final_done_records(self.path, self.states, only_input=only_input)
+
+    def append_seal_line(self, seal: int, sha256: str) -> None:
+        """After ``close``: append the line that names the seal just written (fsync'd).
+
+        A seal records the journal up to the line before this one; this line
+        then says the seal exists, so removing the latest seal shows (its
+        line names a file that is gone).
+        """
+        line = _ENCODE({"ts": round(time.time(), 3), "ev": "seal", "seal": seal, "sha256": sha256})
+        data, head = chain_lines([line + "\n"], self.head)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.head = head
+        self.lines += 1
 
     async def close(self) -> None:
         """Wait for queued lines to reach the disk, then close the file.
@@ -338,7 +385,7 @@ class Journal:
                 self._failure = self._write_failed(exc)
         if self._buffer and self._failure is None:  # left behind by a cancelled flusher
             try:
-                self._write_durably("".join(self._buffer).encode())
+                self._write_durably(self._buffer)
             except OSError as exc:
                 self._failure = self._write_failed(exc)
         self._buffer = []
@@ -351,19 +398,3 @@ class Journal:
             self._fd = -1
         if self._failure is not None:
             raise ExportError(self._failure)
-
-
-def _check_header(header: dict[str, Any], kind: str, path: Path) -> None:
-    """Raise ConfigError unless ``header`` is this version's, for exports of ``kind``."""
-    if header.get("format") != FORMAT:
-        raise ConfigError(f"{path} is not a batch-export journal; use an empty --out directory")
-    if header.get("version") != VERSION:
-        raise ConfigError(
-            f"{path} was written by journal format version {header.get('version')}; "
-            f"this batch-export reads version {VERSION}"
-        )
-    if header.get("kind") != kind:
-        raise ConfigError(
-            f"{path.parent} holds a {header.get('kind')} export; "
-            f"use another --out directory for --kind {kind}"
-        )

@@ -1,14 +1,21 @@
 """The run's outputs for people and tools: ``manifest.jsonl`` and ``summary.json``.
 
-The manifest has exactly one line per distinct input target (and one per
-invalid input row), each with the same keys::
+The manifest describes the archive, not the last command: one line per
+target whose export DIR holds (whichever run's input named it), then one per
+target of this run's input that is not done, then one per invalid input row
+of this run, each with the same keys::
 
     kind, id, status (done|failed|invalid|pending), request_id, file, bytes,
-    sha256, compressed, attempts, ambiguous_submits, reissued, error
+    sha256, compressed, attempts, ambiguous_submits, reissued, error,
+    submitted_at, saved_at, run
 
-``pending`` appears only when a run was stopped before finishing. Both files
-are replaced atomically (temporary file, fsync, rename) and are owner-only:
-they name the people whose data was exported. Neither ever holds a secret.
+``submitted_at`` and ``saved_at`` (ISO 8601 UTC, milliseconds) say when the
+request behind a done export was made and when the export was saved; ``run``
+is the number of the run that saved it (``runs.jsonl`` says what each run
+read). ``pending`` appears only when a run was stopped before finishing.
+Both files are replaced atomically (temporary file, fsync, rename) and are
+owner-only: they name the people whose data was exported. Neither ever holds
+a secret.
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ from .recorded import RecordedFiles
 __all__ = [
     "MANIFEST_NAME",
     "SUMMARY_NAME",
+    "ArchiveCounts",
     "RunCounts",
     "RunSettings",
+    "iso_time",
     "write_manifest",
     "write_summary",
 ]
@@ -53,6 +62,16 @@ class RunCounts:
     @property
     def total(self) -> int:
         return self.done + self.failed + self.invalid + self.pending
+
+
+@dataclass
+class ArchiveCounts:
+    """What the whole archive holds, whichever inputs put it there."""
+
+    done: int = 0
+    bytes: int = 0
+    #: done targets that this run's input does not name
+    not_in_input: int = 0
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,9 @@ def _entry(kind: str, target_id: str, state: TargetState, status: str) -> dict[s
         "ambiguous_submits": state.ambiguous,
         "reissued": state.reissued,
         "error": state.error,
+        "submitted_at": None,
+        "saved_at": None,
+        "run": None,
     }
 
 
@@ -107,6 +129,9 @@ def done_line(
         sha256=record.get("sha256"),
         compressed="gzip" if gzip else None,
         error=None,
+        submitted_at=iso_time(record.get("submitted")),
+        saved_at=iso_time(record.get("ts")),
+        run=record.get("run"),
     )
     store = record.get("store")
     if isinstance(store, dict):
@@ -135,22 +160,30 @@ def write_manifest(
     kind: str,
     target_ids: Iterable[str],
     invalid: Iterable[InvalidRow],
-) -> RunCounts:
-    """Replace ``manifest.jsonl`` with the final state of every input target.
+) -> tuple[RunCounts, ArchiveCounts]:
+    """Replace ``manifest.jsonl``; the counts of this run's input and of the whole archive.
 
-    Done targets come first, in the order they finished, read from their
-    journal lines; then failed and pending ones in input order; then invalid
-    rows. Call once, after the journal is closed.
+    Every done target comes first, in the order they finished, read from
+    their journal lines (targets of earlier inputs too: they are in the
+    archive); then the failed and pending targets of this input, in input
+    order; then this input's invalid rows. Call once, after the journal is
+    closed.
     """
     counts = RunCounts()
+    archive = ArchiveCounts()
 
     def lines() -> Iterator[str]:
-        for target_id, record, state in journal.final_done_records():
+        for target_id, record, state in journal.final_done_records(only_input=False):
             # The line's own file; the default name if it names none.
             file = RecordedFiles.of_record(record) or journal.recorded_file(target_id)
             entry = done_line(kind, target_id, record, state, file)
-            counts.done += 1
-            counts.bytes += entry["bytes"]
+            archive.done += 1
+            archive.bytes += entry["bytes"]
+            if state.in_input:
+                counts.done += 1
+                counts.bytes += entry["bytes"]
+            else:
+                archive.not_in_input += 1
             yield json.dumps(entry, ensure_ascii=False) + "\n"
         for target_id in target_ids:
             state = journal.states[target_id]
@@ -167,7 +200,7 @@ def write_manifest(
             yield json.dumps(invalid_line(kind, row), ensure_ascii=False) + "\n"
 
     write_atomically(out_dir / MANIFEST_NAME, lines())
-    return counts
+    return counts, archive
 
 
 def write_summary(
@@ -205,6 +238,7 @@ def write_summary(
         "outages": traffic.get("outages", 0),
         "cut_downloads": traffic.get("cut_downloads", 0),
         "jwt_refreshes": traffic.get("jwt_refreshes", 0),
+        "rate_found": traffic.get("rate_found"),
         **extra,
         "exit_code": exit_code,
         "interrupted": interrupted,
@@ -227,3 +261,11 @@ def write_summary(
 
 def _iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+def iso_time(timestamp: object) -> str | None:
+    """A journal timestamp as ISO 8601 UTC with milliseconds; None for none."""
+    if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
+        return None
+    seconds, millis = divmod(round(float(timestamp) * 1000), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"

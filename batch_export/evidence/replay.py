@@ -71,6 +71,7 @@ EVENTS = frozenset(
         "stale",
         "push-conflict",
         "run",
+        "seal",
     }
 )
 
@@ -103,6 +104,7 @@ class TargetState:
         "reissued",
         "request_id",
         "status",
+        "submitted_at",
     )
 
     def __init__(self) -> None:
@@ -115,7 +117,9 @@ class TargetState:
         self.gzip = False
         self.error: str | None = None
         self.done_records = 0
-        self.in_input = False  # named in this run's input (the manifest lists only those)
+        self.in_input = False  # named in this run's input
+        #: when the open request was made (its ``submitted`` line), for the ``done`` line
+        self.submitted_at: float | None = None
 
     def apply(self, record: dict[str, Any], *, live: bool = False) -> None:
         """Fold one journal record into this state (``live``: a change made by this run)."""
@@ -130,7 +134,10 @@ class TargetState:
             self.gzip = bool(record.get("gzip", False))
             self.error = None
             self.done_records += 1
+            self.submitted_at = None
         elif event == "submitted" or event == "push-conflict":
+            if event == "submitted":
+                self.submitted_at = record.get("ts")
             # A push conflict (two different pushed exports) reopens the request:
             # the file is not trusted until the platform's own copy is fetched.
             self.status = SUBMITTED
@@ -172,6 +179,8 @@ class JournalDamage:
     header: str | None = None
     #: byte offset just past the last complete line (where a torn tail begins)
     complete_end: int = 0
+    #: complete lines read (the header included)
+    complete_lines: int = 0
 
     def add(self, number: int, reason: str) -> None:
         """Note that line ``number`` is damaged, and why."""
@@ -231,6 +240,7 @@ def read_lines(
                 return
             end += len(raw)
             damage.complete_end = end
+            damage.complete_lines = number
             if containing is not None and containing not in raw:
                 continue
             try:
@@ -271,8 +281,8 @@ def replay(
                 header = record
                 continue
             event = record["ev"]
-            if event == "run":
-                if runs is not None:
+            if event == "run" or event == "seal":
+                if runs is not None and event == "run":
                     runs.append(record)
                 continue
             target_id = record["id"]  # a str: read_lines checked
@@ -345,6 +355,8 @@ def _record_problem(record: object) -> str | None:
         if any(not _is_int(record.get(name, 0)) for name in ("targets", "invalid", "todo")):
             return "not a journal record: a bad count"
         return None
+    if event == "seal":
+        return None if _is_int(record.get("seal")) else "not a journal record: a bad seal number"
     return _target_record_problem(record, event)
 
 

@@ -1,13 +1,17 @@
-"""``batch-export verify``: prove an export directory is what its manifest says.
+"""``batch-export verify``: prove an export directory is what its manifest and seals say.
 
-For every ``done`` entry: the export exists where the manifest (from the
+Two halves. Here, for every ``done`` entry: the export exists where the manifest (from the
 journal) recorded it (its ``file``, never a recomputed name), has the
 recorded size and sha256, (for gzip exports) decompresses completely, and is
 a valid export of the recorded target. This is the evidence an auditor asks
 for. Local files are always read whole; in object storage one HEAD per
 object proves size, checksum, version and lock, and ``--deep`` reads every
-byte too. All through the sink (``Sink.inspect``, ``Sink.read``): this module
-knows nothing of which destination it is.
+byte too. All through the sink (``Sink.inspect``, ``Sink.read``,
+``Sink.stored_exports`` for files no manifest line names): this module knows
+nothing of which destination it is. Then ``proof.py`` checks the manifest and
+the other evidence files against the latest seal, the seal chain, the
+signatures (``keys``) and the journal's hash chain; with ``require_complete``
+every manifest entry that is not done is a problem too.
 """
 
 from __future__ import annotations
@@ -17,32 +21,52 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._version import __version__
 from ..errors import ConfigError, IntegrityError
 from ..storage.choose import store_sink
 from ..storage.local import LocalSink
 from ..storage.sink import Sink, UnsafeName
 from ..storage.validate import ExportChecker
 from .destination import recorded_settings
-from .manifest import MANIFEST_NAME
+from .manifest import MANIFEST_NAME, iso_time
+from .proof import ArchiveProof, prove_archive
+from .replay import JOURNAL_NAME
+from .signing import TrustedKeys
 
-__all__ = ["Problem", "VerifyReport", "verify_directory", "verify_entry", "verify_exports"]
+__all__ = [
+    "Problem",
+    "VerifyReport",
+    "format_proof",
+    "verify_directory",
+    "verify_entry",
+    "verify_exports",
+]
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with one manifest entry."""
+    """One thing wrong: with one manifest entry (``check`` "export"), or with the archive."""
 
     line: int
     kind: str
     id: str
     file: str | None
     problem: str
+    #: export, unknown-file, incomplete, manifest, seal, signature or journal
+    check: str = "export"
+
+    def describe(self) -> str:
+        """The problem as one line for people."""
+        if self.check in ("export", "incomplete"):
+            return f"{self.file or '-'}: {self.kind} {self.id}: {self.problem}"
+        return f"{self.file or '-'}: {self.problem}"
 
 
 @dataclass
@@ -54,20 +78,34 @@ class VerifyReport:
     bytes: int = 0
     not_done: int = 0
     problems: list[Problem] = field(default_factory=list)
+    #: files under ``exports/`` that no manifest line names
+    unknown_files: list[str] = field(default_factory=list)
+    #: the archive-level checks (None when only the exports were checked)
+    proof: ArchiveProof | None = None
+    checked_at: float = 0.0
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def to_json(self, directory: Path | str) -> dict[str, Any]:
-        """What ``batch-export verify --json`` prints for ``directory``."""
+        """What ``batch-export verify --json`` prints for ``directory``: itself evidence."""
+        proof = self.proof
+        manifest = proof.manifest if proof is not None else None
         return {
             "directory": str(directory),
+            "checked_at": iso_time(self.checked_at),
+            "tool": "batch-export",
+            "tool_version": __version__,
             "ok": self.ok,
+            "manifest_sha256": manifest.sha256 if manifest is not None else None,
             "checked": self.checked,
             "verified": self.verified,
             "bytes": self.bytes,
             "not_done": self.not_done,
+            "unknown_files": self.unknown_files,
+            "seals": proof.seals if proof is not None else {},
+            "journal": proof.journal if proof is not None else {},
             "problems": [dataclasses.asdict(problem) for problem in self.problems],
         }
 
@@ -151,16 +189,28 @@ async def _check_content(chunks: AsyncIterator[bytes], entry: dict[str, Any]) ->
     return None
 
 
-async def verify_exports(out_dir: Path, sink: Sink, *, deep: bool = False) -> VerifyReport:
-    """Check every done entry of ``out_dir``'s manifest against what ``sink`` holds."""
+async def verify_exports(
+    out_dir: Path, sink: Sink, *, deep: bool = False, require_complete: bool = False
+) -> VerifyReport:
+    """Check every done entry of ``out_dir``'s manifest against what ``sink`` holds.
+
+    Then list what the sink stores under ``exports/``: a file no line names is
+    a problem. With ``require_complete`` an entry that is not done is one too.
+    """
     report = VerifyReport()
+    named: set[str] = set()
     for line, entry in _manifest_entries(out_dir):
         status = entry.get("status")
         if status == "unreadable":
             report.problems.append(Problem(line, "?", "?", None, "manifest line is not JSON"))
             continue
+        file = entry.get("file")
+        if isinstance(file, str):
+            named.add(file)
         if status != "done":
             report.not_done += 1
+            if require_complete:
+                report.problems.append(_incomplete(line, entry))
             continue
         report.checked += 1
         problem = await verify_entry(sink, entry, deep=deep)
@@ -173,26 +223,102 @@ async def verify_exports(out_dir: Path, sink: Sink, *, deep: bool = False) -> Ve
                     line, str(entry.get("kind")), str(entry.get("id")), entry.get("file"), problem
                 )
             )
+    async with contextlib.aclosing(sink.stored_exports()) as stored:
+        async for file in stored:
+            if file not in named:
+                report.unknown_files.append(file)
+    report.unknown_files.sort()
+    for file in report.unknown_files:
+        report.problems.append(
+            Problem(0, "-", "-", file, "no manifest line names this file", "unknown-file")
+        )
     return report
 
 
+def _incomplete(line: int, entry: dict[str, Any]) -> Problem:
+    status = str(entry.get("status"))
+    error = entry.get("error")
+    return Problem(
+        line,
+        str(entry.get("kind")),
+        str(entry.get("id")),
+        entry.get("file"),
+        f"not done ({status}{': ' + str(error) if error else ''})",
+        "incomplete",
+    )
+
+
 def verify_directory(
-    out_dir: Path, sink: Sink | None = None, *, deep: bool = False
+    out_dir: Path,
+    sink: Sink | None = None,
+    *,
+    deep: bool = False,
+    keys: TrustedKeys | None = None,
+    require_complete: bool = False,
 ) -> VerifyReport:
-    """``verify_exports`` from synchronous code.
+    """Verify ``out_dir`` from synchronous code: its exports, then its seals and journal.
 
     By default the sink is where ``out_dir``'s exports are: the bucket its
     ``destination.json`` names (credentials from the standard AWS chain), else
-    the files under it.
+    the files under it. ``keys``: each seal must be signed by one of them.
+    Raises ConfigError when ``out_dir`` is not an archive.
     """
-    return asyncio.run(_verify_and_close(out_dir, sink, deep))
+    return asyncio.run(
+        _verify_and_close(out_dir, sink, deep, keys or TrustedKeys(()), require_complete)
+    )
 
 
-async def _verify_and_close(out_dir: Path, sink: Sink | None, deep: bool) -> VerifyReport:
+async def _verify_and_close(
+    out_dir: Path, sink: Sink | None, deep: bool, keys: TrustedKeys, require_complete: bool
+) -> VerifyReport:
+    missing = [name for name in (MANIFEST_NAME, JOURNAL_NAME) if not (out_dir / name).is_file()]
+    if missing:
+        raise ConfigError(
+            f"{out_dir} has no {' and no '.join(missing)}; is it a batch-export output directory?"
+        )
+    checked_at = time.time()
     if sink is None:
         settings = recorded_settings(out_dir)
         sink = LocalSink(out_dir) if settings is None else store_sink(settings)
     try:
-        return await verify_exports(out_dir, sink, deep=deep)
+        report = await verify_exports(out_dir, sink, deep=deep, require_complete=require_complete)
     finally:
         await sink.close()
+    report.checked_at = checked_at
+    report.proof = await asyncio.to_thread(prove_archive, out_dir, keys)
+    for check, where, problem in report.proof.problems:
+        report.problems.append(Problem(0, "-", "-", where, problem, check))
+    return report
+
+
+def format_proof(report: VerifyReport) -> list[str]:
+    """The lines ``verify`` prints for people after the problems: what was checked, what held."""
+    lines = [
+        f"exports: verified {report.verified} of {report.checked} ({report.bytes} bytes); "
+        f"{len(report.unknown_files)} unknown files; {report.not_done} entries not done"
+    ]
+    proof = report.proof
+    if proof is not None:
+        seals, journal = proof.seals, proof.journal
+        if seals.get("count"):
+            lines.append(
+                f"seals: {seals['count']}, chain {seals.get('chain')}, latest {seals.get('latest')}; "
+                f"signatures {seals.get('signature')} ({seals.get('signed', 0)} of "
+                f"{seals['count']} signed)"
+            )
+        else:
+            lines.append("seals: none")
+        unsealed = journal.get("unsealed_lines", 0)
+        lines.append(
+            f"journal: {journal.get('lines', 0)} lines, hash chain {journal.get('chain')}"
+            + (
+                f"; {unsealed} lines after the latest seal (a run that did not finish)"
+                if unsealed
+                else ""
+            )
+        )
+        if proof.manifest is not None:
+            lines.append(f"manifest sha256: {proof.manifest.sha256}")
+    count = len(report.problems)
+    lines.append("all proven" if report.ok else f"{count} problem{'s' if count != 1 else ''} found")
+    return lines

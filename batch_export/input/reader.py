@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import io
 import itertools
 import os
@@ -28,10 +29,11 @@ from dataclasses import dataclass
 from ..errors import InputError
 from .ids import SHOWN_CHARS, Target, TargetKind, is_valid_id, validate_id
 
-__all__ = ["InvalidRow", "TargetReader"]
+__all__ = ["InputRecord", "InvalidRow", "TargetReader"]
 
 #: a byte that did not decode, as the "surrogateescape" error handler leaves it
 _ESCAPED = re.compile("[\udc80-\udcff]")
+
 
 @dataclass(frozen=True, slots=True)
 class InvalidRow:
@@ -40,6 +42,50 @@ class InvalidRow:
     line: int
     value: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    """What a run read, for the evidence: which file, exactly which bytes, how many targets."""
+
+    path: str
+    size: int
+    sha256: str
+    rows: int
+    targets: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "size": self.size,
+            "sha256": self.sha256,
+            "rows": self.rows,
+            "targets": self.targets,
+        }
+
+
+class _Digesting(io.RawIOBase):
+    """A read-only view of a binary stream that hashes and counts every byte read through it.
+
+    Closing it leaves the stream open: its owner (``TargetReader.close``)
+    decides, as stdin belongs to the caller.
+    """
+
+    def __init__(self, stream: typing.BinaryIO) -> None:
+        self._stream = stream
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: typing.Any) -> int:
+        data = self._stream.read(len(buffer))
+        count = len(data)
+        buffer[:count] = data
+        self.digest.update(data)
+        self.size += count
+        return count
 
 
 # Header names recognised without --id-column, most specific first, so a file
@@ -113,6 +159,21 @@ class TargetReader:
         self._index = 0
         self._first: list[str] | None = None  # first row when it is data (headerless)
         self._first_line = 0
+        self._binary: typing.BinaryIO | None = None
+        self._digesting: _Digesting | None = None
+        self.targets = 0
+
+    def record(self) -> InputRecord:
+        """The input as read so far (complete once iterated): path, size, sha256, counts."""
+        digesting = self._digesting
+        path = self.name if self._from_stdin else os.path.abspath(self.name)
+        return InputRecord(
+            path=path,
+            size=digesting.size if digesting is not None else 0,
+            sha256=(digesting.digest if digesting is not None else hashlib.sha256()).hexdigest(),
+            rows=self.rows,
+            targets=self.targets,
+        )
 
     # -- opening ---------------------------------------------------------------
 
@@ -121,9 +182,13 @@ class TargetReader:
         if self._records is not None:
             return self
         encoding = self._codec()
-        binary = self._open_binary()
+        self._binary = self._open_binary()
+        self._digesting = _Digesting(self._binary)
         self._text = io.TextIOWrapper(
-            binary, encoding=encoding, errors="surrogateescape", newline=""
+            io.BufferedReader(self._digesting),
+            encoding=encoding,
+            errors="surrogateescape",
+            newline="",
         )
         try:
             head = self._read_head()
@@ -141,10 +206,9 @@ class TargetReader:
         """Release the file; stdin is left open for its owner."""
         if self._text is None:
             return
-        if self._from_stdin:
-            self._text.detach()
-        else:
-            self._text.close()
+        self._text.close()  # closes the hashing view only, never the stream under it
+        if not self._from_stdin and self._binary is not None:
+            self._binary.close()
         self._text = None
 
     def __enter__(self) -> TargetReader:
@@ -321,6 +385,7 @@ class TargetReader:
                         self.duplicates += 1
                     else:
                         seen.add(canonical)
+                        self.targets += 1
                         yield Target(kind, canonical)
             pending = self._next_record()
         if self.rows == 0:

@@ -155,8 +155,8 @@ class PlatformClient:
             "outages": self.gate.outages,
             "cut_downloads": self.cut_downloads,
             "jwt_refreshes": self.jwt_refreshes,
+            "rate_found": self.limiter.found,
         }
-
 
     async def submit(
         self,

@@ -158,6 +158,13 @@ class RateLimiter:
         """The current pace in requests per second."""
         return self._rate
 
+    @property
+    def found(self) -> float | None:
+        """The highest pace the account was seen to accept, when searching for it (else None)."""
+        if self.search is None or self.search.low is None:
+            return None
+        return round(self.search.low, 2)
+
     def __repr__(self) -> str:
         mode = f"adaptive {self.search!r}" if self.search else "fixed"
         return (

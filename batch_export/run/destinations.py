@@ -67,13 +67,18 @@ async def changed_in_store(journal: Journal, sink: Sink) -> set[str]:
     return changed
 
 
-async def publish_evidence(sink: Sink, out_dir: Path, fatal: ExportError | None) -> None:
-    """Send the manifest, the summary and the run log to the destination.
+async def publish_evidence(
+    sink: Sink, out_dir: Path, fatal: ExportError | None, seal: str | None = None
+) -> None:
+    """Send the manifest, the summary, the run log and this run's seal to the destination.
+
+    The seal goes last: once it is there, everything it pins is too (and,
+    with retention, under the same lock).
 
     When the run already stopped on an error, a failure here is logged, not
     raised: the first error is the one to fix, and the next run publishes again.
     """
-    for name in EVIDENCE:
+    for name in (*EVIDENCE, *([seal] if seal else [])):
         path = out_dir / name
         if not path.exists():
             continue

@@ -15,9 +15,11 @@ verified, and the journal and manifest are written before the exit.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,18 @@ from .._version import __version__
 from ..errors import ExportError, StorageError
 from ..evidence.destination import check_destination, record_destination
 from ..evidence.journal import DONE, FAILED, SUBMITTED, Journal
-from ..evidence.manifest import RunCounts, RunSettings, write_manifest, write_summary
+from ..evidence.manifest import (
+    RunCounts,
+    RunSettings,
+    iso_time,
+    write_manifest,
+    write_summary,
+)
+from ..evidence.seal import list_seals, seal_name, write_seal
+from ..evidence.signing import Signer
 from ..evidence.statedir import RunLock, make_out_dir
 from ..input.ids import Target, TargetKind
-from ..input.reader import InvalidRow, TargetReader
+from ..input.reader import InputRecord, InvalidRow, TargetReader
 from ..storage.sink import Sink
 from .destinations import changed_in_store, open_sink, publish_evidence
 from .options import (
@@ -65,29 +75,43 @@ async def run_export(options: RunOptions) -> RunResult:
     ``CancelledError``.
     """
     started = time.time()
+    signer = Signer.load(options.sign_key) if options.sign_key is not None else None
     invalid: list[InvalidRow] = []
-    input_ids, duplicates = _read_input(options, invalid)
+    input_ids, duplicates, read = _read_input(options, invalid)
     out_dir = make_out_dir(options.out_dir)
     with RunLock(out_dir):
         check_destination(out_dir, options.destination)
         sink = open_sink(options, out_dir)
+        run = _Run(input_ids, invalid, duplicates, read, started, signer)
         try:
-            return await _run_locked(
-                options, out_dir, sink, input_ids, invalid, duplicates, started
-            )
+            return await _run_locked(options, out_dir, sink, run)
         finally:
             await sink.close()
 
 
-async def _run_locked(
-    options: RunOptions,
-    out_dir: Path,
-    sink: Sink,
-    input_ids: list[str],
-    invalid: list[InvalidRow],
-    duplicates: int,
-    started: float,
-) -> RunResult:
+class _Run:
+    """What this run read and holds, handed from ``run_export`` to the steps after the lock."""
+
+    def __init__(
+        self,
+        input_ids: list[str],
+        invalid: list[InvalidRow],
+        duplicates: int,
+        read: InputRecord,
+        started: float,
+        signer: Signer | None,
+    ) -> None:
+        self.input_ids = input_ids
+        self.invalid = invalid
+        self.duplicates = duplicates
+        self.read = read
+        self.started = started
+        self.signer = signer
+        #: the seal written at the end (``seals/000042.json``), once it is
+        self.seal: str | None = None
+
+
+async def _run_locked(options: RunOptions, out_dir: Path, sink: Sink, run: _Run) -> RunResult:
     """``run_export`` once DIR is locked: recover the sink, run, write and publish the evidence."""
     await sink.recover()  # object storage: the preflight, before any data request
     record_destination(out_dir, options.destination)
@@ -95,13 +119,13 @@ async def _run_locked(
         journal = Journal.open(out_dir, options.kind.value)
     except OSError as exc:  # a full disk or a read-only journal: not a bug
         raise cannot_write(out_dir, exc) from None
-    for target_id in input_ids:
+    for target_id in run.input_ids:
         journal.state(target_id).in_input = True
     progress: Progress | NullProgress = Progress() if options.progress else NullProgress()
     exporter = Exporter(options, progress, sink)
     cancelled = False
     try:
-        cancelled = await _export(exporter, journal, input_ids, len(invalid))
+        cancelled = await _export(exporter, journal, run)
     except asyncio.CancelledError:  # before the pipeline started (planning, the run record)
         cancelled = True
         exporter.window.stop_reason = "cancelled"
@@ -110,20 +134,21 @@ async def _run_locked(
         cancelled = await _settle_files(exporter, journal, out_dir) or cancelled
     try:
         counts, summary, exit_code, interrupted = _report(
-            options, out_dir, journal, exporter, sink, input_ids, invalid, duplicates, started
+            options, out_dir, journal, exporter, sink, run
         )
     except OSError as exc:  # the disk that stopped the run may be full still
         raise _report_failure(exporter.window.fatal, cannot_write(out_dir, exc)) from None
     if cancelled:
         raise asyncio.CancelledError
-    await publish_evidence(sink, out_dir, exporter.window.fatal)
+    await publish_evidence(sink, out_dir, exporter.window.fatal, run.seal)
     if exporter.window.fatal is not None:
         raise exporter.window.fatal
     return RunResult(exit_code, counts, out_dir, summary, interrupted)
 
 
-async def _export(exporter: Exporter, journal: Journal, input_ids: list[str], invalid: int) -> bool:
+async def _export(exporter: Exporter, journal: Journal, run: _Run) -> bool:
     """Plan the work and run it; whether the run was cancelled from outside."""
+    input_ids, invalid = run.input_ids, len(run.invalid)
     if journal.torn_lines or journal.skipped_lines:
         # Damage (a complete line that is not a record) and a crash's
         # torn tail are different news, and get different messages.
@@ -132,8 +157,13 @@ async def _export(exporter: Exporter, journal: Journal, input_ids: list[str], in
     work, resumed, stale = await _plan(journal, exporter.sink, input_ids)
     for target_id in stale:
         await journal.record("stale", target_id, error="file missing or changed since it was saved")
+    _say_what_stays(journal)
     await journal.record_run(
-        targets=len(input_ids), invalid=invalid, todo=len(work), version=__version__
+        targets=len(input_ids),
+        invalid=invalid,
+        todo=len(work),
+        version=__version__,
+        input=run.read.to_json(),
     )
     exporter.progress.start(
         total=len(input_ids), already_done=len(input_ids) - len(work), invalid=invalid
@@ -176,6 +206,21 @@ async def _sync_and_close(exporter: Exporter, journal: Journal, out_dir: Path) -
             exporter.window.fatal = cannot_write(out_dir, exc)
     finally:
         await journal.close()  # queued lines reach the disk whatever happened
+
+
+def _say_what_stays(journal: Journal) -> None:
+    """One line when the archive holds exports this input does not name: they are kept."""
+    outside = sum(
+        1 for state in journal.states.values() if state.status == DONE and not state.in_input
+    )
+    if outside:
+        log.warning(
+            "%d exported target%s not in this input; %s stay%s in the archive",
+            outside,
+            "s are" if outside != 1 else " is",
+            "they" if outside != 1 else "it",
+            "" if outside != 1 else "s",
+        )
 
 
 def _report_failure(fatal: ExportError | None, error: StorageError) -> StorageError:
@@ -228,24 +273,28 @@ def _report(
     journal: Journal,
     exporter: Exporter,
     sink: Sink,
-    input_ids: list[str],
-    invalid: list[InvalidRow],
-    duplicates: int,
-    started: float,
+    run: _Run,
 ) -> tuple[RunCounts, dict[str, Any], int, str | None]:
-    """Write the manifest and the summary; the counts, summary, exit code and interruption."""
-    counts = write_manifest(out_dir, journal, options.kind.value, input_ids, invalid)
+    """Write the manifest, the summary and the seal; the counts, summary, exit code and interruption."""
+    counts, archive = write_manifest(
+        out_dir, journal, options.kind.value, run.input_ids, run.invalid
+    )
     fatal = exporter.window.fatal
     stop_reason = exporter.window.stop_reason
     interrupted = stop_reason if stop_reason in ("SIGINT", "SIGTERM", "cancelled") else None
     exit_code = _exit_code(fatal, interrupted, counts)
+    seals = list_seals(out_dir)
+    next_seal = seal_name(seals[-1].number + 1 if seals else 1)
     summary = write_summary(
         out_dir,
         settings=_summary_settings(options),
         counts=counts,
         traffic=exporter.traffic,
         extra={
-            "duplicate_rows": duplicates,
+            "run": journal.run_number or None,
+            "input": run.read.to_json(),
+            "archive": asdict(archive),
+            "duplicate_rows": run.duplicates,
             "destination": (
                 options.destination.describe()
                 if options.destination is not None
@@ -254,14 +303,57 @@ def _report(
             "journal_fsyncs": journal.fsyncs,
             **sink.stats(),
             "push": exporter.push.counts() if exporter.push is not None else None,
+            "seal": next_seal,
+            "signed_by": run.signer.key_id if run.signer is not None else None,
         },
-        started=started,
+        started=run.started,
         exit_code=exit_code,
         interrupted=interrupted,
         version=__version__,
         error=str(fatal) if fatal else None,
     )
+    run.seal = _seal(out_dir, journal, run, summary, signed_before=_signed(seals))
     return counts, summary, exit_code, interrupted
+
+
+def _seal(
+    out_dir: Path, journal: Journal, run: _Run, summary: dict[str, Any], *, signed_before: bool
+) -> str:
+    """Write this run's seal and name it in the journal; the seal's name."""
+    if signed_before and run.signer is None:
+        log.warning(
+            "the earlier seals of %s are signed but this run's is not: pass --sign-key, "
+            "or verify --key will report this seal as unsigned",
+            out_dir,
+        )
+    number, name, sha256 = write_seal(
+        out_dir,
+        {
+            "kind": journal.kind,
+            "run": journal.run_number or None,
+            "tool_version": __version__,
+            "started_at": summary["started_at"],
+            "finished_at": summary["finished_at"],
+            "sealed_at": iso_time(time.time()),
+            "input": run.read.to_json(),
+            "exit_code": summary["exit_code"],
+        },
+        journal_lines=journal.lines,
+        journal_head=journal.head,
+        signer=run.signer,
+    )
+    journal.append_seal_line(number, sha256)
+    return name
+
+
+def _signed(seals: list[Any]) -> bool:
+    """Whether the latest of ``seals`` carries a signature."""
+    if not seals:
+        return False
+    try:
+        return "signature" in json.loads(seals[-1].read())
+    except (OSError, ValueError):
+        return False
 
 
 def _exit_code(fatal: ExportError | None, interrupted: str | None, counts: RunCounts) -> int:
@@ -292,10 +384,13 @@ def _summary_settings(options: RunOptions) -> RunSettings:
     )
 
 
-def _read_input(options: RunOptions, invalid: list[InvalidRow]) -> tuple[list[str], int]:
+def _read_input(
+    options: RunOptions, invalid: list[InvalidRow]
+) -> tuple[list[str], int, InputRecord]:
     """Read every target before the output directory is touched; invalid rows collected.
 
-    Returns the distinct target IDs in input order and how many duplicate rows were dropped.
+    Returns the distinct target IDs in input order, how many duplicate rows
+    were dropped, and what was read (path, size, sha256, counts) for the evidence.
     """
     reader = TargetReader(
         options.input,
@@ -310,4 +405,4 @@ def _read_input(options: RunOptions, invalid: list[InvalidRow]) -> tuple[list[st
             invalid.append(item)
             continue
         ids.append(item.id)
-    return ids, reader.duplicates
+    return ids, reader.duplicates, reader.record()

@@ -79,6 +79,15 @@ def prepare_out_dir(out_dir: Path) -> Path:
     return out_dir
 
 
+def _list_directory(path: str) -> list[tuple[str, bool]]:
+    """``(name, is a directory)`` of each entry of ``path``; empty when it does not exist."""
+    try:
+        with os.scandir(path) as entries:
+            return [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
 def _private_opener(path: str, flags: int) -> int:
     return open_private(path, flags | os.O_EXCL)
 
@@ -167,6 +176,18 @@ class LocalSink:
 
     async def publish(self, name: str, path: Path) -> None:
         """Nothing to do: the evidence files are in the directory already."""
+
+    async def stored_exports(self) -> AsyncGenerator[str, None]:
+        """Every file under ``exports/``, walked in a thread a directory at a time."""
+        pending = ["exports"]
+        while pending:
+            relative = pending.pop()
+            entries = await asyncio.to_thread(_list_directory, f"{self._root}/{relative}")
+            for name, is_dir in entries:
+                if is_dir:
+                    pending.append(f"{relative}/{name}")
+                else:
+                    yield f"{relative}/{name}"
 
     async def read(self, file: str) -> AsyncGenerator[bytes, None]:
         """The stored bytes of ``file`` in blocks of ``READ_BLOCK`` (for ``verify``)."""

@@ -115,6 +115,24 @@ class S3Sink:
             async for block in body.iter_chunks(READ_BLOCK):
                 yield block
 
+    async def stored_exports(self) -> AsyncGenerator[str, None]:
+        """Every object under ``PREFIX/exports/``, a ListObjectsV2 page (1000 keys) at a time."""
+        arguments: dict[str, Any] = {
+            "Bucket": self.location.bucket,
+            "Prefix": self.location.key("exports/"),
+        }
+        while True:
+            try:
+                page = await self.calls.call("list_objects_v2", **arguments)
+            except ClientError as exc:
+                raise self.calls.refused(exc, "list_objects_v2", self.description) from None
+            for item in page.get("Contents", []):
+                yield self.location.relative(str(item["Key"]))
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+            arguments["ContinuationToken"] = token
+
     async def publish(self, name: str, path: Path) -> None:
         """Upload an evidence file of the state directory under the prefix (locked, too)."""
         # Streamed from the file: a million-target manifest is hundreds of MB.

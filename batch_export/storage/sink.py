@@ -127,6 +127,13 @@ class Sink(Protocol):
         ``file`` and UnsafeName if ``file`` does not lie inside the sink.
         """
 
+    def stored_exports(self) -> AsyncGenerator[str, None]:
+        """The name of every export stored under ``exports/``, relative to the root (for ``verify``).
+
+        What a killed run left half-written is not listed (``.partial/`` on
+        disk; unfinished multipart uploads in a bucket are not objects).
+        """
+
     async def publish(self, name: str, path: Path) -> None:
         """Put a state-directory file (manifest, summary, runs) beside the exports, if elsewhere."""
 
