@@ -110,6 +110,10 @@ def assert_bucket_matches_manifest(
     # The bucket alone is an archive: the evidence is there too, byte for byte.
     for name in ("manifest.jsonl", "summary.json", "runs.jsonl", "destination.json"):
         assert body_of(server, bucket, f"{prefix}/{name}") == (out / name).read_bytes()
+    seals = sorted((out / "seals").glob("*.json"))
+    assert seals, "no seal written"
+    for seal in seals:
+        assert body_of(server, bucket, f"{prefix}/seals/{seal.name}") == seal.read_bytes()
     return entries
 
 
@@ -142,8 +146,9 @@ def test_a_whole_run_lands_in_a_locked_bucket_exactly(
         with pytest.raises(client.exceptions.ClientError) as refused:
             client.delete_object(Bucket=bucket, Key=key, VersionId=head["VersionId"])
         assert refused.value.response["Error"]["Code"] == "AccessDenied"
-    manifest_head = client.head_object(Bucket=bucket, Key="2026-12/manifest.jsonl")
-    assert manifest_head["ObjectLockMode"] == "COMPLIANCE"
+    for evidence in ("manifest.jsonl", "seals/000001.json"):
+        evidence_head = client.head_object(Bucket=bucket, Key=f"2026-12/{evidence}")
+        assert evidence_head["ObjectLockMode"] == "COMPLIANCE", evidence
 
     for deep in ([], ["--deep"]):
         checked = cli(["verify", str(out), *deep], None, seaweed.env())
@@ -178,6 +183,12 @@ def test_verify_catches_an_object_overwritten_with_other_bytes(
             report = json.loads(checked.stdout)
             assert [p["file"] for p in report["problems"]] == [victim["file"]]
             assert report["verified"] == 9
+        # An object under exports/ that no manifest line names is reported too.
+        stray = "exports/profile/000/stray.json"
+        seaweed.client().put_object(Bucket=bucket, Key=f"2026-12/{stray}", Body=b"{}")
+        checked = cli(["verify", str(out), "--json"], None, seaweed.env())
+        assert checked.returncode == 1
+        assert json.loads(checked.stdout)["unknown_files"] == [stray]
 
 
 def test_retention_on_a_bucket_without_object_lock_is_refused_before_any_request(
