@@ -1274,7 +1274,9 @@ class _MixedDriver:
 
     async def round(self, i: int) -> None:
         base, token = self.api.sim.base_url, {"access_token": self.api.sim.token}
-        await self.call("POST", f"{base}/v2/profile/{i}/datarequest", params=token)
+        # Every fourth asks for a report POST (to a closed loopback port): signed or not.
+        report = {"report": "http://127.0.0.1:9/hook"} if i % 4 == 0 else {}
+        await self.call("POST", f"{base}/v2/profile/{i}/datarequest", params=token | report)
         if self.rids:
             for suffix in ("", "", "/data", "/status"):
                 rid = self.rng.choice(self.rids)

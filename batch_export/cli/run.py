@@ -121,6 +121,22 @@ __all__ = ["run"]
     show_default=True,
     help="Push mode: seconds to wait for a delivery before polling for it.",
 )
+@click.option(
+    "--account-id",
+    metavar="ID",
+    help="Push mode: refuse signed deliveries whose X-Copernica-ID is not account_ID.",
+)
+@click.option(
+    "--push-require-signature",
+    is_flag=True,
+    help="Push mode: refuse deliveries the platform did not sign (they are polled for instead).",
+)
+@click.option(
+    "--push-dns-server",
+    metavar="HOST[:PORT]",
+    help="Push mode: the DNS server to ask for the platform's DKIM signing key "
+    "(default: the system resolver).",
+)
 @click.option("--gzip", is_flag=True, help="Store exports gzip-compressed (.json.gz).")
 @destination_options
 @click.option(
@@ -156,6 +172,9 @@ def run(
     push_listen: str | None,
     push_url: str | None,
     push_grace: float,
+    account_id: str | None,
+    push_require_signature: bool,
+    push_dns_server: str | None,
     gzip: bool,
     insecure: bool,
     simulate: bool,
@@ -209,6 +228,9 @@ def run(
             push_listen=push_listen,
             push_public_url=push_url,
             push_grace=push_grace,
+            account_id=account_id,
+            push_require_signature=push_require_signature,
+            push_dns_server=push_dns_server,
             gzip=gzip,
             progress=not no_progress and not quiet and sys.stderr.isatty(),
             redactor=redactor,
@@ -283,5 +305,6 @@ async def _run(
         api = replace(
             options.api, api_url=sim.base_url, auth_url=sim.auth_url, token=Secret(sim.token)
         )
-        options = replace(options, api=api)
+        # The simulator's signing key is published nowhere: trust it as given, not via DNS.
+        options = replace(options, api=api, push_dkim_records=sim.dkim_records())
         return await run_export(options)

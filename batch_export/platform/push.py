@@ -14,6 +14,9 @@ Security model:
 - a delivery is accepted only for a target this run is waiting on, identified
   by the request ID header (``X-Datarequest-Id``) or, failing that, by the
   export's own ``info``; anything else gets 404 or 409 without being stored;
+- a signed delivery proves its origin before its body is read, and the body
+  its signed Digest as it streams (``push_origin.py``); one that fails is
+  refused (401/403) and the target keeps waiting (unsigned ones too, if required);
 - the body is checked like a download (valid JSON, matching ``info``), so a
   corrupted delivery, or one for another target, is never saved;
 - deliveries never replace each other. The receiver remembers, for every
@@ -39,23 +42,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
-import io
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
-import ijson
 from aiohttp import web
 
 from ..errors import ExportError, IntegrityError
 from ..input.ids import Target, TargetKind
 from ..storage.sink import SavedExport, Sink
 from ..storage.validate import digest_checked
+from .push_body import digest_chunks, peek_info, save_digesting, wait_for_push
+from .push_keys import DnsKeys
+from .push_origin import DigestMismatch, Origin, OriginError, OriginVerifier
 from .responses import CHUNK_BYTES, PEEK_BYTES
 from .transfer import read_bounded
 
@@ -72,40 +77,6 @@ log = logging.getLogger("batch_export.platform.push")
 
 RID_HEADER = "X-Datarequest-Id"
 _DIGEST_BYTES = 32  # sha256
-
-
-def peek_info(head: bytes) -> tuple[str, str] | None:
-    """``(info.type, info.id)`` from the first bytes of an export, if they hold them."""
-    found: dict[str, str] = {}
-    try:
-        for prefix, event, value in ijson.parse(io.BytesIO(head)):
-            if prefix in ("info.type", "info.id") and event in ("string", "number"):
-                found[prefix[5:]] = str(value)
-                if len(found) == 2:
-                    return found["type"], found["id"]
-    except ijson.JSONError:
-        pass  # the head ends mid-document, or is not JSON at all
-    return None
-
-
-async def digest_chunks(chunks: AsyncIterator[bytes], digest: Any) -> AsyncIterator[bytes]:
-    """Pass ``chunks`` through unchanged, feeding each to ``digest`` (a hashlib object)."""
-    async for chunk in chunks:
-        digest.update(chunk)
-        yield chunk
-
-
-async def save_digesting(
-    store: Sink, target: Target, head: bytes, rest: AsyncIterator[bytes]
-) -> tuple[SavedExport, str]:
-    """``store.save`` that also returns the sha256 (hex) of the bytes as received.
-
-    With ``--gzip`` the store hashes what it stores, the compressed bytes; a
-    delivery is compared with what arrived.
-    """
-    digest = hashlib.sha256(head)
-    saved = await store.save(target, head, digest_chunks(rest, digest))
-    return saved, digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -150,6 +121,7 @@ class PushReceiver:
         public_url: str | None,
         on_conflict: ConflictHandler | None = None,
         drain_timeout: float = 10.0,
+        origin: OriginVerifier | None = None,
     ) -> None:
         self._store = store
         self._kind = kind
@@ -157,6 +129,11 @@ class PushReceiver:
         self._port = port
         self._public_url = public_url
         self._on_conflict = on_conflict
+        # A signed delivery is always checked: by default against the keys in public DNS.
+        self._origin = origin if origin is not None else OriginVerifier(DnsKeys())
+        #: what the platform signs as ``(request-target)`` and ``host``: the report URL's
+        self._signed_target = ""
+        self._signed_host = ""
         self._secret = secrets.token_urlsafe(32)
         self._by_target: dict[str, _Expected] = {}
         self._by_request: dict[str, str] = {}
@@ -175,6 +152,8 @@ class PushReceiver:
         self.report_url = ""
         self.address = ""
         self.received = 0
+        #: of ``received``, those whose signature was verified
+        self.verified = 0
         self.rejected = 0
         self.repeated = 0
         self.conflicts = 0
@@ -192,6 +171,10 @@ class PushReceiver:
         base = (self._public_url or f"http://{host}:{port}").rstrip("/")
         self.report_url = f"{base}/{self._secret}"
         self.address = f"{host}:{port}"
+        public = urlsplit(self.report_url)
+        query = f"?{public.query}" if public.query else ""
+        self._signed_target = f"post {public.path or '/'}{query}"
+        self._signed_host = public.netloc.rpartition("@")[2]
         if self._public_url is None and self._host in ("0.0.0.0", "::"):  # noqa: S104 - detecting it
             log.warning(
                 "push mode listens on all interfaces but --push-url is not set: "
@@ -274,6 +257,14 @@ class PushReceiver:
                 self._idle.set()
 
     async def _deliver(self, request: web.Request) -> web.Response:
+        # Before a byte of the body is read: a forgery costs us its headers only.
+        try:
+            origin = await self._origin.check(
+                self._signed_target, self._signed_host, request.headers
+            )
+        except OriginError as exc:
+            log.warning("push: refused a delivery: %s", exc.reason)
+            return self._refuse(exc.reason, exc.status)
         head = await read_bounded(request.content, PEEK_BYTES)
         target_id = self._by_request.get(request.headers.get(RID_HEADER, ""))
         if target_id is None:
@@ -285,26 +276,33 @@ class PushReceiver:
         expected = self._by_target.get(target_id)
         if expected is not None and not expected.taken:
             expected.taken = True
-            return await self._save_first(expected, head, request)
+            return await self._save_first(expected, origin, head, request)
         if expected is None and target_id not in self._delivered:
             return self._refuse("not expecting this export")
-        return await self._compare(target_id, expected, head, request)
+        return await self._compare(target_id, expected, origin, head, request)
 
     def _refuse(self, message: str, status: int = 409) -> web.Response:
         self.rejected += 1
         return web.json_response({"error": {"message": message}}, status=status)
 
     async def _save_first(
-        self, expected: _Expected, head: bytes, request: web.Request
+        self, expected: _Expected, origin: Origin, head: bytes, request: web.Request
     ) -> web.Response:
         """The first delivery for a waiting target: saved through the sink."""
-        chunks: AsyncIterator[bytes] = request.content.iter_chunked(CHUNK_BYTES)
+        chunks = origin.guard(head, request.content.iter_chunked(CHUNK_BYTES))
         # With --gzip the sink hashes the compressed bytes: hash what arrived too.
         raw = hashlib.sha256(head) if self._store.gzip else None
         if raw is not None:
             chunks = digest_chunks(chunks, raw)
         try:
             saved = await self._store.save(expected.target, head, chunks)
+        except DigestMismatch as exc:
+            # Not the platform's body: nothing was kept, and the target waits on.
+            expected.taken = False
+            log.warning(
+                "push: refused a delivery for %s %s: %s", self._kind.value, expected.target.id, exc
+            )
+            return self._refuse(str(exc), 403)
         except (ExportError, OSError, ConnectionError) as exc:
             # Not saved: let polling fetch it instead.
             log.info("push for %s %s not saved: %s", self._kind.value, expected.target.id, exc)
@@ -314,20 +312,29 @@ class PushReceiver:
                 )
             return self._refuse("export rejected", 422)
         expected.digest = raw.digest() if raw is not None else bytes.fromhex(saved.sha256)
+        saved = dataclasses.replace(saved, origin=origin.record)
         self.received += 1
+        self.verified += origin.digest is not None
         if not expected.delivered.done():
             expected.delivered.set_result(saved)
         return web.Response(status=204)
 
     async def _compare(
-        self, target_id: str, expected: _Expected | None, head: bytes, request: web.Request
+        self,
+        target_id: str,
+        expected: _Expected | None,
+        origin: Origin,
+        head: bytes,
+        request: web.Request,
     ) -> web.Response:
         """A later delivery for a delivered target: checked and hashed, never stored."""
         target = Target(self._kind, target_id)
+        chunks = origin.guard(head, request.content.iter_chunked(CHUNK_BYTES))
         try:
-            digest = await digest_checked(
-                self._kind.value, target_id, head, request.content.iter_chunked(CHUNK_BYTES)
-            )
+            digest = await digest_checked(self._kind.value, target_id, head, chunks)
+        except DigestMismatch as exc:
+            log.warning("push: refused a delivery for %s %s: %s", self._kind.value, target_id, exc)
+            return self._refuse(str(exc), 403)
         except IntegrityError as exc:
             log.info("push for %s %s refused: %s", self._kind.value, target_id, exc)
             return self._refuse("export rejected", 422)
@@ -378,18 +385,3 @@ class PushReceiver:
     def held(self) -> int:
         """Later deliveries now waiting for their target's first one to be taken."""
         return self._held
-
-
-async def wait_for_push(
-    delivered: asyncio.Future[SavedExport], grace: float, stopping: asyncio.Event
-) -> SavedExport | None:
-    """The pushed export, or None when ``grace`` passes (or the run stops) first."""
-    stop = asyncio.ensure_future(stopping.wait())
-    waiters: set[asyncio.Future[Any]] = {delivered, stop}
-    try:
-        await asyncio.wait(waiters, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stop.cancel()
-    if delivered.done() and not delivered.cancelled() and delivered.exception() is None:
-        return delivered.result()
-    return None

@@ -27,6 +27,8 @@ from ..evidence.journal import Journal
 from ..input.ids import Target
 from ..platform.client import PlatformClient
 from ..platform.push import PushConflict, PushReceiver, save_digesting, wait_for_push
+from ..platform.push_keys import DnsKeys, KeySource, StaticKeys, parse_dns_server
+from ..platform.push_origin import OriginVerifier, account_header
 from ..redaction import Redactor
 from ..storage.sink import SavedExport, Sink
 from ..storage.validate import PlaceholderError
@@ -34,7 +36,7 @@ from .options import RunOptions, cannot_write, split_listen
 from .scheduling import ReadinessModel
 from .window import Stopped, TaskWindow
 
-__all__ = ["ErrorHandler", "PushMode"]
+__all__ = ["ErrorHandler", "PushMode", "origin_verifier"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,7 @@ class PushMode:
             port=port,
             public_url=self.options.push_public_url,
             on_conflict=self._on_conflict,
+            origin=origin_verifier(self.options),
         )
         try:
             self.receiver = await stack.enter_async_context(receiver)
@@ -99,11 +102,18 @@ class PushMode:
         # The URL's path is the receiver's only credential: scrub it like the token.
         redactor.add(receiver.report_url)
         log.info("push mode: listening on %s", receiver.address)
+        if self.options.push_require_signature:
+            log.info("push mode: only deliveries signed by the platform are accepted")
         return receiver.report_url
 
     def counts(self) -> dict[str, int]:
-        """Deliveries received and rejected (for the summary)."""
-        return {"received": self.receiver.received, "rejected": self.receiver.rejected}
+        """Deliveries received, rejected, and received with a verified signature (for the summary)."""
+        receiver = self.receiver
+        return {
+            "received": receiver.received,
+            "rejected": receiver.rejected,
+            "verified": receiver.verified,
+        }
 
     async def wait(self, target: Target, rid: str) -> SavedExport | None:
         """The export if the platform pushes it within the grace period, else None."""
@@ -200,6 +210,21 @@ class PushMode:
         saved, sha256 = fetched
         self._journal.note_saved(target.id, rid, saved)
         return sha256
+
+
+def origin_verifier(options: RunOptions) -> OriginVerifier:
+    """How this run checks where deliveries come from (docs/push-mode.md, "Proof of origin")."""
+    keys: KeySource
+    if options.push_dkim_records is not None:
+        keys = StaticKeys(options.push_dkim_records)  # --simulate: its own key, no DNS
+    elif options.push_dns_server is not None:
+        keys = DnsKeys(parse_dns_server(options.push_dns_server))
+    else:
+        keys = DnsKeys()
+    account = account_header(options.account_id) if options.account_id is not None else None
+    return OriginVerifier(
+        keys, account=account, require_signature=options.push_require_signature
+    )
 
 
 def _after_conflict(exc: ExportError) -> str:

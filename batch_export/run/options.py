@@ -8,6 +8,7 @@ happens (each settings object it holds, ``ApiSettings`` and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from ..errors import ConfigError, StorageError
 from ..evidence.manifest import RunCounts
 from ..input.ids import TargetKind
 from ..platform.limits import RetryPolicy, check_rate
+from ..platform.push_keys import parse_dns_server
+from ..platform.push_origin import account_header
 from ..platform.settings import ApiSettings
 from ..redaction import Redactor
 from ..storage.s3_settings import S3Settings
@@ -71,6 +74,14 @@ class RunOptions:
     push_public_url: str | None = None
     #: push mode: seconds to wait for a delivery before polling instead
     push_grace: float = 60.0
+    #: push mode: the account signed deliveries must name (``123`` or ``account_123``)
+    account_id: str | None = None
+    #: push mode: refuse deliveries that carry no Signature
+    push_require_signature: bool = False
+    #: push mode: "HOST[:PORT]" of the DNS server to ask for DKIM keys (None: the system's)
+    push_dns_server: str | None = None
+    #: push mode: DKIM TXT records by name, used instead of DNS (``--simulate``'s own key)
+    push_dkim_records: Mapping[str, str] | None = None
     #: ``--to s3://…``: exports go to object storage (None: files under ``out_dir/exports``)
     destination: S3Settings | None = None
 
@@ -91,6 +102,29 @@ class RunOptions:
                     "--report and --push-listen both set the platform's report address; use one"
                 )
             split_listen(self.push_listen)
+        self._check_origin()
+
+    def _check_origin(self) -> None:
+        """The proof-of-origin options need push mode, and well-formed values."""
+        given = [
+            name
+            for name, value in (
+                ("--account-id", self.account_id),
+                ("--push-require-signature", self.push_require_signature or None),
+                ("--push-dns-server", self.push_dns_server),
+            )
+            if value is not None
+        ]
+        if given and self.push_listen is None:
+            raise ConfigError(
+                f"{' and '.join(given)} check{'s' if len(given) == 1 else ''} pushed deliveries: "
+                "add --push-listen HOST:PORT to receive them, or leave "
+                f"{'it' if len(given) == 1 else 'them'} out"
+            )
+        if self.account_id is not None:
+            account_header(self.account_id)
+        if self.push_dns_server is not None:
+            parse_dns_server(self.push_dns_server)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The admin routes under ``/_sim/``: counters, the request log, outages, export checksums.
+"""The admin routes under ``/_sim/``: counters, the request log, outages, checksums, the DKIM key.
 
 They are for tests and benchmarks, not part of the simulated API, so the API
 middleware lets them through without counting, rate limiting or auth.
@@ -17,6 +17,7 @@ from .replies import STATE, error
 
 __all__ = [
     "admin_datarequest",
+    "admin_dkim",
     "admin_log",
     "admin_outage",
     "admin_reset_stats",
@@ -32,6 +33,11 @@ async def admin_stats(request: web.Request) -> web.StreamResponse:
 async def admin_log(request: web.Request) -> web.StreamResponse:
     """GET /_sim/log: [t, method, endpoint, status] per request (most recent 200,000)."""
     return web.json_response([list(entry) for entry in request.app[STATE].stats.log])
+
+
+async def admin_dkim(request: web.Request) -> web.StreamResponse:
+    """GET /_sim/dkim: ``{name: TXT}``, the DKIM record(s) of the key signed reports use."""
+    return web.json_response(request.app[STATE].signer.dkim_records())
 
 
 async def admin_reset_stats(request: web.Request) -> web.StreamResponse:

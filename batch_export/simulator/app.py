@@ -16,7 +16,14 @@ import asyncio
 import aiohttp
 from aiohttp import web
 
-from .admin import admin_datarequest, admin_log, admin_outage, admin_reset_stats, admin_stats
+from .admin import (
+    admin_datarequest,
+    admin_dkim,
+    admin_log,
+    admin_outage,
+    admin_reset_stats,
+    admin_stats,
+)
 from .config import SimulatorConfig
 from .datarequests import get_data, get_datarequest, get_status, post_datarequest
 from .listings import get_profileids, get_subprofileids
@@ -63,6 +70,7 @@ def build_app(config: SimulatorConfig) -> web.Application:
     add("POST", "/_sim/reset-stats", admin_reset_stats)
     add("POST", "/_sim/outage", admin_outage)
     add("GET", "/_sim/datarequest/{rid}", admin_datarequest)
+    add("GET", "/_sim/dkim", admin_dkim)
     app.on_startup.append(_on_startup)
     app.on_shutdown.append(_on_shutdown)
     return app

@@ -117,6 +117,9 @@ class SimulatorConfig:
     outage_seconds: float = 2.0
     mixed_exclude: frozenset[str] = frozenset()
     mixed_rates: Mapping[str, float] = field(default_factory=dict)
+    # --- signed report POSTs (docs/simulator.md, "Signed deliveries") ---
+    sign_reports: bool = False
+    account_id: int = 1
 
     def __post_init__(self) -> None:
         """Reject impossible worlds at construction, not at the first request."""
@@ -182,6 +185,8 @@ class SimulatorConfig:
         _choices("post_status", self.post_status, POST_STATUSES)
         _choices("request_id_in", self.request_id_in, REQUEST_ID_PLACES)
         _choices("throttle_style", self.throttle_style, THROTTLE_STYLES)
+        if self.account_id < 0:
+            raise ValueError("account_id must be >= 0")
         if self.retry_after_http_date and self.throttle_style not in ("429", "429-date"):
             raise ValueError(
                 "retry_after_http_date is an alias of throttle_style='429-date'; "

@@ -87,6 +87,7 @@ MIXED_GROUPS: tuple[str, ...] = (
     "empty",
     "junk",
     "outage",
+    "signature",
 )
 
 # The mixed wire's probabilities of its rare variants; `mixed_rates` overrides them.

@@ -62,10 +62,10 @@ def _record_report(state: SimState, report: str, rid: str, req: DataRequest) -> 
         session = state.session
         if session is None:
             return None
+        signer = state.signer if state.wire.report_signed() else None
+        delay = req.ready_at - state.now()
         task = asyncio.ensure_future(
-            deliver_export(
-                session, report, rid, state.spec_for(req), req.ready_at - state.now(), state.stats
-            )
+            deliver_export(session, report, rid, state.spec_for(req), delay, state.stats, signer)
         )
         state.tasks.add(task)
         task.add_done_callback(state.tasks.discard)

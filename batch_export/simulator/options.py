@@ -225,7 +225,7 @@ def wire_options(func: F) -> F:
     """The wire and its fixed variants.
 
     --wire, --request-id-style, --placeholder-info, --placeholder-wording, --post-status,
-    --request-id-in, --trickle-seconds, --junk-times.
+    --request-id-in, --trickle-seconds, --junk-times, --sign-reports, --account-id.
     """
     return _stack(
         func,
@@ -284,6 +284,19 @@ def wire_options(func: F) -> F:
             default=2,
             show_default=True,
             help=f"GETs of a junk-* target's ready export that get junk first ({JUNK_FOREVER} = forever).",
+        ),
+        click.option(
+            "--sign-reports",
+            is_flag=True,
+            help="Sign report POSTs like the platform's outgoing requests (Digest, X-Copernica-ID, "
+            "Signature); the key's DKIM record is at GET /_sim/dkim.",
+        ),
+        click.option(
+            "--account-id",
+            type=click.IntRange(min=0),
+            default=1,
+            show_default=True,
+            help="The account signed report POSTs name in X-Copernica-ID (account_ID).",
         ),
     )
 

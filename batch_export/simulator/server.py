@@ -215,6 +215,13 @@ class Simulator:
         """The same JSON as ``GET /_sim/stats``."""
         return self.state.stats.snapshot()
 
+    def dkim_records(self) -> dict[str, str]:
+        """``{name: TXT}``: the DKIM record(s) that publish the key signed reports use.
+
+        The same as ``GET /_sim/dkim``; a test serves them from its own DNS server.
+        """
+        return self.state.signer.dkim_records()
+
     def __repr__(self) -> str:
         where = self.base_url if self._runner is not None else "stopped"
         if self._runner is not None and not self.serving:

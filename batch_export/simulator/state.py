@@ -22,6 +22,7 @@ from .auth import JwtIssuer, account_of
 from .config import JUNK_BEHAVIOURS, JUNK_FOREVER, SimulatorConfig
 from .exports import ExportSpec
 from .ratelimit import TokenBuckets
+from .signing import ReportSigner
 from .stats import Stats
 from .wire import Wire
 
@@ -69,6 +70,8 @@ class SimState:
         self.tasks: set[asyncio.Task[None]] = set()
         self.sha_cache: dict[tuple[str, str, int, str | None], str] = {}
         self.wire = Wire(config, self.stats)
+        #: signs report POSTs (its key is only generated when first used)
+        self.signer = ReportSigner(seed, config.account_id)
         self.junk_gets: Counter[str] = Counter()  # junk answers played per junk target
         # Set by the Simulator (server.py): start an outage of S seconds, sparing one transport.
         self.outage_hook: OutageHook | None = None

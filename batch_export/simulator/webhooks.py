@@ -3,6 +3,13 @@
 Only loopback addresses are ever contacted: the simulator must never become a
 tool for sending data to arbitrary hosts. Other web addresses are recorded
 (and counted as refused); email addresses are recorded, nothing is sent.
+
+A signed delivery (``sign_reports``, or half of them in the mixed wire)
+carries ``Date``, ``Digest``, ``X-Copernica-ID`` and ``Signature`` as the
+platform's outgoing requests do (``signing.py``). The Digest is of the exact
+bytes sent: the export is generated deterministically, so a first pass over
+its chunks (in a worker thread: it may be gigabytes) hashes it before the
+POST streams it; each attempt is signed afresh, with its own Date.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from .exports import ExportSpec, export_chunks, export_length
+from .signing import ReportSigner, export_sha256
 from .stats import Stats
 
 __all__ = ["deliver_export", "is_loopback_url"]
@@ -51,15 +59,21 @@ async def deliver_export(
     spec: ExportSpec,
     delay: float,
     stats: Stats,
+    signer: ReportSigner | None = None,
 ) -> None:
-    """Wait until the export is ready, then POST it to `url`, retrying a few times."""
+    """Wait until the export is ready, then POST it to `url`, retrying a few times.
+
+    With a ``signer`` every attempt is signed (a fresh Date each time).
+    """
     await asyncio.sleep(max(0.0, delay))
-    headers = {
+    body_sha256 = await asyncio.to_thread(export_sha256, spec) if signer is not None else b""
+    base = {
         "Content-Type": "application/json",
         "Content-Length": str(export_length(spec)),
         "X-Datarequest-Id": rid,
     }
     for attempt in range(_ATTEMPTS):
+        headers = base if signer is None else base | signer.headers(url, body_sha256)
         try:
             async with session.post(url, data=_body(spec), headers=headers) as resp:
                 if resp.status < 300:

@@ -56,6 +56,8 @@ WIRE_VARIANTS: tuple[str, ...] = (
     "empty-reply",
     *JUNK_BEHAVIOURS,
     "outage",
+    "report-signed",
+    "report-unsigned",
 )
 
 
@@ -77,6 +79,7 @@ class Wire:
         self._rng = random.Random(f"wire:{seed}")
         self._rng_auth = random.Random(f"auth:{seed}")
         self._rng_outage = random.Random(f"outage:{seed}")
+        self._rng_signature = random.Random(f"signature:{seed}")
         self._rates = {name: config.mixed_rate(name) for name in MIXED_RATES}
         self._junked: set[str] = set()  # request IDs whose last GET was transient junk
         self._auth_ok = 0  # successful authenticate calls so far
@@ -184,6 +187,17 @@ class Wire:
             return None
         self._junked.add(rid)
         return JUNK_BEHAVIOURS[self._rng.randrange(len(JUNK_BEHAVIOURS))]
+
+    # ------------------------------------------------------------------- signature
+
+    def report_signed(self) -> bool:
+        """Whether this report POST is signed (mixed: either, half the time each)."""
+        if self._on["signature"]:
+            signed = self._rng_signature.random() < 0.5
+        else:
+            signed = self.config.sign_reports
+        self._count("report-signed" if signed else "report-unsigned")
+        return signed
 
     # --------------------------------------------------------------------- outages
 
