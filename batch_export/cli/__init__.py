@@ -1,7 +1,7 @@
 """The ``batch-export`` command line: parse, wire, print. No logic of its own.
 
 Each command lives in its own module (``run``, ``inspect`` for status and
-verify, ``report``, ``ids``; ``simulate`` comes from the simulator package); this one
+verify, ``report``, ``keys`` for keygen, ``ids``; ``simulate`` comes from the simulator package); this one
 holds the group and registers them.
 
 Exit codes (documented in the README and tested):
@@ -21,6 +21,7 @@ from ..simulator.command import simulate
 from .common import CONTEXT
 from .ids import ids
 from .inspect import status, verify
+from .keys import keygen
 from .report import report
 from .run import run
 
@@ -40,7 +41,7 @@ def cli() -> None:
     """
 
 
-for _command in (run, status, verify, report, ids, simulate):
+for _command in (run, status, verify, report, keygen, ids, simulate):
     cli.add_command(_command)
 
 

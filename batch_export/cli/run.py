@@ -138,6 +138,12 @@ __all__ = ["run"]
     "(default: the system resolver).",
 )
 @click.option("--gzip", is_flag=True, help="Store exports gzip-compressed (.json.gz).")
+@click.option(
+    "--sign-key",
+    metavar="FILE",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Sign each run's seal with this Ed25519 private key (from batch-export keygen).",
+)
 @destination_options
 @click.option(
     "--insecure", is_flag=True, help="Do not verify HTTPS certificates (test platforms only!)."
@@ -176,6 +182,7 @@ def run(
     push_require_signature: bool,
     push_dns_server: str | None,
     gzip: bool,
+    sign_key: Path | None,
     insecure: bool,
     simulate: bool,
     as_json: bool,
@@ -236,6 +243,7 @@ def run(
             redactor=redactor,
             retry=RetryPolicy(instant=os.environ.get(INSTANT_RETRIES_ENV) == "1"),
             destination=destination_from(**destination),
+            sign_key=sign_key,
         )
         result = asyncio.run(_run(options, simulate, redactor, console))
     except ExportError as exc:

@@ -84,6 +84,8 @@ class RunOptions:
     push_dkim_records: Mapping[str, str] | None = None
     #: ``--to s3://…``: exports go to object storage (None: files under ``out_dir/exports``)
     destination: S3Settings | None = None
+    #: ``--sign-key``: the Ed25519 private key that signs each seal (None: unsigned seals)
+    sign_key: Path | None = None
 
     def __post_init__(self) -> None:
         """Reject impossible settings with a message that says how to fix them."""
