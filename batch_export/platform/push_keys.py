@@ -112,12 +112,9 @@ class DnsKeys:
         lifetime: float = 3.0,
         retry_after: float = 10.0,
     ) -> None:
-        resolver = dns.asyncresolver.Resolver(configure=nameserver is None)
-        if nameserver is not None:
-            resolver.nameservers = [nameserver[0]]
-            resolver.port = nameserver[1]
-        resolver.lifetime = lifetime
-        self._resolver = resolver
+        self._nameserver = nameserver
+        self._lifetime = lifetime
+        self._resolver: dns.asyncresolver.Resolver | None = None
         self._cache: OrderedDict[str, tuple[Keys | OriginError, float]] = OrderedDict()
         self._pending: dict[str, asyncio.Future[Keys]] = {}
         self._cache_size = cache_size
@@ -161,11 +158,22 @@ class DnsKeys:
         if not done.cancelled():
             done.exception()  # retrieved: its waiters may all have gone away
 
+    def _resolver_now(self) -> dns.asyncresolver.Resolver:
+        """The resolver, made on first use: reading the system's configuration may fail."""
+        if self._resolver is None:
+            resolver = dns.asyncresolver.Resolver(configure=self._nameserver is None)
+            if self._nameserver is not None:
+                resolver.nameservers = [self._nameserver[0]]
+                resolver.port = self._nameserver[1]
+            resolver.lifetime = self._lifetime
+            self._resolver = resolver
+        return self._resolver
+
     async def _lookup(self, name: str) -> Keys:
         loop = asyncio.get_running_loop()
         forever = float("inf")
         try:
-            answer = await self._resolver.resolve(
+            answer = await self._resolver_now().resolve(
                 dns.name.from_text(name), dns.rdatatype.TXT, search=False
             )
             texts = [b"".join(r.strings).decode("ascii", "replace") for r in answer]
@@ -175,6 +183,10 @@ class DnsKeys:
             result, until = exc, forever
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             result, until = OriginError("the keyId names no DKIM record"), forever
+        except dns.resolver.NoResolverConfiguration:
+            log.warning("push: no system DNS resolver is configured: give --push-dns-server")
+            reason = "no DNS resolver to look up the keyId with"
+            result, until = OriginError(reason, 503), loop.time() + self._retry_after
         except dns.exception.DNSException as exc:
             log.warning(
                 "push: the DKIM key %s could not be looked up: %s", name, type(exc).__name__
