@@ -11,6 +11,7 @@ import datetime as dt
 import gzip
 import hashlib
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -154,6 +155,16 @@ def test_a_whole_run_lands_in_a_locked_bucket_exactly(
         checked = cli(["verify", str(out), *deep], None, seaweed.env())
         assert checked.returncode == 0, checked.stdout + checked.stderr
         assert "verified 60 of 60" in checked.stderr
+
+    # The state directory rolled back (its only seal gone): the locked copy in the bucket shows it.
+    rolled_back = tmp_path / "rolled-back"
+    shutil.copytree(out, rolled_back)
+    (rolled_back / "seals/000001.json").unlink()
+    checked = cli(["verify", str(rolled_back), "--json"], None, seaweed.env())
+    assert checked.returncode == 1
+    published = [p for p in json.loads(checked.stdout)["problems"] if p["check"] == "published"]
+    assert [p["file"] for p in published] == ["seals/000001.json"]
+    assert "is in s3://" in published[0]["problem"]
 
 
 def test_verify_catches_an_object_overwritten_with_other_bytes(

@@ -38,6 +38,7 @@ from .destination import recorded_settings
 from .manifest import MANIFEST_NAME, iso_time
 from .proof import ArchiveProof, prove_archive
 from .replay import JOURNAL_NAME
+from .seal import EVIDENCE_FILES, SEALS_DIR, file_record, list_seals
 from .signing import TrustedKeys
 
 __all__ = [
@@ -282,13 +283,63 @@ async def _verify_and_close(
         sink = LocalSink(out_dir) if settings is None else store_sink(settings)
     try:
         report = await verify_exports(out_dir, sink, deep=deep, require_complete=require_complete)
+        published = await _published(sink)
     finally:
         await sink.close()
     report.checked_at = checked_at
     report.proof = await asyncio.to_thread(prove_archive, out_dir, keys)
     for check, where, problem in report.proof.problems:
         report.problems.append(Problem(0, "-", "-", where, problem, check))
+    if published is not None:
+        report.problems.extend(_compare_published(out_dir, published, sink.description))
     return report
+
+
+async def _published(sink: Sink) -> dict[str, str] | None:
+    """The SHA-256 of every seal and evidence file the sink keeps a copy of (None: no copies)."""
+    found = await sink.published(f"{SEALS_DIR}/")
+    if found is None:
+        return None
+    for name in EVIDENCE_FILES:
+        copies = await sink.published(name) or {}
+        if name in copies:
+            found[name] = copies[name]
+    return found
+
+
+def _compare_published(out_dir: Path, published: dict[str, str], where: str) -> list[Problem]:
+    """The state directory's seals and evidence files against their copies at the destination.
+
+    With object lock those copies cannot have changed, so a local seal that
+    differs or is gone, or a manifest that is not the published one, means
+    the state directory was rewritten or rolled back.
+    """
+    problems: list[Problem] = []
+
+    def add(name: str, problem: str) -> None:
+        problems.append(Problem(0, "-", "-", name, problem, "published"))
+
+    local = {seal.name: seal.path for seal in list_seals(out_dir)}
+    for name in sorted(set(local) | {n for n in published if n.startswith(f"{SEALS_DIR}/")}):
+        if name not in local:
+            add(
+                name,
+                f"is in {where} but not in {out_dir}: seals were removed or the directory rolled back",
+            )
+        elif name not in published:
+            add(name, f"was never uploaded to {where} (rerun to publish it)")
+        elif published[name] and published[name] != _sha256_of(local[name]):
+            add(name, f"differs from its copy in {where}")
+    for name in EVIDENCE_FILES:
+        path = out_dir / name
+        if path.is_file() and published.get(name) and published[name] != _sha256_of(path):
+            add(name, f"differs from its copy in {where} (the latest run's)")
+    return problems
+
+
+def _sha256_of(path: Path) -> str:
+    record = file_record(path)
+    return str(record["sha256"]) if record is not None else ""
 
 
 def format_proof(report: VerifyReport) -> list[str]:

@@ -11,6 +11,7 @@ from ..errors import ExportError
 from ..evidence.destination import DESTINATION_NAME
 from ..evidence.journal import Journal
 from ..evidence.manifest import MANIFEST_NAME, RUNS_NAME, SUMMARY_NAME
+from ..evidence.seal import SEALS_DIR, list_seals
 from ..storage.choose import store_sink
 from ..storage.local import LocalSink
 from ..storage.sink import Sink
@@ -67,18 +68,31 @@ async def changed_in_store(journal: Journal, sink: Sink) -> set[str]:
     return changed
 
 
-async def publish_evidence(
-    sink: Sink, out_dir: Path, fatal: ExportError | None, seal: str | None = None
-) -> None:
+async def _unpublished_seals(sink: Sink, out_dir: Path, fatal: ExportError | None) -> list[str]:
+    """The seals not at the destination yet: this run's, and any an earlier run could not upload."""
+    try:
+        published = await sink.published(f"{SEALS_DIR}/")
+    except ExportError as exc:
+        if fatal is None:
+            raise
+        log.warning("the seals were not uploaded (%s)", exc)
+        return []
+    if published is None:
+        return []
+    return [found.name for found in list_seals(out_dir) if found.name not in published]
+
+
+async def publish_evidence(sink: Sink, out_dir: Path, fatal: ExportError | None) -> None:
     """Send the manifest, the summary, the run log and this run's seal to the destination.
 
     The seal goes last: once it is there, everything it pins is too (and,
-    with retention, under the same lock).
+    with retention, under the same lock). A seal an earlier run could not
+    upload goes now.
 
     When the run already stopped on an error, a failure here is logged, not
     raised: the first error is the one to fix, and the next run publishes again.
     """
-    for name in (*EVIDENCE, *([seal] if seal else [])):
+    for name in (*EVIDENCE, *await _unpublished_seals(sink, out_dir, fatal)):
         path = out_dir / name
         if not path.exists():
             continue

@@ -15,7 +15,6 @@ verified, and the journal and manifest are written before the exit.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -30,16 +29,16 @@ from ..evidence.journal import DONE, FAILED, SUBMITTED, Journal
 from ..evidence.manifest import (
     RunCounts,
     RunSettings,
-    iso_time,
     write_manifest,
     write_summary,
 )
-from ..evidence.seal import list_seals, seal_name, write_seal
+from ..evidence.seal import list_seals, seal_name
 from ..evidence.signing import Signer
 from ..evidence.statedir import RunLock, make_out_dir
 from ..input.ids import Target, TargetKind
 from ..input.reader import InputRecord, InvalidRow, TargetReader
 from ..storage.sink import Sink
+from .archive import latest_is_signed, say_what_stays, seal_run
 from .destinations import changed_in_store, open_sink, publish_evidence
 from .options import (
     EXIT_INCOMPLETE,
@@ -107,8 +106,6 @@ class _Run:
         self.read = read
         self.started = started
         self.signer = signer
-        #: the seal written at the end (``seals/000042.json``), once it is
-        self.seal: str | None = None
 
 
 async def _run_locked(options: RunOptions, out_dir: Path, sink: Sink, run: _Run) -> RunResult:
@@ -140,7 +137,7 @@ async def _run_locked(options: RunOptions, out_dir: Path, sink: Sink, run: _Run)
         raise _report_failure(exporter.window.fatal, cannot_write(out_dir, exc)) from None
     if cancelled:
         raise asyncio.CancelledError
-    await publish_evidence(sink, out_dir, exporter.window.fatal, run.seal)
+    await publish_evidence(sink, out_dir, exporter.window.fatal)
     if exporter.window.fatal is not None:
         raise exporter.window.fatal
     return RunResult(exit_code, counts, out_dir, summary, interrupted)
@@ -157,7 +154,7 @@ async def _export(exporter: Exporter, journal: Journal, run: _Run) -> bool:
     work, resumed, stale = await _plan(journal, exporter.sink, input_ids)
     for target_id in stale:
         await journal.record("stale", target_id, error="file missing or changed since it was saved")
-    _say_what_stays(journal)
+    say_what_stays(journal)
     await journal.record_run(
         targets=len(input_ids),
         invalid=invalid,
@@ -206,21 +203,6 @@ async def _sync_and_close(exporter: Exporter, journal: Journal, out_dir: Path) -
             exporter.window.fatal = cannot_write(out_dir, exc)
     finally:
         await journal.close()  # queued lines reach the disk whatever happened
-
-
-def _say_what_stays(journal: Journal) -> None:
-    """One line when the archive holds exports this input does not name: they are kept."""
-    outside = sum(
-        1 for state in journal.states.values() if state.status == DONE and not state.in_input
-    )
-    if outside:
-        log.warning(
-            "%d exported target%s not in this input; %s stay%s in the archive",
-            outside,
-            "s are" if outside != 1 else " is",
-            "they" if outside != 1 else "it",
-            "" if outside != 1 else "s",
-        )
 
 
 def _report_failure(fatal: ExportError | None, error: StorageError) -> StorageError:
@@ -312,48 +294,15 @@ def _report(
         version=__version__,
         error=str(fatal) if fatal else None,
     )
-    run.seal = _seal(out_dir, journal, run, summary, signed_before=_signed(seals))
-    return counts, summary, exit_code, interrupted
-
-
-def _seal(
-    out_dir: Path, journal: Journal, run: _Run, summary: dict[str, Any], *, signed_before: bool
-) -> str:
-    """Write this run's seal and name it in the journal; the seal's name."""
-    if signed_before and run.signer is None:
-        log.warning(
-            "the earlier seals of %s are signed but this run's is not: pass --sign-key, "
-            "or verify --key will report this seal as unsigned",
-            out_dir,
-        )
-    number, name, sha256 = write_seal(
+    seal_run(
         out_dir,
-        {
-            "kind": journal.kind,
-            "run": journal.run_number or None,
-            "tool_version": __version__,
-            "started_at": summary["started_at"],
-            "finished_at": summary["finished_at"],
-            "sealed_at": iso_time(time.time()),
-            "input": run.read.to_json(),
-            "exit_code": summary["exit_code"],
-        },
-        journal_lines=journal.lines,
-        journal_head=journal.head,
+        journal,
+        summary,
+        read=run.read,
         signer=run.signer,
+        signed_before=latest_is_signed(seals),
     )
-    journal.append_seal_line(number, sha256)
-    return name
-
-
-def _signed(seals: list[Any]) -> bool:
-    """Whether the latest of ``seals`` carries a signature."""
-    if not seals:
-        return False
-    try:
-        return "signature" in json.loads(seals[-1].read())
-    except (OSError, ValueError):
-        return False
+    return counts, summary, exit_code, interrupted
 
 
 def _exit_code(fatal: ExportError | None, interrupted: str | None, counts: RunCounts) -> int:

@@ -177,6 +177,9 @@ class LocalSink:
     async def publish(self, name: str, path: Path) -> None:
         """Nothing to do: the evidence files are in the directory already."""
 
+    async def published(self, prefix: str) -> dict[str, str] | None:
+        return None  # no copy elsewhere
+
     async def stored_exports(self) -> AsyncGenerator[str, None]:
         """Every file under ``exports/``, walked in a thread a directory at a time."""
         pending = ["exports"]

@@ -19,6 +19,7 @@ against it with one HEAD per object.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import io
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -117,9 +118,26 @@ class S3Sink:
 
     async def stored_exports(self) -> AsyncGenerator[str, None]:
         """Every object under ``PREFIX/exports/``, a ListObjectsV2 page (1000 keys) at a time."""
+        async for name in self._listed("exports/"):
+            yield name
+
+    async def published(self, prefix: str) -> dict[str, str] | None:
+        """The SHA-256 S3 holds for each object under ``PREFIX/prefix`` (one HEAD each)."""
+        found: dict[str, str] = {}
+        async for name in self._listed(prefix):
+            head = await self._head(self.location.key(name))
+            checksum = head.get("ChecksumSHA256") if head is not None else None
+            if isinstance(checksum, str) and "-" not in checksum:
+                found[name] = base64.b64decode(checksum).hex()
+            else:
+                found[name] = ""  # no whole-object checksum: it cannot be compared
+        return found
+
+    async def _listed(self, prefix: str) -> AsyncGenerator[str, None]:
+        """The names (relative to PREFIX) of the objects under ``PREFIX/prefix``."""
         arguments: dict[str, Any] = {
             "Bucket": self.location.bucket,
-            "Prefix": self.location.key("exports/"),
+            "Prefix": self.location.key(prefix),
         }
         while True:
             try:

@@ -134,6 +134,13 @@ class Sink(Protocol):
         disk; unfinished multipart uploads in a bucket are not objects).
         """
 
+    async def published(self, prefix: str) -> dict[str, str] | None:
+        """The SHA-256 (hex) of each state-directory file ``publish`` put under ``prefix``.
+
+        E.g. ``published("seals/")``. None when the sink keeps no copy of them
+        elsewhere (local files: they are the state directory's own).
+        """
+
     async def publish(self, name: str, path: Path) -> None:
         """Put a state-directory file (manifest, summary, runs) beside the exports, if elsewhere."""
 
