@@ -231,4 +231,5 @@ def test_an_export_under_a_name_the_journal_recorded_is_kept(
     checked = run_cli(["verify", str(out), "--json"], None)
     report = json.loads(checked.stdout)
     assert report["verified"] == 2 and report["unknown_files"] == []
-    assert [problem["check"] for problem in report["problems"]] == ["journal"]
+    # the chain breaks at the edit (and seal 1 no longer finds its last line, if that is the one)
+    assert {problem["check"] for problem in report["problems"]} == {"journal"}
