@@ -475,3 +475,26 @@ def test_an_unsigned_run_on_a_signed_archive_warns_and_fails_verify_with_key(
     assert code == 1
     assert [p["file"] for p in report["problems"]] == ["seals/000003.json"]
     assert report["seals"]["signature"] == "missing"
+
+
+@pytest.mark.parametrize("name", ["manifest.jsonl", "journal.jsonl", "summary.json", "runs.jsonl"])
+def test_a_removed_record_file_is_caught(copy: Path, name: str) -> None:
+    """The manifest, the journal, the summary or the run log deleted: exit 1 (still an archive), named."""
+    (copy / name).unlink()
+    code, report = verify(copy)
+    assert code == 1
+    assert any(p["file"] == name and "missing" in p["problem"] for p in report["problems"])
+
+
+def test_an_edited_summary_or_run_log_is_caught(copy: Path) -> None:
+    """summary.json and runs.jsonl are pinned by the latest seal like the manifest."""
+    for name in ("summary.json", "runs.jsonl"):
+        path = copy / name
+        path.write_text(
+            path.read_text()
+            .replace('"exit_code":1', '"exit_code":0')
+            .replace('"exit_code": 1', '"exit_code": 0')
+        )
+    code, report = verify(copy)
+    assert code == 1
+    assert {p["file"] for p in report["problems"]} == {"summary.json", "runs.jsonl"}

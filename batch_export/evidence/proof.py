@@ -73,7 +73,8 @@ class _Seal:
 def prove_archive(out_dir: Path, keys: TrustedKeys) -> ArchiveProof:
     """Check ``out_dir``'s seals, signatures and journal chain against its files."""
     proof = ArchiveProof()
-    proof.manifest = digest_manifest(out_dir / "manifest.jsonl")
+    manifest = out_dir / "manifest.jsonl"
+    proof.manifest = digest_manifest(manifest) if manifest.is_file() else None
     seals = [_read(seal) for seal in list_seals(out_dir)]
     _check_seal_chain(proof, seals)
     _check_signatures(proof, seals, keys)
@@ -176,7 +177,7 @@ def _check_signatures(proof: ArchiveProof, seals: list[_Seal], keys: TrustedKeys
 
 def _check_latest(proof: ArchiveProof, out_dir: Path, latest: _Seal) -> None:
     """The files the latest seal pinned are still those bytes; its Merkle root still holds."""
-    assert latest.document is not None and proof.manifest is not None
+    assert latest.document is not None
     name = latest.file.name
     files = latest.document.get("files")
     if not isinstance(files, dict) or "manifest.jsonl" not in files:
@@ -194,6 +195,8 @@ def _check_latest(proof: ArchiveProof, out_dir: Path, latest: _Seal) -> None:
                 f"{_get(recorded, 'bytes')} bytes; now {found['sha256'][:16]}…, {found['bytes']} "
                 "bytes): it was changed after the run",
             )
+    if proof.manifest is None:
+        return  # reported: the manifest is missing
     exports = latest.document.get("exports")
     if _get(exports, "merkle_root") != proof.manifest.merkle_root:
         proof.add(
@@ -217,6 +220,9 @@ def _check_journal(proof: ArchiveProof, out_dir: Path, seals: list[_Seal]) -> No
         if type(lines) is int:
             recorded.append((seal, lines, _get(journal, "sha256")))
     path = out_dir / JOURNAL_NAME
+    if not path.is_file():
+        proof.journal = {"lines": 0, "chain": "missing"}
+        return  # reported: the journal is missing
     check = check_chain(path, wanted=(lines for _, lines, _ in recorded))
     for number, problem in check.breaks:
         proof.add("journal", f"{JOURNAL_NAME} line {number}", problem)

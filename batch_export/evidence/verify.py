@@ -112,12 +112,11 @@ class VerifyReport:
 
 
 def _manifest_entries(out_dir: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each manifest line with its number; nothing when the manifest is missing (reported apart)."""
     path = out_dir / MANIFEST_NAME
     if not path.is_file():
-        raise ConfigError(
-            f"{out_dir} has no {MANIFEST_NAME}; is it a batch-export output directory?"
-        )
-    with path.open(encoding="utf-8") as handle:
+        return
+    with path.open(encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -273,7 +272,7 @@ async def _verify_and_close(
     out_dir: Path, sink: Sink | None, deep: bool, keys: TrustedKeys, require_complete: bool
 ) -> VerifyReport:
     missing = [name for name in (MANIFEST_NAME, JOURNAL_NAME) if not (out_dir / name).is_file()]
-    if missing:
+    if len(missing) == 2 and not list_seals(out_dir):
         raise ConfigError(
             f"{out_dir} has no {' and no '.join(missing)}; is it a batch-export output directory?"
         )
@@ -287,6 +286,8 @@ async def _verify_and_close(
     finally:
         await sink.close()
     report.checked_at = checked_at
+    for name in missing:  # an archive (it has the rest) that lost one of its records
+        report.problems.append(Problem(0, "-", "-", name, "is missing", "manifest"))
     report.proof = await asyncio.to_thread(prove_archive, out_dir, keys)
     for check, where, problem in report.proof.problems:
         report.problems.append(Problem(0, "-", "-", where, problem, check))
