@@ -24,7 +24,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,20 +69,26 @@ def leaf_hash(kind: str, target_id: str, sha256: str, size: int) -> bytes:
     return hashlib.sha256(b"\x00" + leaf.encode()).digest()
 
 
-def merkle_root(leaves: list[bytes]) -> str:
-    """The RFC 6962 Merkle tree hash of ``leaves`` (leaf hashes, in order), hex."""
-    if not leaves:
+def merkle_root(leaves: Iterable[bytes]) -> str:
+    """The RFC 6962 Merkle tree hash of ``leaves`` (leaf hashes, in order), hex.
+
+    Computed as the leaves stream by, keeping one subtree root per set bit of
+    the count so far (a few dozen hashes for any archive): equal-sized
+    neighbours are merged at once, and the rest folded right to left at the end.
+    """
+    stack: list[tuple[int, bytes]] = []  # (leaves below, subtree hash), sizes falling
+    for leaf in leaves:
+        size, node = 1, leaf
+        while stack and stack[-1][0] == size:
+            left_size, left = stack.pop()
+            size, node = left_size + size, hashlib.sha256(b"\x01" + left + node).digest()
+        stack.append((size, node))
+    if not stack:
         return hashlib.sha256(b"").hexdigest()
-    level = leaves
-    while len(level) > 1:
-        paired = [
-            hashlib.sha256(b"\x01" + level[index] + level[index + 1]).digest()
-            for index in range(0, len(level) - 1, 2)
-        ]
-        if len(level) % 2:
-            paired.append(level[-1])  # an odd node goes up unchanged
-        level = paired
-    return level[0].hex()
+    node = stack[-1][1]
+    for _, left in reversed(stack[:-1]):
+        node = hashlib.sha256(b"\x01" + left + node).digest()
+    return node.hex()
 
 
 def file_record(path: Path) -> dict[str, Any] | None:
@@ -109,18 +115,19 @@ class ManifestDigest:
         default_factory=lambda: {"done": 0, "failed": 0, "invalid": 0, "pending": 0, "bytes": 0}
     )
     merkle_root: str = ""
-    #: every ``file`` a done line names (for the unknown-file check)
-    files: set[str] = field(default_factory=set)
 
 
 def digest_manifest(path: Path) -> ManifestDigest:
     """Hash the manifest and compute its counts and Merkle root in one pass.
 
+    The leaves are sorted by (kind, id): each is kept as one bytes object,
+    ``kind NUL id NUL leaf hash`` (UTF-8 sorts as the strings do, and NUL
+    before any character), about 90 bytes per done target while sorting.
     Unreadable lines count for nothing here; ``verify`` reports them.
     """
     found = ManifestDigest()
     digest = hashlib.sha256()
-    leaves: list[tuple[str, str, bytes]] = []
+    keyed: list[bytes] = []
     with path.open("rb") as handle:
         for raw in handle:
             digest.update(raw)
@@ -137,15 +144,11 @@ def digest_manifest(path: Path) -> ManifestDigest:
             size = size if type(size) is int else 0
             found.counts["bytes"] += size
             kind, target_id = str(entry.get("kind")), str(entry.get("id"))
-            leaves.append(
-                (kind, target_id, leaf_hash(kind, target_id, str(entry.get("sha256")), size))
-            )
-            file = entry.get("file")
-            if isinstance(file, str):
-                found.files.add(file)
-    leaves.sort()
+            leaf = leaf_hash(kind, target_id, str(entry.get("sha256")), size)
+            keyed.append(f"{kind}\0{target_id}\0".encode() + leaf)
+    keyed.sort()
     found.sha256 = digest.hexdigest()
-    found.merkle_root = merkle_root([leaf for _, _, leaf in leaves])
+    found.merkle_root = merkle_root(record[-32:] for record in keyed)
     return found
 
 
