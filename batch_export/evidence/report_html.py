@@ -27,7 +27,7 @@ h1 { font-size: 1.6em; margin-bottom: .2em; } h2 { border-bottom: 2px solid #333
 .sub { color: #444; margin-top: 0; }
 table { border-collapse: collapse; width: 100%; margin: .5em 0 1em; }
 th, td { border: 1px solid #999; padding: .25em .5em; text-align: left; vertical-align: top;
-  overflow-wrap: anywhere; }
+  overflow-wrap: break-word; }
 thead th { background: #eee; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 code { font-family: ui-monospace, Menlo, Consolas, "DejaVu Sans Mono", monospace; font-size: .92em;
