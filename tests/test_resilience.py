@@ -21,7 +21,7 @@ from batch_export.platform.settings import ApiSettings
 from batch_export.redaction import Secret
 from batch_export.run.options import RunOptions
 from batch_export.run.orchestrate import run_export
-from batch_export.run.progress import NullProgress
+from batch_export.run.tally import RunTally
 from batch_export.run.target import Exporter
 from batch_export.storage.local import LocalSink, prepare_out_dir
 
@@ -199,7 +199,7 @@ async def test_a_stop_before_the_run_starts_any_target_ends_it_cleanly(
         api=ApiSettings(api_url=sim.base_url, token=Secret(sim.token)),
         handle_signals=False,
     )
-    exporter = Exporter(options, NullProgress(), LocalSink(out))
+    exporter = Exporter(options, RunTally(), LocalSink(out))
     exporter.request_stop("SIGTERM")
     try:
         await asyncio.wait_for(exporter.run(journal, ["1", "2", "3"], set()), 30)
@@ -354,7 +354,7 @@ async def test_a_failure_that_cannot_be_journaled_stops_the_run(tmp_path: Path) 
         api=ApiSettings(api_url="http://127.0.0.1:9", token=Secret("x")),
         handle_signals=False,
     )
-    exporter = Exporter(options, NullProgress(), LocalSink(tmp_path))
+    exporter = Exporter(options, RunTally(), LocalSink(tmp_path))
     journal = Journal(tmp_path / "journal.jsonl", os.open("/dev/full", os.O_WRONLY), {}, {})
     exporter.journal = journal
     await exporter._fail(Target(TargetKind.PROFILE, "1"), "refused by the platform")

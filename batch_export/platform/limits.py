@@ -159,6 +159,11 @@ class RateLimiter:
         return self._rate
 
     @property
+    def paused(self) -> bool:
+        """Whether every request is held now, after a 429 or an overload answer."""
+        return self._clock() < self._paused_until
+
+    @property
     def found(self) -> float | None:
         """The highest pace the account was seen to accept, when searching for it (else None)."""
         if self.search is None or self.search.low is None:

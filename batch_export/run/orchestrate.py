@@ -40,6 +40,7 @@ from ..input.reader import InputRecord, InvalidRow, TargetReader
 from ..storage.sink import Sink
 from .archive import latest_is_signed, say_what_stays, seal_run
 from .destinations import changed_in_store, open_sink, publish_evidence
+from .observers import observers_for
 from .options import (
     EXIT_INCOMPLETE,
     EXIT_OK,
@@ -49,7 +50,7 @@ from .options import (
     RunResult,
     cannot_write,
 )
-from .progress import NullProgress, Progress
+from .tally import RunTally, Ticker
 from .target import Exporter
 from .window import stop_on_signals
 
@@ -118,16 +119,17 @@ async def _run_locked(options: RunOptions, out_dir: Path, sink: Sink, run: _Run)
         raise cannot_write(out_dir, exc) from None
     for target_id in run.input_ids:
         journal.state(target_id).in_input = True
-    progress: Progress | NullProgress = Progress() if options.progress else NullProgress()
-    exporter = Exporter(options, progress, sink)
+    tally = RunTally()
+    ticker = Ticker(tally, observers_for(options))
+    exporter = Exporter(options, tally, sink)
     cancelled = False
     try:
-        cancelled = await _export(exporter, journal, run)
+        cancelled = await _export(exporter, journal, run, ticker)
     except asyncio.CancelledError:  # before the pipeline started (planning, the run record)
         cancelled = True
         exporter.window.stop_reason = "cancelled"
     finally:
-        progress.close()
+        ticker.close()  # bars cleared before anything else is printed
         cancelled = await _settle_files(exporter, journal, out_dir) or cancelled
     try:
         counts, summary, exit_code, interrupted = _report(
@@ -143,7 +145,7 @@ async def _run_locked(options: RunOptions, out_dir: Path, sink: Sink, run: _Run)
     return RunResult(exit_code, counts, out_dir, summary, interrupted)
 
 
-async def _export(exporter: Exporter, journal: Journal, run: _Run) -> bool:
+async def _export(exporter: Exporter, journal: Journal, run: _Run, ticker: Ticker) -> bool:
     """Plan the work and run it; whether the run was cancelled from outside."""
     input_ids, invalid = run.input_ids, len(run.invalid)
     if journal.torn_lines or journal.skipped_lines:
@@ -162,10 +164,13 @@ async def _export(exporter: Exporter, journal: Journal, run: _Run) -> bool:
         version=__version__,
         input=run.read.to_json(),
     )
-    exporter.progress.start(
-        total=len(input_ids), already_done=len(input_ids) - len(work), invalid=invalid
+    exporter.tally.start(
+        total=len(input_ids),
+        already_done=len(input_ids) - len(work),
+        invalid=invalid,
+        resumed=len(resumed),
     )
-    with stop_on_signals(exporter.window, exporter.options.handle_signals):
+    with stop_on_signals(exporter.window, exporter.options.handle_signals), ticker.running():
         try:
             await exporter.run(journal, work, resumed)
         except asyncio.CancelledError:

@@ -44,8 +44,8 @@ from ..storage.sink import SavedExport, Sink
 from ..storage.validate import PlaceholderError
 from .delivery import PushMode
 from .options import RunOptions, cannot_write
-from .progress import NullProgress, Progress
 from .scheduling import ReadinessModel
+from .tally import RunTally
 from .window import Stopped, TaskWindow
 
 __all__ = ["Exporter"]
@@ -59,10 +59,10 @@ _FATAL = (AuthError, ConfigError, StorageError, OutageError, InternalError)
 class Exporter:
     """One run of the pipeline: every target's protocol, inside one task window."""
 
-    def __init__(self, options: RunOptions, progress: Progress | NullProgress, sink: Sink) -> None:
+    def __init__(self, options: RunOptions, tally: RunTally, sink: Sink) -> None:
         self.options = options
         self.kind = options.kind
-        self.progress = progress
+        self.tally = tally
         self.sink = sink
         self.redactor = options.redactor or Redactor()
         self.limiter = RateLimiter(options.rate, burst=options.burst)
@@ -100,6 +100,11 @@ class Exporter:
                     )
                 )
                 self._client_ready = True
+                self.tally.watch(
+                    pace=lambda: self.limiter.rate,
+                    paused=self._paused,
+                    found=lambda: self.limiter.found,
+                )
                 # Kept after everything entered later has closed (push mode
                 # waits for its re-fetches), just before the client closes.
                 stack.callback(self._keep_traffic)
@@ -124,6 +129,12 @@ class Exporter:
             self.window.request_stop("cancelled", force=True)
             await self.window.wait_all()
             raise
+
+    def _paused(self) -> str | None:
+        """Why requests are held right now, if they are: for progress reports."""
+        if self.client.gate.down:
+            return "outage"
+        return "throttled" if self.limiter.paused else None
 
     def _in_outage(self) -> bool:
         """An outage has its own limit (--outage-timeout); it is not a stall."""
@@ -195,7 +206,7 @@ class Exporter:
         except OSError as exc:
             self._abort_on_disk_error(exc)
             return
-        self.progress.failed()
+        self.tally.failed(target.id)
         self.window.alive()
 
     async def _export_one(self, target: Target, state: TargetState, resumed: bool) -> None:
@@ -213,11 +224,11 @@ class Exporter:
                         "lower --max-pending so files are fetched sooner"
                     )
                 await self.journal.record("expired", target.id, rid=rid)
-                self.progress.reissued()
+                self.tally.reissued(target.id)
                 rid = None  # asked again
                 continue
             self.journal.note_saved(target.id, rid, saved)
-            self.progress.saved(saved.bytes)
+            self.tally.saved(target.id, saved.bytes)
             self.window.alive()
             return
 
@@ -243,7 +254,7 @@ class Exporter:
 
         rid = await self.client.call(post, on_transient=note)
         self.journal.note("submitted", target.id, rid=rid)
-        self.progress.submitted()
+        self.tally.submitted()
         self.window.alive()
         return rid
 
@@ -282,13 +293,11 @@ class Exporter:
             if saved is not None:
                 return saved
 
-    def _fetcher(
-        self, target: Target, rid: str
-    ) -> Callable[[], Awaitable[SavedExport | None]]:
+    def _fetcher(self, target: Target, rid: str) -> Callable[[], Awaitable[SavedExport | None]]:
         """One readiness check of ``rid``: the saved export, or None while it is not ready."""
 
         async def consume(head: bytes, rest: AsyncIterator[bytes]) -> SavedExport:
-            self.progress.ready()
+            self.tally.ready(target.id)
             try:
                 return await self.sink.save(target, head, rest)
             except OSError as exc:
