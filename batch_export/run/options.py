@@ -8,7 +8,7 @@ happens (each settings object it holds, ``ApiSettings`` and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from ..platform.push_origin import account_header
 from ..platform.settings import ApiSettings
 from ..redaction import Redactor
 from ..storage.s3_settings import S3Settings
+from .tally import ProgressSnapshot
 
 __all__ = [
     "EXIT_CONFIG",
@@ -86,6 +87,13 @@ class RunOptions:
     destination: S3Settings | None = None
     #: ``--sign-key``: the Ed25519 private key that signs each seal (None: unsigned seals)
     sign_key: Path | None = None
+    #: ``--stats-interval``: seconds between progress lines in the log (0: none)
+    stats_interval: float = 0.0
+    #: ``--metrics-file``: Prometheus text file rewritten during and at the end of the run
+    metrics_file: Path | None = None
+    #: Python API: called with a ``ProgressSnapshot`` every ``progress_interval`` s and at the end
+    on_progress: Callable[[ProgressSnapshot], None] | None = None
+    progress_interval: float = 1.0
 
     def __post_init__(self) -> None:
         """Reject impossible settings with a message that says how to fix them."""
@@ -96,6 +104,10 @@ class RunOptions:
             raise ConfigError("--max-pending must be at least 1")
         if self.timeout <= 0:
             raise ConfigError("--timeout must be greater than 0 seconds")
+        if self.stats_interval < 0:
+            raise ConfigError("--stats-interval must be 0 (off) or a number of seconds")
+        if self.progress_interval <= 0:
+            raise ConfigError("progress_interval must be greater than 0 seconds")
         if self.stall_timeout <= 0:
             raise ConfigError("--stall-timeout must be greater than 0 seconds")
         if self.push_listen is not None:

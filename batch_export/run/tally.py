@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 __all__ = ["RATE_WINDOW", "Observer", "ProgressSnapshot", "RunTally", "Ticker"]
@@ -70,6 +70,10 @@ class ProgressSnapshot:
     rate_found: float | None
     #: when the snapshot was taken (epoch seconds)
     at: float
+    #: the client's counts so far: ``requests`` per endpoint, ``responses`` per
+    #: HTTP status, ``retries``, ``throttled``, ``overloaded``, ``outages``, …
+    #: (``PlatformClient.traffic()``; empty before the client exists)
+    traffic: dict[str, Any] = field(default_factory=dict)
 
     @property
     def remaining(self) -> int:
@@ -113,6 +117,7 @@ class RunTally:
         self._pace: Callable[[], float] = lambda: 0.0
         self._paused: Callable[[], str | None] = lambda: None
         self._found: Callable[[], float | None] = lambda: None
+        self._traffic: Callable[[], dict[str, Any]] = dict
 
     def start(self, *, total: int, already_done: int, invalid: int, resumed: int) -> None:
         """The plan: how many targets, how many done already, how many resumed with a request."""
@@ -128,9 +133,11 @@ class RunTally:
         pace: Callable[[], float],
         paused: Callable[[], str | None],
         found: Callable[[], float | None],
+        traffic: Callable[[], dict[str, Any]] = dict,
     ) -> None:
-        """Where the pace, the pause and the limit found are read from."""
+        """Where the pace, the pause, the limit found and the request counts are read from."""
         self._pace, self._paused, self._found = pace, paused, found
+        self._traffic = traffic
 
     # -- what the pipeline reports ----------------------------------------------
 
@@ -187,6 +194,7 @@ class RunTally:
             request_rate=round(pace, 2),
             rate_found=self._found(),
             at=now,
+            traffic=self._traffic(),
         )
 
     def _sample(self, now: float) -> None:
