@@ -100,6 +100,9 @@ class ProgressBars:
     def close(self, snapshot: ProgressSnapshot) -> None:
         for bar in self._bars:
             bar.close()
+        if self._bars:
+            self._stream.write("\r")  # the cleared bars leave the cursor mid-line
+            self._stream.flush()
         self._bars = []
         for handler, stream in self._redirected:
             handler.setStream(stream)
