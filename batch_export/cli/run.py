@@ -283,12 +283,15 @@ def _check_platform(
 
 
 def _print_result(result: RunResult, as_json: bool, console: Console) -> None:
-    """The summary: JSON on stdout with --json; a record or the text summary on stderr."""
+    """The summary: JSON on stdout with --json; the text summary on stderr (not -q, not JSON logs).
+
+    The end-of-run record is the run's own ``run_finished``/``run_stopped``
+    event (``run/events.py``), logged once, with the counts, exit code and
+    interruption as JSON members: a second record here would say it twice.
+    """
     if as_json:
         click.echo(json.dumps(result.summary, indent=2))
-    if console.as_json:
-        console.record("run finished: %s", json.dumps(result.summary["counts"]))
-    elif not console.quiet:
+    if not console.as_json and not console.quiet:
         click.echo(format_summary(result.summary), err=True)
         click.echo(f"manifest: {result.out_dir / 'manifest.jsonl'}", err=True)
         destination = result.summary.get("destination")

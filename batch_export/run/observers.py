@@ -1,9 +1,16 @@
-"""Which progress observers a run has, from its options (``tally.py`` drives them)."""
+"""Which progress observers a run has, from its options (``tally.py`` drives them).
+
+The bars on a terminal (``progress.py``), the ``--stats-interval`` log lines
+(``stats_log.py``) and the ``--metrics-file`` (``metrics.py``) each read the
+same ``ProgressSnapshot``, at their own interval.
+"""
 
 from __future__ import annotations
 
+from .metrics import MetricsFile
 from .options import RunOptions
 from .progress import ProgressBars
+from .stats_log import StatsLog
 from .tally import Observer
 
 __all__ = ["observers_for"]
@@ -14,4 +21,8 @@ def observers_for(options: RunOptions) -> list[Observer]:
     observers: list[Observer] = []
     if options.progress:
         observers.append(ProgressBars())
+    if options.stats_interval > 0:
+        observers.append(StatsLog(options.stats_interval))
+    if options.metrics_file is not None:
+        observers.append(MetricsFile(options.metrics_file, out_dir=options.out_dir))
     return observers

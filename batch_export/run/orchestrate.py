@@ -40,6 +40,7 @@ from ..input.reader import InputRecord, InvalidRow, TargetReader
 from ..storage.sink import Sink
 from .archive import latest_is_signed, say_what_stays, seal_run
 from .destinations import changed_in_store, open_sink, publish_evidence
+from .events import run_began, run_ended
 from .observers import observers_for
 from .options import (
     EXIT_INCOMPLETE,
@@ -120,7 +121,8 @@ async def _run_locked(options: RunOptions, out_dir: Path, sink: Sink, run: _Run)
     for target_id in run.input_ids:
         journal.state(target_id).in_input = True
     tally = RunTally()
-    ticker = Ticker(tally, observers_for(options))
+    observers = observers_for(options)
+    ticker = Ticker(tally, list(observers))
     exporter = Exporter(options, tally, sink)
     cancelled = False
     try:
@@ -137,6 +139,7 @@ async def _run_locked(options: RunOptions, out_dir: Path, sink: Sink, run: _Run)
         )
     except OSError as exc:  # the disk that stopped the run may be full still
         raise _report_failure(exporter.window.fatal, cannot_write(out_dir, exc)) from None
+    run_ended(summary, observers)  # the end event, and the exit state into --metrics-file
     if cancelled:
         raise asyncio.CancelledError
     await publish_evidence(sink, out_dir, exporter.window.fatal)
@@ -169,6 +172,15 @@ async def _export(exporter: Exporter, journal: Journal, run: _Run, ticker: Ticke
         already_done=len(input_ids) - len(work),
         invalid=invalid,
         resumed=len(resumed),
+    )
+    run_began(
+        journal.run_number,
+        run.read.to_json(),
+        targets=len(input_ids),
+        invalid=invalid,
+        todo=len(work),
+        resumed=len(resumed),
+        stale=len(stale),
     )
     with stop_on_signals(exporter.window, exporter.options.handle_signals), ticker.running():
         try:
