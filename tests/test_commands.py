@@ -112,40 +112,6 @@ def test_gzip_files_decompress_to_the_served_export(
     assert hashlib.sha256(raw).hexdigest() == served["sha256"]
 
 
-def test_status_during_and_after_a_run(simulator: StartSimulator, tmp_path: Path) -> None:
-    """status reads a run in progress (open requests, done so far) and the finished result."""
-    sim = simulator(prepare_delay="0.3:0.8")
-    ids = write_ids(tmp_path / "ids.csv", range(1, 121))
-    out = tmp_path / "out"
-    proc = spawn_cli(
-        ["run", str(ids), "--out", str(out), *api_args(sim), "--rate", "40"],
-        sim.token,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        seen_in_progress = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            result = run_cli(["status", str(out), "--json"], None)
-            if result.exit_code == 0:
-                report = json.loads(result.stdout)
-                if report["done"] > 0 and report["remaining"] > 0:
-                    seen_in_progress = report
-                    break
-            time.sleep(0.05)
-        assert seen_in_progress is not None, "never saw the run in progress"
-        assert seen_in_progress["targets"] == 120
-        assert seen_in_progress["open_requests"] + seen_in_progress["not_started"] > 0
-    finally:
-        proc.wait(timeout=120)
-    assert proc.returncode == 0
-    final = json.loads(run_cli(["status", str(out), "--json"], None).stdout)
-    assert final["done"] == 120 and final["remaining"] == 0 and final["failed"] == 0
-    text = run_cli(["status", str(out)], None)
-    assert "done" in text.stdout and "120" in text.stdout
-
-
 @pytest.mark.parametrize("wrapped", [False, True])
 def test_ids_pages_through_a_database(
     simulator: StartSimulator, tmp_path: Path, wrapped: bool

@@ -11,7 +11,7 @@ import click
 from ..errors import ExportError
 from ..evidence.destination import recorded_settings
 from ..evidence.signing import load_public_keys
-from ..evidence.status import collect_status, format_status
+from ..evidence.status import collect_status, format_status, write_failed_ids
 from ..evidence.verify import format_proof, verify_directory
 from ..redaction import Redactor
 from ..storage.choose import store_sink
@@ -25,17 +25,40 @@ __all__ = ["status", "verify"]
 @click.command(context_settings=CONTEXT)
 @click.argument("out_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
-def status(out_dir: Path, as_json: bool) -> None:
-    """Show the progress of the export in DIR: counts, open requests, failures, ETA.
+@click.option(
+    "--failed-ids",
+    is_flag=True,
+    help="Print only the failed targets' IDs, as a CSV that `run` reads (to retry them).",
+)
+def status(out_dir: Path, as_json: bool, failed_ids: bool) -> None:
+    """Show whether the export in DIR is running, stopped or finished, and how far it got.
 
-    Read-only: safe to run while a run is still working in DIR.
+    State (running with its pid; stopped by SIGINT, SIGTERM, a fatal error
+    or killed; finished, with the exit code), counts, open requests, the
+    rate and ETA while running, and failures grouped by cause with example
+    IDs. Times are ISO 8601 UTC.
+
+    Read-only: safe to run while a run is still working in DIR, and it never
+    stops a run from starting in DIR.
+
+    --failed-ids writes the failed targets (not the pending ones: rerunning
+    the original command resumes those) with a header for the kind, e.g.
+    profile_id; feed it to `run` with the same --out (and --kind).
 
     \b
     Examples:
       batch-export status exports/
-      batch-export status exports/ --json | jq .remaining
+      batch-export status exports/ --json | jq .state
+      batch-export status exports/ --failed-ids > retry.csv
+      batch-export run retry.csv --out exports/
     """
+    if as_json and failed_ids:
+        raise click.UsageError("--json and --failed-ids print different things; choose one")
     try:
+        if failed_ids:
+            count = write_failed_ids(out_dir, sys.stdout)
+            click.echo(f"{count} failed target(s) to retry", err=True)
+            return
         report = collect_status(out_dir)
     except ExportError as exc:
         raise failure(str(exc), Redactor(), Console()) from None

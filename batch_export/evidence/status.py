@@ -1,97 +1,217 @@
-"""``batch-export status``: what a run has done so far, from its journal alone.
+"""``batch-export status``: what the export in a state directory has done, and whether it runs.
 
 Read-only and lock-free: the journal is append-only, so reading it while a
-run appends is safe (a line being written is simply not counted yet). Works
-during a run and after it.
+run appends is safe (a line being written is simply not counted yet), and
+the lock is only tested, never waited for (``statedir.probe_lock``).
+Nothing in DIR is created or changed.
+
+``collect_status`` gathers everything into one dict, the ``--json`` output,
+and ``format_status`` (``status_format.py``) only words that dict, so the
+text and the JSON always say the same. Times are ISO 8601 UTC. Rate and ETA
+are given only while a run is running, over the ``done`` lines of its last
+``RATE_WINDOW`` seconds: a stopped or finished directory has none.
 """
 
 from __future__ import annotations
 
+import csv
 import time
-from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..errors import ConfigError
-from .replay import DONE, FAILED, JOURNAL_NAME, NEW, SUBMITTED, SUBMITTING, TargetState, replay
+from .causes import FailureGroups
+from .manifest import iso_time
+from .replay import (
+    DONE,
+    FAILED,
+    JOURNAL_NAME,
+    NEW,
+    SUBMITTED,
+    SUBMITTING,
+    JournalDamage,
+    TargetState,
+    replay,
+)
+from .statedir import probe_lock
+from .status_format import format_status
+from .status_state import RUNNING, run_state
 
-__all__ = ["collect_status", "format_status"]
+__all__ = [
+    "ID_HEADERS",
+    "RATE_WINDOW",
+    "collect_status",
+    "format_status",
+    "write_failed_ids",
+]
 
 #: throughput is measured over this many most recent seconds of saved files
 RATE_WINDOW = 300.0
+#: example IDs shown per failure cause
+EXAMPLES = 5
+#: the header ``--failed-ids`` writes for each kind: the first name the input
+#: reader recognises for it (``input/reader.py``), so ``run`` reads the file as is
+ID_HEADERS = {"profile": "profile_id", "subprofile": "subprofile_id", "email": "email"}
+
+
+class _RecentTimes(list[float]):
+    """The ``done`` times replay appends, keeping only those at or after ``cutoff``.
+
+    A million saved files are a million floats (32 MB) if all are kept; the
+    rate needs the last few minutes', and the rest only their latest.
+    """
+
+    def __init__(self, cutoff: float) -> None:
+        super().__init__()
+        self.cutoff = cutoff
+        self.latest: float | None = None
+
+    def append(self, value: float) -> None:
+        if self.latest is None or value > self.latest:
+            self.latest = value
+        if value >= self.cutoff:
+            super().append(value)
+
+
+@dataclass
+class _Journal:
+    """A journal replayed for status: the states, its run lines and what was damaged."""
+
+    header: dict[str, Any]
+    states: dict[str, TargetState]
+    runs: list[dict[str, Any]]
+    damage: JournalDamage
+    recent: _RecentTimes
+    #: when the journal file was last written (None if there is none yet)
+    mtime: float | None = None
+
+
+def _read_journal(out_dir: Path, cutoff: float) -> _Journal:
+    path = out_dir / JOURNAL_NAME
+    states: dict[str, TargetState] = {}
+    runs: list[dict[str, Any]] = []
+    recent = _RecentTimes(cutoff)
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        if probe_lock(out_dir).held:  # a run that is starting: its journal comes next
+            return _Journal({}, states, runs, JournalDamage(), recent)
+        raise ConfigError(
+            f"{out_dir} has no {JOURNAL_NAME}; is it a batch-export output directory?"
+        ) from None
+    # A last line without its newline is being written right now (or torn by
+    # a crash): not counted yet, and no cause for alarm. Damaged lines are.
+    header, _, damage = replay(path, states, done_times=recent, runs=runs)
+    return _Journal(header or {}, states, runs, damage, recent, mtime)
 
 
 def collect_status(out_dir: Path, now: float | None = None) -> dict[str, Any]:
-    """Counts by status, open requests, top failure reasons, throughput and ETA."""
-    path = out_dir / JOURNAL_NAME
-    if not path.is_file():
-        raise ConfigError(
-            f"{out_dir} has no {JOURNAL_NAME}; is it a batch-export output directory?"
-        )
-    states: dict[str, TargetState] = {}
-    done_times: list[float] = []
-    runs: list[dict[str, Any]] = []
-    # A last line without its newline is being written right now (or torn by
-    # a crash): not counted yet, and no cause for alarm. Damaged lines are.
-    header, _, damage = replay(path, states, done_times=done_times, runs=runs)
-    header = header or {}
-    last_run = runs[-1] if runs else {}
-    counts = Counter(state.status for state in states.values())
-    failures = Counter(
-        (state.error or "unknown") for state in states.values() if state.status == FAILED
-    )
+    """Everything ``status`` says about ``out_dir`` at ``now`` (default: the clock), as JSON."""
     now = time.time() if now is None else now
-    recent = [t for t in done_times if now - t <= RATE_WINDOW]
-    span = (now - min(recent)) if recent else 0.0
-    rate = len(recent) / span if span > 0 else 0.0
-    total = int(last_run.get("targets", len(states)))
-    done = counts[DONE]
-    remaining = max(0, total - done - counts[FAILED])
+    journal = _read_journal(out_dir, now - RATE_WINDOW)
+    # The lock is tested after the journal is read: a run that ended in
+    # between has written its summary by then (see status_state).
+    state = run_state(out_dir, journal.runs, journal.mtime)
+    last_run = journal.runs[-1] if journal.runs else {}
+    tally = _tally(journal.states)
+    total = int(last_run.get("targets", len(journal.states)))
+    remaining = max(0, total - tally["done"] - tally["failed"])
     return {
         "directory": str(out_dir),
-        "kind": header.get("kind"),
+        "kind": journal.header.get("kind"),
+        "checked_at": iso_time(now),
+        **state,
         "targets": total,
         "invalid_rows": int(last_run.get("invalid", 0)),
-        "done": done,
-        "failed": counts[FAILED],
-        "open_requests": counts[SUBMITTED],
-        "submitting": counts[SUBMITTING],
-        "not_started": max(0, total - len(states)) + counts[NEW],
+        "done": tally["done"],
+        "failed": tally["failed"],
+        "open_requests": tally["submitted"],
+        "submitting": tally["submitting"],
+        "not_started": max(0, total - len(journal.states)) + tally["new"],
         "remaining": remaining,
-        "bytes": sum(s.bytes for s in states.values() if s.status == DONE),
-        "reissued": sum(s.reissued for s in states.values()),
-        "ambiguous_submits": sum(s.ambiguous for s in states.values()),
-        "top_failures": [{"reason": r, "count": c} for r, c in failures.most_common(5)],
-        "exports_per_second": round(rate, 3),
-        "eta_seconds": round(remaining / rate) if rate > 0 and remaining else None,
-        "last_run_started": last_run.get("ts"),
-        "last_activity": max(done_times) if done_times else None,
-        "damaged_lines": damage.lines,
-        "damaged_count": damage.count,
-        "journal_damage": damage.describe(),
+        "bytes": tally["bytes"],
+        "reissued": tally["reissued"],
+        "ambiguous_submits": tally["ambiguous"],
+        "last_saved_at": iso_time(journal.recent.latest),
+        **_rate(journal, state, remaining, now),
+        "failures": _failures(journal.states),
+        "damaged_lines": journal.damage.lines,
+        "damaged_count": journal.damage.count,
+        "journal_damage": journal.damage.describe(),
     }
 
 
-def format_status(status: dict[str, Any]) -> str:
-    """The status as a short human-readable block."""
-    lines = [
-        f"{status['directory']}: {status['kind']} export",
-        f"  targets        {status['targets']:>9}",
-        f"  invalid rows   {status['invalid_rows']:>9}",
-        f"  done           {status['done']:>9}",
-        f"  failed         {status['failed']:>9}",
-        f"  open requests  {status['open_requests']:>9}",
-        f"  remaining      {status['remaining']:>9}",
-    ]
-    if status["exports_per_second"]:
-        eta = status["eta_seconds"]
-        lines.append(
-            f"  throughput     {status['exports_per_second']:>9.2f}/s"
-            + (f"   ETA {eta // 3600}h{eta % 3600 // 60:02d}m{eta % 60:02d}s" if eta else "")
-        )
-    if status.get("journal_damage"):
-        lines.append(f"  warning: {status['journal_damage']}")
-    if status["top_failures"]:
-        lines.append("  most common failures:")
-        lines.extend(f"    {f['count']:>6}  {f['reason']}" for f in status["top_failures"])
-    return "\n".join(lines)
+def _tally(states: dict[str, TargetState]) -> dict[str, int]:
+    """Counts by status and the counters summed, in one pass over a million states."""
+    tally = dict.fromkeys((NEW, SUBMITTING, SUBMITTED, DONE, FAILED), 0)
+    size = reissued = ambiguous = 0
+    for state in states.values():
+        tally[state.status] += 1
+        if state.status == DONE:
+            size += state.bytes
+        reissued += state.reissued
+        ambiguous += state.ambiguous
+    return tally | {"bytes": size, "reissued": reissued, "ambiguous": ambiguous}
+
+
+def _rate(journal: _Journal, state: dict[str, Any], remaining: int, now: float) -> dict[str, Any]:
+    """Exports per second over the running run's recent window, and the ETA at that pace.
+
+    Only while running: the window starts ``RATE_WINDOW`` seconds ago, or
+    when this run started if that is later (the run before it is no measure).
+    """
+    rate: dict[str, Any] = {
+        "rate_window_seconds": None,
+        "exports_per_second": None,
+        "eta_seconds": None,
+        "eta_at": None,
+    }
+    if state["state"] != RUNNING:
+        return rate
+    started = journal.runs[-1].get("ts") if journal.runs else None
+    start = max(now - RATE_WINDOW, float(started) if started is not None else now - RATE_WINDOW)
+    span = now - start
+    if span < 1:  # a second of a run says nothing about its pace
+        return rate
+    per_second = sum(1 for t in journal.recent if start <= t <= now) / span
+    rate |= {"rate_window_seconds": round(span), "exports_per_second": round(per_second, 3)}
+    if per_second > 0 and remaining:
+        eta = round(remaining / per_second)
+        rate |= {"eta_seconds": eta, "eta_at": iso_time(now + eta)}
+    return rate
+
+
+def _failures(states: dict[str, TargetState]) -> dict[str, Any]:
+    """Failed targets by cause (``causes.failure_cause``): every cause, a count, example IDs."""
+    groups = FailureGroups(max_examples=EXAMPLES)
+    for target_id, state in states.items():
+        if state.status == FAILED:
+            groups.add(state.error, target_id)
+    return {
+        "total": groups.total,
+        "causes": [
+            {"cause": group.cause, "count": group.count, "examples": group.examples}
+            for group in groups.groups()
+        ],
+        "other_causes": groups.overflowed,
+    }
+
+
+def write_failed_ids(out_dir: Path, stream: IO[str]) -> int:
+    """Write the failed targets of ``out_dir`` as a CSV ``run`` reads; how many were written.
+
+    Failed targets only: a target the run had not finished (pending, never
+    started) is resumed by rerunning the original command, and one never
+    started is not even in the journal. The header is the kind's ID column.
+    """
+    journal = _read_journal(out_dir, time.time())
+    kind = journal.header.get("kind")
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow([ID_HEADERS.get(str(kind), "id")])
+    count = 0
+    for target_id, state in journal.states.items():
+        if state.status == FAILED:
+            writer.writerow([target_id])
+            count += 1
+    return count
