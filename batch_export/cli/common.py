@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import click
+import cloup
+from click.core import ParameterSource
 
 from ..errors import ConfigError, InternalError
 from ..platform.settings import DEFAULT_API_URL, DEFAULT_AUTH_URL
@@ -24,13 +26,22 @@ from ..redaction import Redactor, Secret
 from .console import Console
 
 __all__ = [
+    "API_URL_ENV",
+    "API_VERSION_ENV",
+    "AUTH_URL_ENV",
     "CONTEXT",
     "EXIT_USAGE",
     "INSTANT_RETRIES_ENV",
+    "LOG_OPTIONS",
+    "PLATFORM_OPTIONS",
+    "RATE_OPTION",
     "TOKEN_ENV",
+    "TOKEN_FILE_ENV",
     "CommandFailure",
     "InternalFailure",
     "api_options",
+    "apply",
+    "auth_url_named",
     "check_url",
     "failure",
     "internal_failure",
@@ -40,6 +51,12 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 TOKEN_ENV = "COPERNICA_ACCESS_TOKEN"  # noqa: S105 - the variable's name, not a token
+# Every platform option has a variable too, so a shell or a unit file states
+# the platform once instead of on every command (run and ids share them).
+API_URL_ENV = "COPERNICA_API_URL"
+API_VERSION_ENV = "COPERNICA_API_VERSION"
+AUTH_URL_ENV = "COPERNICA_AUTH_URL"
+TOKEN_FILE_ENV = "COPERNICA_TOKEN_FILE"  # noqa: S105 - the variable's name, not a token
 #: documented switch for test suites: retries without waiting
 INSTANT_RETRIES_ENV = "BATCH_EXPORT_INSTANT_RETRIES"
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -85,54 +102,92 @@ def internal_failure(exc: BaseException, redactor: Redactor, console: Console) -
     )
 
 
-def output_options(func: F) -> F:
-    """-v/-q/--log-format, shared by the commands that log."""
-    func = click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")(func)
-    func = click.option(
-        "-v", "--verbose", count=True, help="More detail on stderr (-vv for debug)."
-    )(func)
-    return click.option(
+#: an option decorator (click's or cloup's), as option bundles and cloup's groups take them
+Decorator = Callable[[Any], Any]
+
+#: -v/-q/--log-format, shared by the commands that log
+LOG_OPTIONS: tuple[Decorator, ...] = (
+    cloup.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug)."),
+    cloup.option("-q", "--quiet", is_flag=True, help="Only errors on stderr."),
+    cloup.option(
         "--log-format",
         type=click.Choice(["text", "json"]),
         default="text",
         show_default=True,
         help="json: one JSON object per log line, for schedulers and log shippers.",
-    )(func)
+    ),
+)
+
+#: where the platform is and how to authenticate, shared by run and ids
+PLATFORM_OPTIONS: tuple[Decorator, ...] = (
+    cloup.option(
+        "--api-url",
+        default=DEFAULT_API_URL,
+        show_default=True,
+        envvar=API_URL_ENV,
+        show_envvar=True,
+        help="Base URL of the REST API.",
+    ),
+    cloup.option(
+        "--api-version",
+        type=int,
+        default=2,
+        show_default=True,
+        envvar=API_VERSION_ENV,
+        show_envvar=True,
+        help="REST API version (4 uses bearer JWTs).",
+    ),
+    cloup.option(
+        "--auth-url",
+        default=DEFAULT_AUTH_URL,
+        show_default=True,
+        envvar=AUTH_URL_ENV,
+        show_envvar=True,
+        help="Where v4 exchanges the token for a JWT (name it when --api-url is not the "
+        "platform's).",
+    ),
+    cloup.option(
+        "--token-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar=TOKEN_FILE_ENV,
+        show_envvar=True,
+        help=f"File holding the access token (else ${TOKEN_ENV}).",
+    ),
+)
+
+RATE_OPTION: Decorator = cloup.option(
+    "--rate",
+    type=float,
+    help="Requests/second ceiling for this client (default: find the account's limit).",
+)
 
 
-def api_options(func: F) -> F:
-    """Where the platform is and how to authenticate, shared by run and ids."""
-    options = [
-        click.option(
-            "--api-url", default=DEFAULT_API_URL, show_default=True, help="Base URL of the REST API."
-        ),
-        click.option(
-            "--api-version",
-            type=int,
-            default=2,
-            show_default=True,
-            help="REST API version (4 uses bearer JWTs).",
-        ),
-        click.option(
-            "--auth-url",
-            default=DEFAULT_AUTH_URL,
-            show_default=True,
-            help="Where v4 exchanges the token for a JWT.",
-        ),
-        click.option(
-            "--token-file",
-            type=click.Path(path_type=Path, dir_okay=False),
-            help=f"File holding the access token (else ${TOKEN_ENV}).",
-        ),
-        click.option(
-            "--rate",
-            type=float,
-            help="Requests/second ceiling for this client (default: find the account's limit).",
-        ),
-    ]
+def apply(func: F, options: tuple[Decorator, ...]) -> F:
+    """``func`` with ``options`` added, listed in --help in the order given."""
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def output_options(func: F) -> F:
+    """-v/-q/--log-format, shared by the commands that log."""
+    return apply(func, LOG_OPTIONS)
+
+
+def api_options(func: F) -> F:
+    """The platform options and --rate, shared by run and ids."""
+    return apply(func, (*PLATFORM_OPTIONS, RATE_OPTION))
+
+
+def auth_url_named(ctx: click.Context) -> bool:
+    """Whether --auth-url was given (command line, environment, default map), not defaulted.
+
+    Only a named auth endpoint may receive the token next to a non-platform
+    --api-url, even when it is the platform's own: the default is refused
+    there, an explicit choice of the same URL is not.
+    """
+    source = ctx.get_parameter_source("auth_url")
+    return source is not None and source is not ParameterSource.DEFAULT
 
 
 def _is_loopback(host: str | None) -> bool:

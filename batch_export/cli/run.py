@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+import cloup
 
 from ..errors import ExportError
 from ..input.ids import TargetKind
 from ..platform.limits import RetryPolicy
-from ..platform.settings import ApiSettings
+from ..platform.settings import DEFAULT_API_URL, DEFAULT_AUTH_URL, ApiSettings
 from ..redaction import Redactor, Secret
 from ..run.options import EXIT_SIGINT, RunOptions, RunResult
 from ..run.orchestrate import run_export
@@ -28,136 +29,22 @@ from ..run.progress import format_summary
 from .common import (
     CONTEXT,
     INSTANT_RETRIES_ENV,
-    api_options,
+    auth_url_named,
     check_url,
     failure,
     internal_failure,
-    output_options,
     read_token,
 )
 from .console import Console
-from .storage import destination_from, destination_options
+from .run_options import HELP_LAYOUT, run_options
+from .storage import destination_from
 
 __all__ = ["run"]
 
 
-@click.command(context_settings=CONTEXT)
-@click.argument("input_csv", metavar="INPUT.csv", type=str)
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Output directory (created 0700; rerun with the same one to resume).",
-)
-@click.option(
-    "--kind",
-    type=click.Choice([k.value for k in TargetKind]),
-    default="profile",
-    show_default=True,
-    help="What the IDs in the CSV are.",
-)
-@click.option(
-    "--id-column",
-    help="Column holding the IDs (default: profile_id, id, profile, subprofile_id or email).",
-)
-@click.option(
-    "--encoding",
-    default="utf-8",
-    show_default=True,
-    help="Text encoding of INPUT.csv, e.g. cp1252.",
-)
-@api_options
-@click.option(
-    "--concurrency", type=int, default=16, show_default=True, help="HTTP requests in flight."
-)
-@click.option(
-    "--max-pending",
-    type=int,
-    default=500,
-    show_default=True,
-    help="Data requests submitted but not yet downloaded.",
-)
-@click.option(
-    "--timeout",
-    type=float,
-    default=3600.0,
-    show_default=True,
-    help="Seconds one data request may take before it is given up.",
-)
-@click.option(
-    "--stall-timeout",
-    type=float,
-    default=900.0,
-    show_default=True,
-    help="Stop the run (resumably) when nothing at all has happened for this many seconds.",
-)
-@click.option(
-    "--outage-timeout",
-    type=float,
-    default=900.0,
-    show_default=True,
-    help="Seconds to wait out an unreachable platform (every request held, one probe at a time) "
-    "before the run stops resumably.",
-)
-@click.option(
-    "--report",
-    help="Passed to the platform: an email or web address to notify when a file is ready.",
-)
-@click.option(
-    "--push-listen",
-    metavar="HOST:PORT",
-    help="Push mode: receive finished exports on this address instead of polling for them.",
-)
-@click.option(
-    "--push-url",
-    metavar="URL",
-    help="Push mode: the URL under which the platform reaches --push-listen (default http://HOST:PORT).",
-)
-@click.option(
-    "--push-grace",
-    type=float,
-    default=60.0,
-    show_default=True,
-    help="Push mode: seconds to wait for a delivery before polling for it.",
-)
-@click.option(
-    "--account-id",
-    metavar="ID",
-    help="Push mode: refuse signed deliveries whose X-Copernica-ID is not account_ID.",
-)
-@click.option(
-    "--push-require-signature",
-    is_flag=True,
-    help="Push mode: refuse deliveries the platform did not sign (they are polled for instead).",
-)
-@click.option(
-    "--push-dns-server",
-    metavar="HOST[:PORT]",
-    help="Push mode: the DNS server to ask for the platform's DKIM signing key "
-    "(default: the system resolver).",
-)
-@click.option("--gzip", is_flag=True, help="Store exports gzip-compressed (.json.gz).")
-@click.option(
-    "--sign-key",
-    metavar="FILE",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Sign each run's seal with this Ed25519 private key (from batch-export keygen).",
-)
-@destination_options
-@click.option(
-    "--insecure", is_flag=True, help="Do not verify HTTPS certificates (test platforms only!)."
-)
-@click.option(
-    "--simulate", is_flag=True, help="Run against the embedded simulator (no account needed)."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
-@click.option(
-    "--no-progress",
-    is_flag=True,
-    help="No progress bars (they are off anyway when stderr is not a terminal).",
-)
-@output_options
+@cloup.command(context_settings=CONTEXT, formatter_settings=HELP_LAYOUT)
+@cloup.argument("input_csv", metavar="INPUT.csv", type=str)
+@run_options
 def run(
     input_csv: str,
     out_dir: Path,
@@ -190,6 +77,8 @@ def run(
     verbose: int,
     quiet: bool,
     log_format: str,
+    stats_interval: float | None,
+    metrics_file: Path | None,
     **destination: Any,
 ) -> None:
     """Export the data request of every target in INPUT.csv ('-' for stdin) into --out.
@@ -204,11 +93,17 @@ def run(
     Examples:
       batch-export run sample_inputs/profiles.csv --out demo-export --simulate
       COPERNICA_ACCESS_TOKEN=... batch-export run ids.csv --out exports --rate 20
-      batch-export run emails.csv --kind email --api-version 4 --out exports --token-file ~/.copernica
-      batch-export run ids.csv --out state --to s3://archive/2026-12 --retention-days 2555
+      batch-export run emails.csv --kind email --api-version 4 --out exports \\
+          --token-file ~/.copernica
+      batch-export run ids.csv --out state --to s3://archive/2026-12 \\
+          --retention-days 2555
     """
     redactor = Redactor()
     console = Console.setup(verbose, quiet, log_format, redactor)
+    if simulate:
+        # The simulator's own URLs replace these: a platform named in the
+        # environment (COPERNICA_API_URL, …) must not stop the demo.
+        api_url, auth_url = DEFAULT_API_URL, DEFAULT_AUTH_URL
     try:
         token = _check_platform(simulate, api_url, api_version, auth_url, insecure, token_file, console)
         redactor.add(token.reveal())
@@ -219,6 +114,7 @@ def run(
                 api_url=api_url,
                 api_version=api_version,
                 auth_url=auth_url,
+                auth_url_named=auth_url_named(click.get_current_context()),
                 token=token,
                 insecure=insecure,
                 outage_timeout=outage_timeout,
@@ -244,6 +140,8 @@ def run(
             retry=RetryPolicy(instant=os.environ.get(INSTANT_RETRIES_ENV) == "1"),
             destination=destination_from(**destination),
             sign_key=sign_key,
+            stats_interval=_stats_interval(stats_interval),
+            metrics_file=metrics_file,
         )
         result = asyncio.run(_run(options, simulate, redactor, console))
     except ExportError as exc:
@@ -257,6 +155,17 @@ def run(
         raise internal_failure(exc, redactor, console) from None
     _print_result(result, as_json, console)
     sys.exit(result.exit_code)
+
+
+def _stats_interval(given: float | None) -> float:
+    """--stats-interval, or its default: a line a minute under a scheduler, none at a terminal.
+
+    At a terminal the progress bars already say it all; without one, nothing
+    would be logged until the run ends.
+    """
+    if given is not None:
+        return given
+    return 0.0 if sys.stderr.isatty() else 60.0
 
 
 def _check_platform(

@@ -12,28 +12,30 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+import cloup
 
 from ..errors import ConfigError
 from ..storage.s3_settings import Retention, S3Location, S3Settings, parse_retain_until
 
-__all__ = ["access_options", "destination_from", "destination_options"]
+__all__ = ["DESTINATION_OPTIONS", "access_options", "destination_from", "destination_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# cloup's options are click's with a place in a --help section (run's "Object storage").
 _ACCESS: list[Callable[[Any], Any]] = [
-    click.option(
+    cloup.option(
         "--s3-endpoint-url",
         metavar="URL",
         help="S3-compatible server (MinIO, SeaweedFS, Ceph…); default AWS or $AWS_ENDPOINT_URL.",
     ),
-    click.option("--s3-region", metavar="REGION", help="Bucket region (default: the AWS chain's)."),
-    click.option(
+    cloup.option("--s3-region", metavar="REGION", help="Bucket region (default: the AWS chain's)."),
+    cloup.option(
         "--s3-profile", metavar="NAME", help="Profile of the shared AWS files for the credentials."
     ),
 ]
 
-_DESTINATION: list[Callable[[Any], Any]] = [
-    click.option(
+DESTINATION_OPTIONS: list[Callable[[Any], Any]] = [
+    cloup.option(
         "--to",
         "to_url",
         metavar="s3://BUCKET/PREFIX",
@@ -41,24 +43,24 @@ _DESTINATION: list[Callable[[Any], Any]] = [
         "--out stays the local state directory.",
     ),
     *_ACCESS,
-    click.option(
+    cloup.option(
         "--retention-days",
         type=int,
         help="Object Lock every object for this many days from its upload (needs --to).",
     ),
-    click.option(
+    cloup.option(
         "--retain-until",
         metavar="DATE",
         help="Object Lock every object until this date, e.g. 2033-12-31 (needs --to).",
     ),
-    click.option(
+    cloup.option(
         "--lock-mode",
         type=click.Choice(["compliance", "governance"]),
         default="compliance",
         show_default=True,
         help="compliance: nobody can shorten or remove the lock; governance: privileged users can.",
     ),
-    click.option("--legal-hold", is_flag=True, help="Put a legal hold on every object too."),
+    cloup.option("--legal-hold", is_flag=True, help="Put a legal hold on every object too."),
 ]
 
 
@@ -70,7 +72,7 @@ def _apply(func: F, options: list[Callable[[Any], Any]]) -> F:
 
 def destination_options(func: F) -> F:
     """``run``'s options for object storage."""
-    return _apply(func, _DESTINATION)
+    return _apply(func, DESTINATION_OPTIONS)
 
 
 def access_options(func: F) -> F:

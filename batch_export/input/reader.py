@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from ..errors import InputError
+from .columns import COLUMN_NAMES, no_id_column
 from .ids import SHOWN_CHARS, Target, TargetKind, is_valid_id, validate_id
 
 __all__ = ["InputRecord", "InvalidRow", "TargetReader"]
@@ -87,14 +88,6 @@ class _Digesting(io.RawIOBase):
         self.size += count
         return count
 
-
-# Header names recognised without --id-column, most specific first, so a file
-# with both "ID" (say, a CRM row number) and "profile_id" uses the latter.
-_COLUMN_NAMES: dict[TargetKind, tuple[str, ...]] = {
-    TargetKind.PROFILE: ("profile_id", "id", "profile"),
-    TargetKind.SUBPROFILE: ("subprofile_id", "id", "subprofile"),
-    TargetKind.EMAIL: ("email", "e-mail", "email_address", "id"),
-}
 
 _EOF = "\ue000batch-export-end-of-input\ue000"
 _SNIFF_BYTES = 16 * 1024
@@ -336,16 +329,12 @@ class TargetReader:
             self.column = None
             self._first, self._first_line = row, line
             return
-        for candidate in _COLUMN_NAMES[self.kind]:
+        for candidate in COLUMN_NAMES[self.kind]:
             if candidate in names:
                 self._index = names.index(candidate)
                 self.column = row[self._index].strip()
                 return
-        expected = ", ".join(_COLUMN_NAMES[self.kind])
-        raise InputError(
-            f"no {self.kind.value} ID column in {self.name}; columns found: {found}. "
-            f"Name it one of {expected}, or pass its header with --id-column"
-        )
+        raise no_id_column(self.kind, self.name, row)
 
     # -- iteration -------------------------------------------------------------
 

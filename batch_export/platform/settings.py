@@ -32,6 +32,9 @@ class ApiSettings:
     api_url: str = DEFAULT_API_URL
     api_version: int = 2
     auth_url: str = DEFAULT_AUTH_URL
+    #: the caller named ``auth_url`` (``--auth-url``, ``COPERNICA_AUTH_URL``), even if it is
+    #: the platform's own: then it may receive the token next to any ``api_url``
+    auth_url_named: bool = False
     token: Secret = field(default_factory=lambda: Secret(""))
     insecure: bool = False
     connect_timeout: float = 15.0
@@ -71,13 +74,15 @@ class ApiSettings:
         if (
             self.api_version == 4
             and self.auth_url == DEFAULT_AUTH_URL
+            and not self.auth_url_named
             and not _is_platform_host(self.api_url)
         ):
             host = urlsplit(self.api_url).hostname or self.api_url
             raise ConfigError(
                 f"--api-url points at {host}, but --auth-url is still the platform's "
                 f"{DEFAULT_AUTH_URL}: the access token would be sent to a host you did not "
-                f"name; pass --auth-url too (e.g. --auth-url {self.api_url.rstrip('/')}/authenticate)"
+                f"name; pass --auth-url too (e.g. --auth-url {self.api_url.rstrip('/')}/authenticate, "
+                f"or --auth-url {DEFAULT_AUTH_URL} to send it there on purpose)"
             )
 
     def call_timeouts(self) -> aiohttp.ClientTimeout:

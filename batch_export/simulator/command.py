@@ -13,7 +13,7 @@ from typing import Literal
 
 import click
 
-from .config import SimulatorConfig
+from .config import DEFAULT_COLLECTIONS, DEFAULT_DATABASES, SimulatorConfig
 from .option_values import parse_behaviours, parse_mixed_rates, parse_pairs
 from .options import (
     auth_fault_options,
@@ -114,8 +114,11 @@ def simulate(
             id_as_string=id_as_string,
             behaviours=parse_behaviours(behaviours),
             redirect_to=redirect_to,
-            databases=parse_pairs(databases, "--database", "profiles in the database"),
-            collections=parse_pairs(collections, "--collection", "subprofiles in the collection"),
+            # Given ones replace the demo database 42 and collection 7 (SimulatorConfig's default).
+            databases=parse_pairs(databases, "--database", "profiles in the database")
+            or dict(DEFAULT_DATABASES),
+            collections=parse_pairs(collections, "--collection", "subprofiles in the collection")
+            or dict(DEFAULT_COLLECTIONS),
             wrap_id_lists=wrap_id_lists,
             wire=wire,
             request_id_style=request_id_style,

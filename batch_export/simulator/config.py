@@ -19,6 +19,8 @@ from .constants import (
     AUTH_FAULT_KINDS,
     BEHAVIOURS,
     DEFAULT_AUTH_FAULT_KINDS,
+    DEFAULT_COLLECTIONS,
+    DEFAULT_DATABASES,
     DEFAULT_FAULT_KINDS,
     DEFAULT_TOKEN,
     FAULT_KINDS,
@@ -46,6 +48,8 @@ __all__ = [
     "AUTH_FAULT_KINDS",
     "BEHAVIOURS",
     "DEFAULT_AUTH_FAULT_KINDS",
+    "DEFAULT_COLLECTIONS",
+    "DEFAULT_DATABASES",
     "DEFAULT_FAULT_KINDS",
     "DEFAULT_TOKEN",
     "FAULT_KINDS",
@@ -96,8 +100,8 @@ class SimulatorConfig:
     id_as_string: bool = False
     behaviours: Mapping[str, str] = field(default_factory=dict)
     redirect_to: str | None = None
-    databases: Mapping[str, int] = field(default_factory=dict)
-    collections: Mapping[str, int] = field(default_factory=dict)
+    databases: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_DATABASES))
+    collections: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_COLLECTIONS))
     wrap_id_lists: bool = False
     record_requests: bool = True
     # --- wire variants (docs/simulator.md, "Wire variants") ---

@@ -2,17 +2,21 @@
 
 The names a config, the CLI, the wire and the counters all agree on (fault
 kinds, hostile behaviours, the fixed wire variants' accepted values, the
-mixed wire's groups and default rates) and the default access token.
+mixed wire's groups and default rates), the default access token and the
+demo database and collection every simulator lists.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 
 __all__ = [
     "AUTH_FAULT_KINDS",
     "BEHAVIOURS",
     "DEFAULT_AUTH_FAULT_KINDS",
+    "DEFAULT_COLLECTIONS",
+    "DEFAULT_DATABASES",
     "DEFAULT_FAULT_KINDS",
     "DEFAULT_TOKEN",
     "FAULT_KINDS",
@@ -29,6 +33,11 @@ __all__ = [
 ]
 
 DEFAULT_TOKEN = "sim-0123456789abcdef0123456789abcdef"  # noqa: S105 - a public dummy
+# What every simulator lists unless told otherwise (database ID -> profiles,
+# collection ID -> subprofiles): the README's and docs/migration.md's
+# `ids --database 42` / `ids --collection 7` then work as written, without an account.
+DEFAULT_DATABASES: Mapping[str, int] = MappingProxyType({"42": 100})
+DEFAULT_COLLECTIONS: Mapping[str, int] = MappingProxyType({"7": 40})
 FAULT_KINDS: tuple[str, ...] = ("500", "503", "reset", "truncate", "slow", "stall", "empty")
 # The default mix leaves out "empty" so seeded classic runs draw the faults they always drew.
 DEFAULT_FAULT_KINDS: tuple[str, ...] = FAULT_KINDS[:-1]

@@ -196,14 +196,14 @@ def target_options(func: F) -> F:
             "databases",
             multiple=True,
             metavar="ID=COUNT",
-            help="A database (repeatable).",
+            help="A database (repeatable; replaces the demo database 42=100).",
         ),
         click.option(
             "--collection",
             "collections",
             multiple=True,
             metavar="ID=COUNT",
-            help="A collection of subprofiles (repeatable).",
+            help="A collection of subprofiles (repeatable; replaces the demo collection 7=40).",
         ),
         click.option(
             "--wrap-id-lists", is_flag=True, help="Wrap paged ID lists as {start,limit,...}."
