@@ -1,15 +1,22 @@
 """batch_export: bulk, resumable, verified export of Copernica GDPR data requests.
 
 The public Python API is re-exported here; everything else is internal.
+Without an event loop, ``export`` runs one export and blocks until it ends
+(``simulate=True``: against the embedded simulator, no account needed):
 
-    import asyncio
-    from pathlib import Path
-    from batch_export import ApiSettings, RunOptions, Secret, run_export
+    from batch_export import ProgressSnapshot, export
 
-    result = asyncio.run(run_export(RunOptions(
-        input="profiles.csv", out_dir=Path("exports"),
-        api=ApiSettings(token=Secret(token)), rate=20)))
+    def show(progress: ProgressSnapshot) -> None:
+        print(f"{progress.done}/{progress.total} done")
+
+    result = export("profiles.csv", "exports", token=token, rate=20, on_progress=show)
     print(result.exit_code, result.counts)
+
+From async code, ``run_export`` does the same with a ``RunOptions``:
+
+    result = await run_export(RunOptions(
+        input="profiles.csv", out_dir=Path("exports"),
+        api=ApiSettings(token=Secret(token)), rate=20))
 """
 
 from ._version import __version__
@@ -36,6 +43,8 @@ from .platform.settings import ApiSettings
 from .redaction import Secret
 from .run.options import RunOptions, RunResult
 from .run.orchestrate import run_export
+from .run.sync_api import export
+from .run.tally import ProgressSnapshot
 
 __all__ = [
     "ApiSettings",
@@ -47,6 +56,7 @@ __all__ = [
     "InternalError",
     "MalformedExportError",
     "OutageError",
+    "ProgressSnapshot",
     "RateLimitedError",
     "RateLimiter",
     "RequestGoneError",
@@ -62,5 +72,6 @@ __all__ = [
     "UnreachableError",
     "WrongTargetError",
     "__version__",
+    "export",
     "run_export",
 ]

@@ -129,6 +129,7 @@ def test_public_api_is_pinned() -> None:
             "InternalError",
             "MalformedExportError",
             "OutageError",
+            "ProgressSnapshot",
             "RateLimitedError",
             "RateLimiter",
             "RequestGoneError",
@@ -144,6 +145,7 @@ def test_public_api_is_pinned() -> None:
             "UnreachableError",
             "WrongTargetError",
             "__version__",
+            "export",
             "run_export",
         ]
     )

@@ -26,6 +26,7 @@ from ..redaction import Redactor, Secret
 from ..run.options import EXIT_SIGINT, RunOptions, RunResult
 from ..run.orchestrate import run_export
 from ..run.progress import format_summary
+from ..run.simulated import run_simulated
 from .common import (
     CONTEXT,
     INSTANT_RETRIES_ENV,
@@ -213,18 +214,8 @@ async def _run(
 ) -> RunResult:
     if not simulate:
         return await run_export(options)
-    from ..simulator import Simulator
-    from ..simulator.demo import demo_config
-
-    async with Simulator(demo_config(), host="127.0.0.1", port=0) as sim:
-        console.say(
-            logging.INFO,
-            f"using the embedded simulator at {sim.base_url}",
-        )
-        redactor.add(sim.token)
-        api = replace(
-            options.api, api_url=sim.base_url, auth_url=sim.auth_url, token=Secret(sim.token)
-        )
-        # The simulator's signing key is published nowhere: trust it as given, not via DNS.
-        options = replace(options, api=api, push_dkim_records=sim.dkim_records())
-        return await run_export(options)
+    # run_simulated adds the simulator's token to the options' redactor: make sure it is ours
+    return await run_simulated(
+        replace(options, redactor=redactor),
+        announce=lambda message: console.say(logging.INFO, message),
+    )

@@ -7,6 +7,7 @@ same ``ProgressSnapshot``, at their own interval.
 
 from __future__ import annotations
 
+from .callback import progress_callbacks
 from .metrics import MetricsFile
 from .options import RunOptions
 from .progress import ProgressBars
@@ -25,4 +26,5 @@ def observers_for(options: RunOptions) -> list[Observer]:
         observers.append(StatsLog(options.stats_interval))
     if options.metrics_file is not None:
         observers.append(MetricsFile(options.metrics_file, out_dir=options.out_dir))
+    observers.extend(progress_callbacks(options))  # the Python API's on_progress
     return observers
