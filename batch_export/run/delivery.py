@@ -222,9 +222,7 @@ def origin_verifier(options: RunOptions) -> OriginVerifier:
     else:
         keys = DnsKeys()
     account = account_header(options.account_id) if options.account_id is not None else None
-    return OriginVerifier(
-        keys, account=account, require_signature=options.push_require_signature
-    )
+    return OriginVerifier(keys, account=account, require_signature=options.push_require_signature)
 
 
 def _after_conflict(exc: ExportError) -> str:
