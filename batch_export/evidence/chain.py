@@ -15,10 +15,11 @@ a chained line appears, every later one must be chained.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .jsonlines import json_object
 
 __all__ = [
     "CHAIN_ALGORITHM",
@@ -117,7 +118,7 @@ def check_chain(path: Path, wanted: Iterable[int] = ()) -> ChainCheck:
             digest = line_hash(raw)
             if number in wanted_lines:
                 check.hashes[number] = digest
-            record = _object(raw)
+            record = json_object(raw)
             if number == 1:
                 chained = record is not None and record.get("chain") == CHAIN_ALGORITHM
             else:
@@ -159,11 +160,3 @@ def _note_seal(check: ChainCheck, number: int, record: dict[str, object]) -> Non
     seal, sha256 = record.get("seal"), record.get("sha256")
     if type(seal) is int and isinstance(sha256, str):
         check.seal_lines.append((number, seal, sha256))
-
-
-def _object(raw: bytes) -> dict[str, object] | None:
-    try:
-        record = json.loads(raw)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None

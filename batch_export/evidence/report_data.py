@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import ConfigError, ExportError
 from .causes import FailureGroups
+from .jsonlines import numbered_objects
 from .manifest import MANIFEST_NAME, RUNS_NAME
 from .replay import JOURNAL_NAME, TargetState, replay
 from .verify import verify_directory
@@ -151,15 +151,8 @@ def gather(out_dir: Path, *, keys: Sequence[Path] = (), title: str | None = None
 
 def _json_lines(path: Path) -> Iterator[dict[str, Any] | None]:
     """Each non-blank line of a JSONL file as an object, None for one that is not."""
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                record = None
-            yield record if isinstance(record, dict) else None
+    for _, record in numbered_objects(path):
+        yield record
 
 
 def read_manifest(path: Path) -> ManifestFacts:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..durable import fsync_dir, make_private_dir, write_atomically
+from .jsonlines import json_object
 from .signing import Signer
 
 __all__ = [
@@ -132,7 +133,7 @@ def digest_manifest(path: Path) -> ManifestDigest:
         for raw in handle:
             digest.update(raw)
             found.bytes += len(raw)
-            entry = _entry(raw)
+            entry = json_object(raw)
             if entry is None:
                 continue
             status = entry.get("status")
@@ -150,14 +151,6 @@ def digest_manifest(path: Path) -> ManifestDigest:
     found.sha256 = digest.hexdigest()
     found.merkle_root = merkle_root(record[-32:] for record in keyed)
     return found
-
-
-def _entry(raw: bytes) -> dict[str, Any] | None:
-    try:
-        entry = json.loads(raw)
-    except ValueError:
-        return None
-    return entry if isinstance(entry, dict) else None
 
 
 @dataclass(frozen=True)

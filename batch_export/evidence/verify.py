@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
-import json
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
@@ -35,6 +34,7 @@ from ..storage.local import LocalSink
 from ..storage.sink import Sink, UnsafeName
 from ..storage.validate import ExportChecker
 from .destination import recorded_settings
+from .jsonlines import numbered_objects
 from .manifest import MANIFEST_NAME, iso_time
 from .proof import ArchiveProof, prove_archive
 from .replay import JOURNAL_NAME
@@ -116,18 +116,8 @@ def _manifest_entries(out_dir: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     path = out_dir / MANIFEST_NAME
     if not path.is_file():
         return
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                entry = None
-            if not isinstance(entry, dict):
-                yield number, {"status": "unreadable"}
-                continue
-            yield number, entry
+    for number, entry in numbered_objects(path):
+        yield number, entry if entry is not None else {"status": "unreadable"}
 
 
 async def verify_entry(sink: Sink, entry: dict[str, Any], *, deep: bool = False) -> str | None:
