@@ -10,7 +10,6 @@ import click
 
 from ..errors import ExportError
 from ..evidence.destination import recorded_settings
-from ..evidence.signing import load_public_keys
 from ..evidence.status import collect_status, format_status, write_failed_ids
 from ..evidence.verify import format_proof, verify_directory
 from ..redaction import Redactor
@@ -119,6 +118,8 @@ def verify(
       batch-export verify state/ --deep --s3-endpoint-url http://127.0.0.1:8333
     """
     try:
+        from ..evidence.signing import load_public_keys  # cryptography: only for verify
+
         trusted = load_public_keys(keys)
         settings = recorded_settings(
             out_dir, endpoint_url=s3_endpoint_url, region=s3_region, profile=s3_profile

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from ..errors import ExportError
-from ..evidence.signing import generate_key_pair
 from ..redaction import Redactor
 from .common import CONTEXT, failure
 from .console import Console
@@ -32,6 +31,8 @@ def keygen(key_dir: Path) -> None:
       batch-export run ids.csv --out archive/ --sign-key ~/.config/batch-export/keys/signing.key
       batch-export verify archive/ --key ~/.config/batch-export/keys/signing.pub
     """
+    from ..evidence.signing import generate_key_pair  # cryptography: only for this command
+
     try:
         private, public, key_id = generate_key_pair(key_dir)
     except ExportError as exc:

@@ -132,16 +132,6 @@ class Journal:
         """Whether ``open`` dropped a torn last line, as a crash leaves."""
         return self.damage.torn_tail
 
-    @property
-    def torn_lines(self) -> int:
-        """1 if a torn last line was dropped, else 0 (``torn_tail`` as a count)."""
-        return int(self.damage.torn_tail)
-
-    @property
-    def skipped_lines(self) -> int:
-        """The damaged lines skipped on replay (``damaged_count``)."""
-        return self.damage.count
-
     def warnings(self) -> list[str]:
         """The messages a run logs about what ``open`` found: damage first, then a torn tail."""
         return self.damage.warnings(self.path.name)
@@ -348,6 +338,11 @@ class Journal:
         ``close()``, and for the resume check of a bucket, before the run.
         """
         return final_done_records(self.path, self.states, only_input=only_input)
+
+    def release_states(self) -> None:
+        """Forget every target's state (after the manifest is written, before the seal)."""
+        self.states = {}
+        self._files = RecordedFiles(self.kind)
 
     def append_seal_line(self, seal: int, sha256: str) -> None:
         """After ``close``: append the line that names the seal just written (fsync'd).

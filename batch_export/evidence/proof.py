@@ -27,7 +27,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .chain import ChainCheck, check_chain
 from .replay import JOURNAL_NAME
@@ -40,7 +40,9 @@ from .seal import (
     file_record,
     list_seals,
 )
-from .signing import TrustedKeys
+
+if TYPE_CHECKING:  # cryptography is imported only when keys are checked
+    from .signing import TrustedKeys
 
 __all__ = ["ArchiveProof", "prove_archive"]
 

@@ -27,11 +27,13 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..durable import fsync_dir, make_private_dir, write_atomically
 from .jsonlines import json_object
-from .signing import Signer
+
+if TYPE_CHECKING:  # cryptography is imported only by a run that signs (run_export)
+    from .signing import Signer
 
 __all__ = [
     "EVIDENCE_FILES",

@@ -25,7 +25,7 @@ import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..errors import ConfigError, IntegrityError
@@ -39,7 +39,9 @@ from .manifest import MANIFEST_NAME, iso_time
 from .proof import ArchiveProof, prove_archive
 from .replay import JOURNAL_NAME
 from .seal import EVIDENCE_FILES, SEALS_DIR, file_record, list_seals
-from .signing import TrustedKeys
+
+if TYPE_CHECKING:  # cryptography is imported only when keys are checked
+    from .signing import TrustedKeys
 
 __all__ = [
     "Problem",
@@ -253,9 +255,11 @@ def verify_directory(
     the files under it. ``keys``: each seal must be signed by one of them.
     Raises ConfigError when ``out_dir`` is not an archive.
     """
-    return asyncio.run(
-        _verify_and_close(out_dir, sink, deep, keys or TrustedKeys(()), require_complete)
-    )
+    if keys is None:
+        from .signing import TrustedKeys
+
+        keys = TrustedKeys(())
+    return asyncio.run(_verify_and_close(out_dir, sink, deep, keys, require_complete))
 
 
 async def _verify_and_close(

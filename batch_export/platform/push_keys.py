@@ -24,24 +24,21 @@ import ipaddress
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Protocol
-
-import dns.asyncresolver
-import dns.exception
-import dns.name
-import dns.rdatatype
-import dns.resolver
-from cryptography.hazmat.primitives.asymmetric import rsa
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ConfigError
 from .push_signature import OriginError, parse_dkim_record
+
+if TYPE_CHECKING:  # dnspython and cryptography are imported on first use: push mode only
+    import dns.asyncresolver
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 __all__ = ["DnsKeys", "KeySource", "StaticKeys", "parse_dns_server"]
 
 log = logging.getLogger("batch_export.platform.push")
 
 #: the public keys one keyId names (a TXT set may hold more than one record)
-Keys = tuple[rsa.RSAPublicKey, ...]
+Keys = tuple["rsa.RSAPublicKey", ...]
 
 
 class KeySource(Protocol):
@@ -161,6 +158,8 @@ class DnsKeys:
     def _resolver_now(self) -> dns.asyncresolver.Resolver:
         """The resolver, made on first use: reading the system's configuration may fail."""
         if self._resolver is None:
+            import dns.asyncresolver  # ~10 MB: loaded only when a signed delivery comes
+
             resolver = dns.asyncresolver.Resolver(configure=self._nameserver is None)
             if self._nameserver is not None:
                 resolver.nameservers = [self._nameserver[0]]
@@ -170,6 +169,11 @@ class DnsKeys:
         return self._resolver
 
     async def _lookup(self, name: str) -> Keys:
+        import dns.exception
+        import dns.name
+        import dns.rdatatype
+        import dns.resolver
+
         loop = asyncio.get_running_loop()
         forever = float("inf")
         try:

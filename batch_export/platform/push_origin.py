@@ -36,8 +36,6 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-
 from ..errors import ConfigError, IntegrityError
 from .push_keys import KeySource
 from .push_signature import (
@@ -152,6 +150,8 @@ class OriginVerifier:
         key = next((k for k in keys if verify_rsa_sha256(k, params.raw, message)), None)
         if key is None:
             raise OriginError(f"the signature does not verify with the key {key_id}")
+        from cryptography.hazmat.primitives import serialization  # push mode only: see push_keys
+
         der = key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )

@@ -22,10 +22,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+if TYPE_CHECKING:  # cryptography is imported on first use: push mode only
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 __all__ = [
     "REQUIRED_HEADERS",
@@ -202,6 +202,10 @@ def parse_date(value: str) -> datetime:
 
 def parse_dkim_record(txt: str) -> rsa.RSAPublicKey:
     """The RSA public key of a DKIM TXT record (``v=DKIM1; k=rsa; p=...``)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     tags: dict[str, str] = {}
     for part in txt.split(";"):
         name, sep, value = part.partition("=")
@@ -223,6 +227,10 @@ def parse_dkim_record(txt: str) -> rsa.RSAPublicKey:
 
 def verify_rsa_sha256(key: rsa.RSAPublicKey, signature: bytes, message: bytes) -> bool:
     """Whether ``signature`` is ``key``'s RSA-SHA256 (PKCS#1 v1.5) signature of ``message``."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
     try:
         key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
     except InvalidSignature:

@@ -12,14 +12,16 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..evidence.journal import DONE, Journal
 from ..evidence.manifest import iso_time
 from ..evidence.seal import SealFile, write_seal
-from ..evidence.signing import Signer
 from ..input.reader import InputRecord
+
+if TYPE_CHECKING:  # cryptography is imported only by a run that signs (run_export)
+    from ..evidence.signing import Signer
 
 __all__ = ["latest_is_signed", "say_what_stays", "seal_run"]
 

@@ -8,7 +8,6 @@ same ``ProgressSnapshot``, at their own interval.
 from __future__ import annotations
 
 from .callback import progress_callbacks
-from .metrics import MetricsFile
 from .options import RunOptions
 from .progress import ProgressBars
 from .stats_log import StatsLog
@@ -25,6 +24,8 @@ def observers_for(options: RunOptions) -> list[Observer]:
     if options.stats_interval > 0:
         observers.append(StatsLog(options.stats_interval))
     if options.metrics_file is not None:
+        from .metrics import MetricsFile  # prometheus-client (~10 MB) only when asked for
+
         observers.append(MetricsFile(options.metrics_file, out_dir=options.out_dir))
     observers.extend(progress_callbacks(options))  # the Python API's on_progress
     return observers

@@ -21,12 +21,13 @@ import hashlib
 import time
 from datetime import datetime, timezone
 from email.utils import formatdate
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
 from .exports import ExportSpec, export_chunks
+
+if TYPE_CHECKING:  # cryptography is imported when a simulator first signs (not by every CLI)
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 __all__ = [
     "SIGNED_HEADERS",
@@ -41,6 +42,8 @@ _KEYS: dict[int, rsa.RSAPrivateKey] = {}
 
 
 def _key_for(seed: int) -> rsa.RSAPrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = _KEYS.get(seed)
     if key is None:
         key = _KEYS[seed] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -57,6 +60,8 @@ def export_sha256(spec: ExportSpec) -> bytes:
 
 def dkim_record(key: rsa.RSAPublicKey) -> str:
     """The DKIM TXT record that publishes ``key``."""
+    from cryptography.hazmat.primitives import serialization
+
     der = key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -88,6 +93,9 @@ def signed_headers(
         "digest": digest,
     }
     message = "\n".join(f"{name}: {values[name]}" for name in SIGNED_HEADERS.split())
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
     signature = key.sign(message.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
     encoded = base64.b64encode(signature).decode("ascii")
     return {
