@@ -7,10 +7,11 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
+from aiohttp import web
 
 from batch_export.simulator import Simulator, SimulatorConfig
 
@@ -108,3 +109,37 @@ async def wait_for(
     while not await condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(interval)
+
+
+_Relay = TypeVar("_Relay", bound="PostRelay")
+
+
+class PostRelay:
+    """A loopback web server that hands every POST to ``_relay`` (a test's ``--push-url``).
+
+    Subclasses write ``_relay``; ``self._session`` is theirs for relaying on,
+    and ``url`` is where the run should send its deliveries.
+    """
+
+    url = ""
+    _runner: web.AppRunner | None = None
+    _session: aiohttp.ClientSession | None = None
+
+    async def _relay(self, request: web.Request) -> web.Response:
+        raise NotImplementedError
+
+    async def __aenter__(self: _Relay) -> _Relay:
+        self._session = aiohttp.ClientSession()
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self._relay)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/proxy"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._runner is not None and self._session is not None
+        await self._runner.cleanup()
+        await self._session.close()

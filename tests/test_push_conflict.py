@@ -26,6 +26,7 @@ from batch_export.run.orchestrate import _plan, run_export
 from batch_export.storage.local import LocalSink, prepare_out_dir
 
 from .conftest import SimThread, StartSimulator, read_manifest, write_ids
+from .simulator_helpers import PostRelay
 
 FORGED = json.dumps({"info": {"type": "profile", "id": 1}, "data": [[{"forged": True}]]}).encode()
 
@@ -38,7 +39,7 @@ def _journal(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out / "journal.jsonl").read_text().splitlines()[1:]]
 
 
-class ForgingProxy:
+class ForgingProxy(PostRelay):
     """The ``--push-url``: relays the platform's deliveries to the listener, plus a forgery.
 
     For target 1 it sends two deliveries to the real report URL (same secret
@@ -54,9 +55,6 @@ class ForgingProxy:
         self.genuine: bytes | None = None
         self.rid = ""
         self.statuses: list[int] = []
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-        self._session: aiohttp.ClientSession | None = None
 
     def _listener(self) -> str:
         """The listener's address, from the run's own log line (written before any submit)."""
@@ -123,21 +121,6 @@ class ForgingProxy:
         release.set()
         return [forged, await late]
 
-    async def __aenter__(self) -> ForgingProxy:
-        self._session = aiohttp.ClientSession()
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", self._relay)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/proxy"
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._runner is not None and self._session is not None
-        await self._runner.cleanup()
-        await self._session.close()
 
 
 async def _run_with_proxy(

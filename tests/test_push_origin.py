@@ -58,6 +58,7 @@ from .conftest import (
     run_subprocess,
     write_ids,
 )
+from .simulator_helpers import PostRelay
 
 SIGNER = ReportSigner(0, 1)  # the key of every seed-0 simulator in this process
 KEY_ID = SIGNER.key_id
@@ -352,15 +353,12 @@ async def test_a_flood_of_deliveries_costs_one_lookup_per_key(
 # -------------------------------------------------------------- whole runs
 
 
-class _OriginProxy:
+class _OriginProxy(PostRelay):
     """The ``--push-url``: before relaying each genuine delivery, sends every forgery."""
 
     def __init__(self, listener: str) -> None:
         self._listener = listener
-        self.url = ""
         self.statuses: dict[str, list[int]] = {}
-        self._runner: web.AppRunner | None = None
-        self._session: aiohttp.ClientSession | None = None
 
     async def _relay(self, request: web.Request) -> web.Response:
         assert self._session is not None
@@ -379,21 +377,6 @@ class _OriginProxy:
             self.statuses.setdefault("genuine", []).append(resp.status)
             return web.Response(status=resp.status)
 
-    async def __aenter__(self) -> _OriginProxy:
-        self._session = aiohttp.ClientSession()
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", self._relay)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/proxy"
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._runner is not None and self._session is not None
-        await self._runner.cleanup()
-        await self._session.close()
 
 
 def _run_forgeries(
