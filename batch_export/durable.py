@@ -7,8 +7,10 @@ create is owner-only (0600) whatever the umask.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 __all__ = [
@@ -17,9 +19,50 @@ __all__ = [
     "fsync_dirs",
     "make_private_dir",
     "open_private",
+    "sync_filesystem",
     "write_all",
     "write_atomically",
 ]
+
+
+@functools.cache
+def _find_syncfs() -> Callable[[int], int] | None:
+    """libc's ``syncfs(2)``, where it reports write-back errors (Linux 5.8 and later).
+
+    Before 5.8 ``syncfs`` returned 0 even when a write failed, so a lost
+    file would be taken for a durable one: there, and where there is no
+    ``syncfs`` at all, callers fsync file by file instead.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes  # here, not at import: only runs that store files locally need it
+
+    try:
+        major, minor = (int(part) for part in os.uname().release.split(".")[:2])
+        function: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+    except (ValueError, OSError, AttributeError):
+        return None
+    return function if (major, minor) >= (5, 8) else None
+
+
+def sync_filesystem(fd: int) -> bool:
+    """Make everything written to the file system holding ``fd`` durable: False if unsupported.
+
+    One ``syncfs`` writes the data and inodes of every file written so far
+    and every directory entry (creations, renames), sharing the inode-table
+    and directory blocks and the single cache flush among all of them: for
+    many small files far less I/O and CPU than an ``fsync`` each. It also
+    waits for other programs' unwritten data on the same file system.
+    """
+    syncfs = _find_syncfs()
+    if syncfs is None:
+        return False
+    if syncfs(fd) != 0:
+        import ctypes
+
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+    return True
 
 
 def open_private(path: str | Path, flags: int) -> int:

@@ -8,19 +8,20 @@ import json
 import os
 import stat
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from batch_export.input.ids import Target, TargetKind
-from batch_export.storage.batching import ThreadBatcher
+from batch_export.storage.batching import ThreadBatcher, run_jobs
 from batch_export.storage.local import LocalSink, prepare_out_dir
 
 
 async def test_jobs_queued_together_share_trips_and_keep_their_results() -> None:
     """Fifty jobs queued in one loop pass run off the loop's thread in fewer than fifty trips."""
-    batcher = ThreadBatcher()
+    batcher: ThreadBatcher[Callable[[], Any]] = ThreadBatcher(run_jobs)
     main_thread = threading.get_ident()
     ran_in: list[int] = []
 
@@ -37,7 +38,7 @@ async def test_jobs_queued_together_share_trips_and_keep_their_results() -> None
 
 async def test_a_failing_job_raises_for_its_own_caller_only() -> None:
     """A job's OSError reaches its own caller; the jobs sharing its trip still return."""
-    batcher = ThreadBatcher()
+    batcher: ThreadBatcher[Callable[[], Any]] = ThreadBatcher(run_jobs)
 
     def boom() -> int:
         raise OSError(28, "No space left on device")
@@ -51,7 +52,7 @@ async def test_a_failing_job_raises_for_its_own_caller_only() -> None:
 
 async def test_a_cancelled_caller_does_not_cancel_its_job() -> None:
     """Cancelling a waiting caller leaves its job to finish, and drain() waits for it."""
-    batcher = ThreadBatcher()
+    batcher: ThreadBatcher[Callable[[], Any]] = ThreadBatcher(run_jobs)
     started = threading.Event()
     release = threading.Event()
     finished: list[str] = []
@@ -101,7 +102,7 @@ async def test_store_saves_small_exports_durably_in_few_trips(tmp_path: Path) ->
 
 async def test_jobs_that_never_run_are_abandoned_and_their_callers_told() -> None:
     """The loop shutting down before a trip: the job does not run, its abandon hook does."""
-    batcher = ThreadBatcher()
+    batcher: ThreadBatcher[Callable[[], Any]] = ThreadBatcher(run_jobs)
     ran: list[str] = []
     abandoned: list[str] = []
     caller = asyncio.create_task(

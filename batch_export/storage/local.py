@@ -13,10 +13,12 @@ bytes: each aiofiles call is a hop to a worker thread, so writing every 4 KB
 network chunk separately would cost more than the write itself. A body that
 arrived whole (at most the client's 64 KB peek, most exports) is checked,
 compressed if ``--gzip``, written into the page cache and hashed on the event
-loop, where that costs less than a thread hop; only its fsync, close and
-rename go to a worker, batched with every other file that finished meanwhile
-(``batching.ThreadBatcher``). The price: on a very slow or networked file
-system, creating that small temporary briefly blocks the loop.
+loop, where that costs less than a thread hop; only making it durable and
+renaming it go to a worker, batched with every other file that finished
+meanwhile (``batching.ThreadBatcher``, ``group_commit.commit_files``: one
+``syncfs`` for the whole batch where the system has one). The price: on a
+very slow or networked file system, creating that small temporary briefly
+blocks the loop.
 
 Personal data: files are created 0600 and directories 0700 whatever the umask.
 """
@@ -38,10 +40,11 @@ from typing import Any
 
 import aiofiles
 
-from ..durable import fsync_dirs, make_private_dir, open_private, write_all
+from ..durable import fsync_dirs, make_private_dir, open_private, sync_filesystem, write_all
 from ..errors import ConfigError
 from ..input.ids import Target
-from .batching import ThreadBatcher
+from .batching import Outcome, ThreadBatcher
+from .group_commit import PendingFile, commit_files, discard
 from .naming import export_relname, lies_inside
 from .sink import SavedExport, Sink, UnsafeName
 from .validate import check_whole
@@ -92,32 +95,6 @@ def _private_opener(path: str, flags: int) -> int:
     return open_private(path, flags | os.O_EXCL)
 
 
-def _commit(fd: int, temporary: str, final: str) -> None:
-    """fsync and close a written temporary, then rename it to its final name.
-
-    The directory is not fsync'd here but once per directory in
-    ``LocalSink.sync()`` at the end of the run: a rename lost to a power cut
-    leaves the file missing, which the next run notices and exports again,
-    whereas the file's *contents* were fsync'd before the rename and can never
-    be half-written under the final name. An OSError (disk full, permissions)
-    ends the run; the temporary is cleared by the next run.
-    """
-    try:
-        os.fsync(fd)
-    except BaseException:
-        _discard(fd, temporary)
-        raise
-    os.close(fd)
-    os.replace(temporary, final)
-
-
-def _discard(fd: int, temporary: str) -> None:
-    """Close and remove a temporary that will never be complete."""
-    os.close(fd)
-    with contextlib.suppress(OSError):
-        os.unlink(temporary)
-
-
 class LocalSink:
     """Streams exports into verified, owner-only files under the output directory."""
 
@@ -138,7 +115,9 @@ class LocalSink:
         self._partial = os.path.join(self._root, PARTIAL_DIR)
         self._made_dirs: set[str] = set()
         self._dirty_dirs: set[str] = set()
-        self._batcher = ThreadBatcher()
+        #: a descriptor on ``.partial/`` for ``syncfs`` (opened by the first small export)
+        self._anchor: int | None = None
+        self._batcher: ThreadBatcher[PendingFile] = ThreadBatcher(self._commit_trip)
 
     def locate(self, target: Target) -> str:
         """Where ``target``'s export lives, relative to the output directory."""
@@ -241,21 +220,27 @@ class LocalSink:
         try:
             write_all(fd, data)
         except BaseException:
-            _discard(fd, temporary)
+            discard(fd, temporary)
             raise
-        await self._batcher.run(
-            partial(_commit, fd, temporary, final), abandon=partial(_discard, fd, temporary)
-        )
+        if self._anchor is None:
+            self._anchor = os.open(self._partial, os.O_RDONLY)
         self._dirty_dirs.add(directory)
+        await self._batcher.run(
+            PendingFile(fd, temporary, final), abandon=partial(discard, fd, temporary)
+        )
         return SavedExport(
             file=relative, bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), gzip=self.gzip
         )
+
+    def _commit_trip(self, files: list[PendingFile]) -> list[Outcome]:
+        assert self._anchor is not None  # opened before the first file was queued
+        return commit_files(files, self._anchor)
 
     def _temporary(self) -> str:
         return f"{self._partial}/{next(self._counter)}-{self._pid}{self.suffix}"
 
     def _place(self, temporary: str, relative: str) -> None:
-        """Rename a complete, fsync'd temporary to its final name (see ``_commit``)."""
+        """Rename a complete, fsync'd temporary to its final name (see ``group_commit.commit_one``)."""
         final = f"{self._root}/{relative}"
         directory = final.rpartition("/")[0]
         self._make_dir(directory)
@@ -277,14 +262,27 @@ class LocalSink:
         return {"file_commit_trips": self.commit_trips}
 
     async def sync(self) -> None:
-        """Make every rename so far durable: fsync each directory that received a file."""
+        """Make every rename so far durable: one ``syncfs``, or an fsync per directory."""
         await self._batcher.drain()
         dirty, self._dirty_dirs = self._dirty_dirs, set()
-        await asyncio.to_thread(fsync_dirs, sorted(dirty))
+        if dirty:
+            await asyncio.to_thread(self._sync_dirs, sorted(dirty))
+
+    def _sync_dirs(self, dirty: list[str]) -> None:
+        anchor = os.open(self._partial, os.O_RDONLY)
+        try:
+            if sync_filesystem(anchor):
+                return
+        finally:
+            os.close(anchor)
+        fsync_dirs(dirty)
 
     async def close(self) -> None:
-        """Let queued fsyncs and renames finish; the sink holds nothing else."""
+        """Let queued commits finish, then release the ``syncfs`` descriptor."""
         await self._batcher.drain()
+        anchor, self._anchor = self._anchor, None
+        if anchor is not None:
+            os.close(anchor)
 
 
 class LocalWriter(CheckedWriter):
