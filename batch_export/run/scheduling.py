@@ -3,28 +3,47 @@
 Each check costs one request from the account's budget, so the ideal is one
 check per export, made just after the file is ready. The platform does not say
 how long preparation takes, and it varies per person, so the model learns it
-from outcomes.
+from outcomes — and, where files expire, how long they stay.
 
-For the k-th check of a request (k = 1, 2, 3) it keeps a delay ``t_k`` and
-nudges it after every outcome at that level (a stochastic-approximation
-quantile tracker): a check that finds the export ready shortens ``t_k`` a
-little, one that finds the placeholder lengthens it more, so ``t_k`` settles
-where a fraction ``targets[k]`` of checks succeed. The first check aims high
-(88%: most exports then cost one check); later ones aim at the median, because
-the requests still pending after a first check are a mix of near misses,
-ready a moment later, and the long tail (people with years of mail): a
-conservative second check would make every near miss wait as long as the
-tail, which holds a ``--max-pending`` slot idle for nothing. Outcomes are all it needs —
-no timestamps of the (unobservable) moment a file became ready, so the
-estimate has no censoring bias. Beyond level 3, checks back off geometrically.
+The first check of a request uses a stochastic-approximation quantile tracker
+(Robbins–Monro on the log of its delay): a check that finds the export ready
+shortens the delay a little, one that finds the placeholder lengthens it more,
+so it settles where a fraction ``targets[0]`` (93 %) of first checks succeed.
+It needs no timestamps of the (unobservable) moment a file became ready.
+
+Later checks follow a plan: ``PrepTimes`` (preptimes.py) learns the whole
+time-to-ready distribution from the interval-censored outcomes (placeholder at
+``t_a``, ready at ``t_b``: ready in ``(t_a, t_b]``) and picks each next check
+from the distribution given "not ready yet", trading one more check against
+the seconds a file would wait unfetched, holding a ``--max-pending`` slot.
+Until it has seen enough later outcomes, the older per-level trackers (aiming
+at the median) stand in for it.
+
+404s ("unknown or expired request ID") go to ``ExpiryModel`` (expiry.py),
+which caps the first check's delay and the interval between later checks
+below the expiry it can prove, and does not move for a platform that only
+forgets requests.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from typing import Literal
 
-__all__ = ["ReadinessModel"]
+from .expiry import ExpiryModel
+from .preptimes import PrepTimes
+
+__all__ = ["Outcome", "ReadinessModel"]
+
+Outcome = Literal["ready", "pending", "gone"]
+
+#: later outcomes PrepTimes needs before its plan replaces the per-level trackers
+_PLAN_AFTER = 20
+#: outcomes PrepTimes needs before its plan replaces the first-check tracker
+_PLAN_FIRST_AFTER = 100
+#: how far (a factor) an outcome's wait may be from a tracker's delay and still count
+_STALE = 1.05
 
 
 class ReadinessModel:
@@ -36,10 +55,11 @@ class ReadinessModel:
         self,
         *,
         initial_delay: float = 1.0,
-        targets: tuple[float, float, float] = (0.88, 0.5, 0.5),
+        targets: tuple[float, float, float] = (0.97, 0.5, 0.5),
         step: float = 0.08,
         min_delay: float = 0.05,
         max_interval: float = 60.0,
+        wait_cost: float = 0.05,
         rng: random.Random | None = None,
     ) -> None:
         self.targets = targets
@@ -49,24 +69,86 @@ class ReadinessModel:
         # delay[k] is measured from the previous check (from submission for k = 0)
         self.delays = [initial_delay, initial_delay, 2 * initial_delay]
         self.observations = [0] * self.levels
+        self.prep = PrepTimes(wait_cost=wait_cost)
         self._rng = rng or random.Random()
+        self.expiry = ExpiryModel(self._rng)
+        self._later_outcomes = 0
 
     def __repr__(self) -> str:
         delays = ", ".join(f"{d:.2f}s" for d in self.delays)
-        return f"<ReadinessModel targets={self.targets} delays=[{delays}] n={self.observations}>"
+        return (
+            f"<ReadinessModel targets={self.targets} delays=[{delays}] n={self.observations} "
+            f"{self.expiry!r}>"
+        )
 
     def delay(self, checks_done: int, elapsed: float) -> float:
-        """Seconds from now until check number ``checks_done + 1``."""
-        if checks_done < self.levels:
-            base = self.delays[checks_done]
+        """Seconds from now until check number ``checks_done + 1`` (``elapsed`` since the POST)."""
+        if checks_done == 0:
+            first = self.delays[0]
+            if self.prep.observed >= _PLAN_FIRST_AFTER:
+                # The plan finds the end of a body of quick files where the
+                # tracker, on the flat stretch before a long tail, wanders; the
+                # tracker bounds the plan, whose first-check intervals (0, t]
+                # cannot show how early inside them files were ready.
+                first = min(first, self.prep.next_check(0.0))
+            base = min(first, self.expiry.first_cap())
         else:
-            base = max(elapsed * 0.5, self.delays[-1])
+            if self._later_outcomes >= _PLAN_AFTER:
+                base = self.prep.next_check(elapsed) - elapsed
+            elif checks_done < self.levels:
+                base = self.delays[checks_done]
+            else:
+                base = max(elapsed * 0.5, self.delays[-1])
+            base = min(base, self.expiry.later_cap())
         # a little jitter so requests submitted together do not poll in lockstep
         jittered = base * self._rng.uniform(0.97, 1.03)
         return min(self.max_interval, max(self.min_delay, jittered))
 
+    def record(self, check_number: int, alive_at: float, at: float, outcome: Outcome) -> None:
+        """Check ``check_number``, ``at`` seconds after the POST, found ``outcome``.
+
+        ``alive_at`` is when the request was last seen alive: the previous
+        check's placeholder, or 0.0 (the POST) for the first check.
+        """
+        waited = at - alive_at
+        self.expiry.observe(check_number, waited, outcome == "gone")
+        if outcome == "gone":
+            # Ready and expired, or forgotten: either way no later check could
+            # have helped, so the first-check tracker counts it as "not early".
+            if check_number == 1:
+                self._track(1, True, waited)
+            return
+        self._track(check_number, outcome == "ready", waited)
+        if outcome == "ready":
+            self.prep.observe(alive_at, at)
+            if check_number > 1:
+                self._later_outcomes += 1
+
+    def _track(self, check_number: int, ready: bool, waited: float) -> None:
+        """Nudge a tracker by an outcome, if it says something about its current delay.
+
+        Outcomes arrive late (--max-pending requests are out at once, each
+        checked at the delay of its day): a placeholder after a shorter wait
+        than today's delay, or an export after a longer one, says nothing
+        new. Counting them anyway drove the first delay up ~60 steps before
+        the first answer to a longer delay came back, and a 93 % target comes
+        down only 0.6 % per success.
+        """
+        level = check_number - 1
+        if level >= self.levels:
+            return
+        current = self.delays[level]
+        if ready and waited > current * _STALE:
+            return
+        if not ready and waited * _STALE < current:
+            return
+        self.observe(check_number, ready)
+        if level == 0:
+            # a delay the expiry cap overrides must not climb unseen behind it
+            self.delays[0] = min(self.delays[0], max(self.min_delay, self.expiry.first_cap()))
+
     def observe(self, check_number: int, ready: bool) -> None:
-        """Record the outcome of check ``check_number`` (1-based)."""
+        """Nudge the tracker of check ``check_number`` (1-based) by one outcome."""
         level = check_number - 1
         if level >= self.levels:
             return
@@ -75,13 +157,3 @@ class ReadinessModel:
         gradient = self.targets[level] - (1.0 if ready else 0.0)
         updated = self.delays[level] * math.exp(self.step * gradient)
         self.delays[level] = min(self.max_interval, max(self.min_delay, updated))
-
-    def observe_expired(self, check_number: int) -> None:
-        """Check ``check_number`` found the file already expired: it was ready long before.
-
-        Missing a file costs a whole new request, so this halves the delay
-        rather than nudging it.
-        """
-        level = min(check_number, self.levels) - 1
-        if level >= 0:
-            self.delays[level] = max(self.min_delay, self.delays[level] * 0.5)

@@ -44,7 +44,7 @@ from ..storage.sink import SavedExport, Sink
 from ..storage.validate import PlaceholderError
 from .delivery import PushMode
 from .options import RunOptions, cannot_write
-from .scheduling import ReadinessModel
+from .scheduling import Outcome, ReadinessModel
 from .tally import RunTally
 from .window import Stopped, TaskWindow
 
@@ -272,23 +272,30 @@ class Exporter:
         loop = asyncio.get_running_loop()
         started = loop.time()
         checks = 0
+        alive_at = 0.0  # seconds after `started` the request was last seen alive
+        # A resumed request (or one a push left behind) is first checked at
+        # once, at an age the run does not know: its outcomes teach nothing.
+        learn = not check_now
         fetch = self._fetcher(target, rid)
         while True:
-            delay = (
-                0.0
-                if (check_now and checks == 0)
-                else self.model.delay(checks, loop.time() - started)
-            )
+            if checks == 0 and check_now:
+                delay = 0.0
+            else:
+                delay = self.model.delay(checks, loop.time() - started)
             await self.window.pause(delay)
+            asked = loop.time() - started
             try:
                 saved = await self.client.call(fetch)
             except RequestGoneError:
-                if checks or not check_now:
-                    self.model.observe_expired(checks + 1)
+                if learn:
+                    self.model.record(checks + 1, alive_at, loop.time() - started, "gone")
                 return None
             checks += 1
-            if not (check_now and checks == 1):
-                self.model.observe(checks, saved is not None)
+            if learn:
+                outcome: Outcome = "pending" if saved is None else "ready"
+                self.model.record(checks, alive_at, loop.time() - started, outcome)
+            # a placeholder proves the request alive (and not ready) when it was asked for
+            alive_at = asked
             self.window.alive()
             if saved is not None:
                 return saved

@@ -92,6 +92,7 @@ class SimulatorConfig:
     export_size: int = 20_000
     export_sizes: Mapping[str, int] = field(default_factory=dict)
     expire_after: float | None = 600.0
+    forget_rate: float = 0.0
     jwt_lifetime: float = 86400.0
     fault_rate: float = 0.0
     fault_kinds: tuple[str, ...] = DEFAULT_FAULT_KINDS
@@ -144,6 +145,8 @@ class SimulatorConfig:
             raise ValueError("export sizes must be >= 0 bytes")
         if self.expire_after is not None and self.expire_after < 0:
             raise ValueError("expire_after must be >= 0 seconds, or None for never")
+        if not 0.0 <= self.forget_rate <= 1.0:
+            raise ValueError("forget_rate is a probability: 0..1")
         if not self.jwt_lifetime > 0:
             raise ValueError("jwt_lifetime must be > 0 seconds")
 

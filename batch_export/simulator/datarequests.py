@@ -10,6 +10,7 @@ a ready export to streaming.
 from __future__ import annotations
 
 import asyncio
+import math
 
 from aiohttp import web
 
@@ -60,8 +61,8 @@ def _record_report(state: SimState, report: str, rid: str, req: DataRequest) -> 
             state.stats.webhooks["refused"] += 1
             return None
         session = state.session
-        if session is None:
-            return None
+        if session is None or req.forgotten_at != math.inf:
+            return None  # a lost request is never delivered
         signer = state.signer if state.wire.report_signed() else None
         delay = req.ready_at - state.now()
         task = asyncio.ensure_future(
@@ -194,6 +195,9 @@ async def _get_common(
     phase = "unknown" if req is None else state.phase(req, state.now())
     if phase == "expired":
         state.stats.expired_seen += 1
+    elif phase == "forgotten":
+        state.stats.forgotten_seen += 1
+        req, phase = None, "unknown"  # indistinguishable from an ID it never issued
     return state, fault, req, phase, None
 
 

@@ -115,7 +115,7 @@ def limit_options(func: F) -> F:
 
 
 def export_options(func: F) -> F:
-    """Exports and JWTs: --prepare-delay, --export-size, --expire-after, --jwt-lifetime."""
+    """Exports and JWTs: --prepare-delay, --export-size, --expire-after, --forget-rate, --jwt-lifetime."""
     return _stack(
         func,
         click.option(
@@ -138,6 +138,14 @@ def export_options(func: F) -> F:
             default=600.0,
             show_default=True,
             help="Seconds a ready file stays available (0 = never expires).",
+        ),
+        click.option(
+            "--forget-rate",
+            type=click.FloatRange(0, 1),
+            default=0.0,
+            show_default=True,
+            help="Fraction of data requests the platform loses at a random moment before they "
+            "are ready (their GETs then answer as for an unknown ID).",
         ),
         click.option(
             "--jwt-lifetime",

@@ -36,15 +36,24 @@ OutageHook = Callable[[float, "asyncio.BaseTransport | None"], Coroutine[Any, An
 
 
 class DataRequest:
-    """One data request: what it exports and when it is ready."""
+    """One data request: what it exports, when it is ready, and when the platform loses it."""
 
-    __slots__ = ("created_at", "kind", "ready_at", "target")
+    __slots__ = ("created_at", "forgotten_at", "kind", "ready_at", "target")
 
-    def __init__(self, kind: str, target: str, created_at: float, ready_at: float) -> None:
+    def __init__(
+        self,
+        kind: str,
+        target: str,
+        created_at: float,
+        ready_at: float,
+        forgotten_at: float = math.inf,
+    ) -> None:
         self.kind = kind
         self.target = target
         self.created_at = created_at
         self.ready_at = ready_at
+        #: from then on the platform answers as for an unknown ID (--forget-rate)
+        self.forgotten_at = forgotten_at
 
 
 class SimState:
@@ -59,6 +68,8 @@ class SimState:
         self._rng_delay = random.Random(f"delay:{seed}")
         self._rng_fault = random.Random(f"fault:{seed}")
         self._rng_rid = random.Random(f"rid:{seed}")
+        # its own stream, so a forget rate leaves the delays and IDs of a seed as they were
+        self._rng_forget = random.Random(f"forget:{seed}")
         self.buckets = TokenBuckets(config.rate_limit, config.burst) if config.rate_limit else None
         secret = hashlib.sha256(f"sim-jwt:{seed}:{config.token}".encode()).digest()
         self.jwt = JwtIssuer(secret, config.jwt_lifetime)
@@ -104,7 +115,13 @@ class SimState:
         """
         now = self.now()
         delay = max(0.0, self.delay.sample(self._rng_delay))
-        req = DataRequest(kind, target, now, now + delay)
+        forgotten_at = math.inf
+        rate = self.config.forget_rate
+        if rate > 0 and self._rng_forget.random() < rate:
+            # lost at a random moment while it is being prepared: never ready
+            forgotten_at = now + delay * self._rng_forget.random()
+            self.stats.forgotten += 1
+        req = DataRequest(kind, target, now, now + delay, forgotten_at)
         rid = self.new_rid(self.wire.request_id_style())
         self.requests[rid] = req
         self.stats.created += 1
@@ -164,7 +181,9 @@ class SimState:
         return behaviour
 
     def phase(self, req: DataRequest, now: float) -> str:
-        """'pending', 'ready' or 'expired'."""
+        """'pending', 'ready', 'expired' or 'forgotten' (answered as an unknown ID)."""
+        if now >= req.forgotten_at:
+            return "forgotten"
         if now < req.ready_at:
             return "pending"
         if now - req.ready_at >= self.expire_after:

@@ -47,6 +47,8 @@ class Stats:
         self.bytes_served = 0
         self.exports_served = 0
         self.expired_seen = 0
+        self.forgotten = 0
+        self.forgotten_seen = 0
         self.credentials_received = 0
         self.webhooks: Counter[str] = Counter({"sent": 0, "failed": 0, "refused": 0})
         self.report_emails: list[str] = []
@@ -80,6 +82,8 @@ class Stats:
             "bytes_served": self.bytes_served,
             "exports_served": self.exports_served,
             "expired_seen": self.expired_seen,
+            "forgotten": self.forgotten,
+            "forgotten_seen": self.forgotten_seen,
             "credentials_received": self.credentials_received,
             "webhooks": dict(self.webhooks),
             "reports": {"email": list(self.report_emails), "url": self.report_urls},

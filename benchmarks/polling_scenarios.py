@@ -1,0 +1,147 @@
+"""Scenario "expiring" of ``benchmarks/run.py``: files that expire soon after they are ready.
+
+The simulator keeps a ready file ``--expire-after 1.5`` seconds; in the second
+variant it also forgets 15 % of the data requests before they are ready
+(``--forget-rate 0.15``: their GETs answer as for an unknown ID). Each variant
+runs three clients against a fresh simulator of its own, side by side in one
+invocation: the exporter, the one-at-a-time baseline (on the first
+``ONE_AT_A_TIME_N`` targets: it takes ~2.5 s each) and the unthrottled
+``asyncio.gather`` baseline. The figure is requests per export, from the
+simulator's counters (every request the client sent, divided by the exports
+it saved).
+
+The simulator comes from ``--code-dir`` when that one knows ``--forget-rate``,
+else from this checkout, so a baseline of older code still meets forgetting.
+
+Registered in ``run.py``'s SCENARIOS; it uses that module's helpers, so run it
+through ``python benchmarks/run.py --scenario expiring``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import run as harness
+from run import Config, Result, Simulator, check_run, fmt, request_split, run_exporter, write_ids
+
+__all__ = ["scenario_expiring"]
+
+#: how many targets the one-at-a-time baseline exports (it is sequential)
+ONE_AT_A_TIME_N = 30
+GOAL = 2.6
+
+
+def _simulator_dir() -> Path:
+    """``--code-dir`` when its simulator knows ``--forget-rate``, else this checkout."""
+    options = harness.CODE_DIR / "batch_export" / "simulator" / "options.py"
+    if options.exists() and "--forget-rate" in options.read_text(encoding="utf-8"):
+        return harness.CODE_DIR
+    return harness.ROOT
+
+
+@contextlib.contextmanager
+def _checkout_simulator(work: Path, options: list[str], name: str) -> Iterator[Simulator]:
+    """A simulator that knows ``--forget-rate`` (see ``_simulator_dir``)."""
+    saved = harness.CODE_DIR
+    harness.CODE_DIR = _simulator_dir()
+    try:
+        sim = Simulator(work, options, name=name).__enter__()
+    finally:
+        harness.CODE_DIR = saved
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+def _baseline(
+    script: str, sim: Simulator, csv_path: Path, out: Path, work: Path, name: str, timeout: float
+) -> dict[str, Any]:
+    """A naive client (benchmarks/SCRIPT) against ``sim``; its counters and the simulator's."""
+    cmd = harness.client_command(script, sim, csv_path, "--out", str(out))
+    saved = harness.CODE_DIR
+    harness.CODE_DIR = harness.ROOT  # the baselines need no batch_export at all
+    try:
+        m = harness.measure(cmd, workdir=work, name=name, env=harness.clean_env(), timeout=timeout)
+    finally:
+        harness.CODE_DIR = saved
+    m["simulator"] = {"stats": sim.stats()}
+    return m
+
+
+def _per_export(stats: dict[str, Any]) -> tuple[float, int]:
+    """Requests per saved export and the exports saved, from the simulator's counters."""
+    served = int(stats.get("exports_served", 0))
+    return (stats["requests_total"] / served if served else float("inf")), served
+
+
+def _rows(res: Result, label: str, m: dict[str, Any], goal: bool) -> None:
+    stats = m["simulator"]["stats"]
+    per, served = _per_export(stats)
+    if goal:
+        res.add(label, "requests per export", fmt(per), f"<= {GOAL:g}", per <= GOAL)
+    else:
+        res.add(label, "requests per export", fmt(per))
+    res.add(
+        label,
+        "exports / requests: submits / polls",
+        f"{served} / {request_split(stats)}",
+    )
+    gone = stats.get("expired_seen", 0) + stats.get("forgotten_seen", 0)
+    res.add(
+        label,
+        "404s (expired / forgotten)",
+        f"{gone} ({stats.get('expired_seen', 0)} / {stats.get('forgotten_seen', 0)})",
+    )
+    res.add(label, "wall time", f"{fmt(m['wall_s'], 1)} s")
+
+
+def scenario_expiring(cfg: Config, work: Path) -> Result:
+    """6. Files expiring 1.5 s after ready, alone and with 15 % of requests forgotten."""
+    res = Result("expiring")
+    n = cfg.n(1000, 20)
+    rate, window = 100.0, (10 if cfg.smoke else 60)
+    prep = "0.1:0.3" if cfg.smoke else "0.5:3"
+    variants = {"expire": ["--expire-after", "1.5"]}
+    variants["expire+forget"] = [*variants["expire"], "--forget-rate", "0.15"]
+    base = ["--rate-limit", str(rate), "--burst", "20", "--prepare-delay", prep]
+    base += ["--export-size", "20k"]
+    csv_path = write_ids(work / "ids.csv", n)
+    few = write_ids(work / "few.csv", min(n, 3 if cfg.smoke else ONE_AT_A_TIME_N))
+    res.raw.update(n=n, rate=rate, max_pending=window, prepare_delay=prep, runs={})
+    for variant, extra in variants.items():
+        opts = [*base, *extra]
+        runs: dict[str, Any] = {}
+        with _checkout_simulator(work, opts, f"sim-{variant}") as sim:
+            m = run_exporter(
+                sim,
+                csv_path,
+                work / f"out-{variant}",
+                ["--rate", str(rate), "--max-pending", str(window)],
+                workdir=work,
+                name=f"exporter-{variant}",
+                timeout=cfg.timeout,
+            )
+            m["simulator"] = {"stats": sim.stats()}
+            runs["exporter"] = m
+        label = f"{variant}: exporter"
+        check_run(res, label, m, n)
+        _rows(res, label, m, goal=True)
+        for script, count_path in (("one_at_a_time.py", few), ("naive_gather.py", csv_path)):
+            with _checkout_simulator(work, opts, f"sim-{variant}-{script}") as sim:
+                b = _baseline(
+                    script,
+                    sim,
+                    count_path,
+                    work / f"out-{variant}-{script}",
+                    work,
+                    f"{script}-{variant}",
+                    cfg.timeout,
+                )
+            runs[script] = b
+            _rows(res, f"{variant}: {script.removesuffix('.py')}", b, goal=False)
+        res.raw["runs"][variant] = runs
+    return res
