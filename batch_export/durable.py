@@ -20,6 +20,7 @@ __all__ = [
     "make_private_dir",
     "open_private",
     "sync_filesystem",
+    "syncfs_available",
     "write_all",
     "write_atomically",
 ]
@@ -43,6 +44,11 @@ def _find_syncfs() -> Callable[[int], int] | None:
     except (ValueError, OSError, AttributeError):
         return None
     return function if (major, minor) >= (5, 8) else None
+
+
+def syncfs_available() -> bool:
+    """Whether ``sync_filesystem`` works here (else callers fsync file by file)."""
+    return _find_syncfs() is not None
 
 
 def sync_filesystem(fd: int) -> bool:

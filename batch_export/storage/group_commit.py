@@ -1,49 +1,42 @@
-"""Making many small written temporaries durable and renaming them, in one worker trip.
+"""Group commit for a whole file system: one ``syncfs`` makes everything written so far durable.
 
-The local store writes a small export into an owner-only temporary on the
-event loop (into the page cache: cheap) and hands it here. Each trip of the
-``ThreadBatcher`` gets every file queued since the last trip and, where the
-system has a ``syncfs`` that reports errors (``durable.sync_filesystem``):
+Small exports and journal lines are written on the event loop into the page
+cache, which is cheap; making them durable is what costs. An ``fsync`` per
+file cost three to four synchronous block writes on this project's disks
+(the file's data, its inode's block, the directory and bitmap blocks it
+touched, ``perf``: ``fsync_buffers_list``, ``__sync_dirty_buffer``), each a
+trip through the disk's queue, plus a worker-thread hop that has to win the
+GIL back from the busy loop after every system call. ``FileSystemSync``
+instead runs one ``syncfs`` per trip for every writer of the run at once: the
+inode-table and directory blocks that many files share are written once,
+with one cache flush, and the worker thread makes one system call.
 
-1. one ``syncfs``: the contents and inodes of all of them are on disk;
-2. close each and rename it to its final name;
-3. one more ``syncfs``: the renames (the directory entries) are on disk.
-
-A file's final name therefore never shows incomplete contents, and when its
-caller hears back the file *and* its name survive a power cut. Against an
-``fsync`` per file (and a directory ``fsync`` per bucket at the end of the
-run) that is two synchronous flushes per trip instead of three to four block
-writes per file, each a trip through the virtual disk's queue, which is what
-a file's durability cost in kernel CPU (``perf``: ``fsync_buffers_list``,
-``__sync_dirty_buffer``, ``__blk_flush_plug``).
+A writer that needs its writes durable awaits ``durable()``: it returns once a
+``syncfs`` that *started after the call* has finished (a trip already under
+way may have missed the caller's last write). Writers that buffer (the
+journal) register a hook with ``before_sync``; it runs on the loop right
+before each ``syncfs``, so their lines ride in the same trip.
 
 The price: ``syncfs`` also waits for whatever other programs wrote to the
-same file system and have not yet flushed. Trips grow when it is slow, so
-throughput holds; a single file's latency does not.
+same file system and have not flushed yet. Trips grow while it is slow, so
+throughput holds; one caller's latency does not.
 
-Elsewhere (no ``syncfs``, Linux before 5.8) each file is fsync'd, closed and
-renamed in turn, and the directories are fsync'd by ``LocalSink.sync`` at
-the end of the run, as before.
+Only where ``syncfs`` reports write-back errors (Linux 5.8 and later,
+``durable.sync_filesystem``); elsewhere ``shared_sync`` answers None and
+callers fsync file by file (``commit_one``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
-from typing import NamedTuple
+import weakref
+from collections.abc import Callable
 
-from ..durable import sync_filesystem
-from .batching import Outcome
+from ..durable import sync_filesystem, syncfs_available
 
-__all__ = ["PendingFile", "commit_files", "commit_one", "discard"]
-
-
-class PendingFile(NamedTuple):
-    """A written, still open temporary and the name it is to have."""
-
-    fd: int
-    temporary: str
-    final: str
+__all__ = ["FileSystemSync", "commit_one", "discard", "shared_sync"]
 
 
 def discard(fd: int, temporary: str) -> None:
@@ -54,7 +47,7 @@ def discard(fd: int, temporary: str) -> None:
 
 
 def commit_one(fd: int, temporary: str, final: str) -> None:
-    """fsync and close a written temporary, then rename it to its final name.
+    """Without ``syncfs``: fsync and close a written temporary, then rename it.
 
     The directory is not fsync'd here but once per directory in
     ``LocalSink.sync()`` at the end of the run: a rename lost to a power cut
@@ -72,41 +65,94 @@ def commit_one(fd: int, temporary: str, final: str) -> None:
     os.replace(temporary, final)
 
 
-def commit_files(files: list[PendingFile], anchor: int) -> list[Outcome]:
-    """Make ``files`` durable under their final names; one outcome each, in order.
+class FileSystemSync:
+    """One ``syncfs`` per trip in a worker thread, shared by every writer on one file system."""
 
-    ``anchor`` is an open descriptor on the file system holding them (the
-    store's ``.partial/``). A failed ``syncfs`` fails every file of the trip:
-    the disk has refused writes, which ends the run anyway.
+    def __init__(self, anchor: int) -> None:
+        #: an open descriptor on the file system (``syncfs`` needs one)
+        self._anchor = anchor
+        self._hooks: list[Callable[[], None]] = []
+        #: what callers since the current trip started wait for: the next trip
+        self._next: asyncio.Future[None] | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self.trips = 0
+
+    def before_sync(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` on the loop before every ``syncfs`` (a writer flushing its buffer).
+
+        An exception from a hook fails that trip for every caller waiting on it.
+        """
+        self._hooks.append(hook)
+
+    def remove_hook(self, hook: Callable[[], None]) -> None:
+        """Stop running ``hook`` (its writer has closed)."""
+        with contextlib.suppress(ValueError):
+            self._hooks.remove(hook)
+
+    async def durable(self) -> None:
+        """Return once everything written to the file system before this call is on disk.
+
+        Raises the OSError of the ``syncfs`` (or hook) that failed. A caller
+        cancelled while waiting leaves the trip to run for the others.
+        """
+        loop = asyncio.get_running_loop()
+        if self._next is None:
+            self._next = loop.create_future()
+        waiting = self._next
+        if self._runner is None or self._runner.done():
+            self._runner = loop.create_task(self._trips())
+        await asyncio.shield(waiting)
+
+    async def _trips(self) -> None:
+        while self._next is not None:
+            # One pass of the loop first, so writers woken in the same pass share the trip.
+            await asyncio.sleep(0)
+            trip, self._next = self._next, None
+            try:
+                for hook in list(self._hooks):
+                    hook()
+                await asyncio.to_thread(sync_filesystem, self._anchor)
+            except BaseException as exc:
+                if not trip.done():
+                    failure = exc if isinstance(exc, OSError) else OSError(f"sync failed: {exc!r}")
+                    trip.set_exception(failure)
+                    trip.exception()  # retrieved: cancelled waiters no longer listen
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            self.trips += 1
+            if not trip.done():
+                trip.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait until no trip is queued or under way."""
+        while self._runner is not None and not self._runner.done():
+            await asyncio.wait({self._runner})
+
+
+#: one FileSystemSync per file system (device number) per event loop
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, FileSystemSync]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def shared_sync(directory: str) -> FileSystemSync | None:
+    """The running loop's ``FileSystemSync`` for ``directory``'s file system; None without ``syncfs``.
+
+    Shared so the journal and the store of one run, on the same disk, make
+    their writes durable in the same trips. The descriptor it keeps is closed
+    with the loop.
     """
-    try:
-        synced = sync_filesystem(anchor)
-    except OSError as exc:
-        for file in files:
-            discard(file.fd, file.temporary)
-        return [(False, exc)] * len(files)
-    if not synced:
-        return [_commit_alone(file) for file in files]
-    outcomes: list[Outcome] = []
-    for file in files:
-        os.close(file.fd)
-        try:
-            os.replace(file.temporary, file.final)
-            outcomes.append((True, None))
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(file.temporary)
-            outcomes.append((False, exc))
-    try:
-        sync_filesystem(anchor)
-    except OSError as exc:
-        return [(False, exc)] * len(files)
-    return outcomes
-
-
-def _commit_alone(file: PendingFile) -> Outcome:
-    try:
-        commit_one(file.fd, file.temporary, file.final)
-    except OSError as exc:
-        return (False, exc)
-    return (True, None)
+    if not syncfs_available():
+        return None
+    loop = asyncio.get_running_loop()
+    per_device = _SHARED.get(loop)
+    if per_device is None:
+        per_device = _SHARED[loop] = {}
+    device = os.stat(directory).st_dev
+    found = per_device.get(device)
+    if found is None:
+        anchor = os.open(directory, os.O_RDONLY)
+        found = per_device[device] = FileSystemSync(anchor)
+        weakref.finalize(loop, os.close, anchor)
+    return found

@@ -33,18 +33,18 @@ import hashlib
 import itertools
 import os
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiofiles
 
-from ..durable import fsync_dirs, make_private_dir, open_private, sync_filesystem, write_all
+from ..durable import fsync_dirs, make_private_dir, open_private, write_all
 from ..errors import ConfigError
 from ..input.ids import Target
-from .batching import Outcome, ThreadBatcher
-from .group_commit import PendingFile, commit_files, discard
+from .batching import ThreadBatcher, run_jobs
+from .group_commit import FileSystemSync, commit_one, discard, shared_sync
 from .naming import export_relname, lies_inside
 from .sink import SavedExport, Sink, UnsafeName
 from .validate import check_whole
@@ -115,9 +115,11 @@ class LocalSink:
         self._partial = os.path.join(self._root, PARTIAL_DIR)
         self._made_dirs: set[str] = set()
         self._dirty_dirs: set[str] = set()
-        #: a descriptor on ``.partial/`` for ``syncfs`` (opened by the first small export)
-        self._anchor: int | None = None
-        self._batcher: ThreadBatcher[PendingFile] = ThreadBatcher(self._commit_trip)
+        #: the run's shared ``syncfs`` trips (looked up by the first export), or None
+        self._group: FileSystemSync | None = None
+        self._group_known = False
+        #: without ``syncfs``: fsync, close and rename per file, many files per trip
+        self._batcher: ThreadBatcher[Callable[[], Any]] = ThreadBatcher(run_jobs)
 
     def locate(self, target: Target) -> str:
         """Where ``target``'s export lives, relative to the output directory."""
@@ -203,11 +205,14 @@ class LocalSink:
     async def _save_whole(self, target: Target, body: bytes) -> SavedExport:
         """A body that arrived whole (most exports): checked, written, then made durable.
 
-        The check, the write into the page cache and the hash happen here on
-        the event loop: for a body of at most ``PEEK_BYTES`` they cost less
-        than a hop to a worker thread would. Only what blocks for long, the
-        fsync, goes to a worker, together with the close and the rename, and
-        batched with every other file that finished meanwhile.
+        The check, the write into the page cache, the hash and the rename
+        happen here on the event loop: for a body of at most ``PEEK_BYTES``
+        they cost less than a hop to a worker thread would. Only what blocks
+        for long goes to a worker, shared with every other writer: the
+        ``syncfs`` that makes the contents durable before the rename, and the
+        one that makes the rename durable (``group_commit``). Without
+        ``syncfs``, the fsync, close and rename go to a worker instead, batched
+        with every other file that finished meanwhile.
         """
         check_whole(target.kind.value, target.id, body)
         relative = self.locate(target)
@@ -222,19 +227,27 @@ class LocalSink:
         except BaseException:
             discard(fd, temporary)
             raise
-        if self._anchor is None:
-            self._anchor = os.open(self._partial, os.O_RDONLY)
-        self._dirty_dirs.add(directory)
-        await self._batcher.run(
-            PendingFile(fd, temporary, final), abandon=partial(discard, fd, temporary)
-        )
+        group = self._group_sync()
+        if group is None:
+            self._dirty_dirs.add(directory)
+            await self._batcher.run(
+                partial(commit_one, fd, temporary, final), abandon=partial(discard, fd, temporary)
+            )
+        else:
+            # Cancelled in between, the temporary stays in .partial/ for the next run to clear.
+            os.close(fd)
+            await group.durable()  # the contents: never incomplete under the final name
+            os.replace(temporary, final)
+            await group.durable()  # the name: the done line may now claim the file
         return SavedExport(
             file=relative, bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), gzip=self.gzip
         )
 
-    def _commit_trip(self, files: list[PendingFile]) -> list[Outcome]:
-        assert self._anchor is not None  # opened before the first file was queued
-        return commit_files(files, self._anchor)
+    def _group_sync(self) -> FileSystemSync | None:
+        if not self._group_known:
+            self._group = shared_sync(self._partial)
+            self._group_known = True
+        return self._group
 
     def _temporary(self) -> str:
         return f"{self._partial}/{next(self._counter)}-{self._pid}{self.suffix}"
@@ -254,8 +267,8 @@ class LocalSink:
 
     @property
     def commit_trips(self) -> int:
-        """Worker-thread trips that fsync'd and renamed small exports (for the summary)."""
-        return self._batcher.trips
+        """Worker-thread trips that made small exports durable (``syncfs`` trips: shared)."""
+        return self._batcher.trips + (self._group.trips if self._group is not None else 0)
 
     def stats(self) -> dict[str, int]:
         """What this destination did, for the run summary."""
@@ -265,24 +278,17 @@ class LocalSink:
         """Make every rename so far durable: one ``syncfs``, or an fsync per directory."""
         await self._batcher.drain()
         dirty, self._dirty_dirs = self._dirty_dirs, set()
-        if dirty:
-            await asyncio.to_thread(self._sync_dirs, sorted(dirty))
-
-    def _sync_dirs(self, dirty: list[str]) -> None:
-        anchor = os.open(self._partial, os.O_RDONLY)
-        try:
-            if sync_filesystem(anchor):
-                return
-        finally:
-            os.close(anchor)
-        fsync_dirs(dirty)
+        if not dirty:
+            return
+        group = self._group_sync()
+        if group is not None:
+            await group.durable()
+        else:
+            await asyncio.to_thread(fsync_dirs, sorted(dirty))
 
     async def close(self) -> None:
-        """Let queued commits finish, then release the ``syncfs`` descriptor."""
+        """Let queued fsyncs and renames finish; the sink holds nothing else."""
         await self._batcher.drain()
-        anchor, self._anchor = self._anchor, None
-        if anchor is not None:
-            os.close(anchor)
 
 
 class LocalWriter(CheckedWriter):
