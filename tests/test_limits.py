@@ -70,18 +70,69 @@ async def test_adaptive_rate_doubles_until_throttled() -> None:
     assert "adaptive" in repr(limiter)
 
 
-def test_limit_search_converges_on_a_hidden_limit() -> None:
-    """Against a hidden limit of 100/s, the search settles within 6% under it after few 429s."""
-    search = LimitSearch()
-    throttles = 0
-    for _ in range(200):
-        if search.rate > 100.0:
-            search.throttled()
-            throttles += 1
+def _search_against(limit: float, search: LimitSearch, seconds: int) -> tuple[int, int]:
+    """Drive ``search`` against a hidden limit, one busy second at a time: (refusals, news)."""
+    refusals = news = 0
+    for _ in range(seconds):
+        if search.rate > limit * 1.0001:
+            refusals += 1
+            news += search.throttled(search.rate)
         else:
-            search.busy_second()
-    assert 100.0 / LimitSearch.precision * 0.97 <= search.rate <= 100.0
-    assert throttles <= 8
+            search.busy(1.0)
+    return refusals, news
+
+
+@pytest.mark.parametrize("limit", [3.0, 20.0, 37.0, 100.0, 450.0])
+def test_limit_search_converges_on_a_hidden_limit(limit: float) -> None:
+    """The search settles within ``precision`` under a hidden limit after a handful of refusals."""
+    search = LimitSearch()
+    refusals, _ = _search_against(limit, search, 40)
+    assert search.settled
+    assert limit / LimitSearch.precision <= search.rate <= limit * 1.0001
+    assert refusals <= 6
+
+
+def test_limit_search_reprobes_and_finds_a_risen_limit() -> None:
+    """After ``reprobe_seconds`` settled it looks higher again, and doubles up to a risen limit."""
+    search = LimitSearch()
+    _search_against(50.0, search, 40)
+    assert search.settled and search.rate <= 50.0
+    _search_against(200.0, search, int(LimitSearch.reprobe_seconds) + 40)
+    assert 200.0 / LimitSearch.precision <= search.rate <= 200.0
+
+
+def test_a_refusal_is_charged_to_the_pace_its_request_was_sent_at() -> None:
+    """Answers to requests sent at a pace already refused carry no news and change nothing."""
+    search = LimitSearch()
+    for _ in range(4):  # 20 -> 320 req/s
+        search.busy(0.5)
+    assert search.rate == 320.0
+    assert search.throttled(160.0)  # the first refusal: sent at 160, not at 320
+    assert search.high == 160.0
+    after = search.rate
+    assert after < 160.0
+    assert not search.throttled(160.0)  # more answers from the same overshoot
+    assert not search.throttled(320.0)
+    assert search.rate == after
+    assert search.throttled(after)  # refused at the new pace too: that is news
+    assert search.rate < after
+
+
+def test_a_remembered_limit_is_confirmed_not_trusted() -> None:
+    """Started from a remembered pace, the search settles there once it runs clean."""
+    search = LimitSearch(start=80.0)
+    assert search.rate == 80.0 and not search.settled
+    settled = [search.busy(0.5) for _ in range(4)]
+    assert settled == [False, False, False, True]
+    assert search.settled and search.rate == 80.0
+
+
+def test_a_remembered_limit_that_fell_is_found_without_a_storm() -> None:
+    """Remembered 100 req/s on an account now limited to 30: a few refusals, then under 30."""
+    search = LimitSearch(start=100.0)
+    refusals, news = _search_against(30.0, search, 60)
+    assert refusals == news <= 8
+    assert search.settled and 30.0 / LimitSearch.precision <= search.rate <= 30.0
 
 
 def test_invalid_limiter_settings_are_rejected() -> None:

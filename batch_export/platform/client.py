@@ -93,14 +93,9 @@ class PlatformClient:
         self.requests: Counter[str] = Counter()
         self.responses: Counter[int] = Counter()
         self._auth = AuthEndpoint(
-            settings,
-            self._require_session,
-            limiter,
-            self.retry,
-            self.redactor,
-            requests=self.requests,
-            responses=self.responses,
-        )
+            settings, self._require_session, limiter, self.retry, self.redactor,
+            requests=self.requests, responses=self.responses,
+        )  # fmt: skip
         self._bearer: BearerAuth | None = None
         if settings.api_version == 4:
             self._bearer = BearerAuth(self._auth.fetch, self.redactor)
@@ -112,12 +107,8 @@ class PlatformClient:
             else ""
         )
         self._call_timeout = settings.call_timeouts()
-        self._retries = 0
-        self.throttled = 0
-        self.overloaded = 0
-        self.cut_downloads = 0
+        self._retries = self.throttled = self.overloaded = self.cut_downloads = 0
         self._rng = random.Random()
-
 
     async def __aenter__(self) -> PlatformClient:
         ssl_context: ssl.SSLContext | bool = not self.settings.insecure
@@ -131,9 +122,9 @@ class PlatformClient:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     @property
     def retries(self) -> int:
@@ -156,6 +147,7 @@ class PlatformClient:
             "cut_downloads": self.cut_downloads,
             "jwt_refreshes": self.jwt_refreshes,
             "rate_found": self.limiter.found,
+            "rate_start": {"rate": self.limiter.start_rate, "from": self.limiter.origin},
         }
 
     async def submit(
@@ -197,11 +189,14 @@ class PlatformClient:
         """
         path = f"datarequest/{quote(request_id, safe='')}"
         async with self._bodies:
-            async with self._send("GET", path, endpoint="GET datarequest", stream=True) as resp:
+            # Urgent: a check of a requested export goes before new submits.
+            async with self._send(
+                "GET", path, endpoint="GET datarequest", stream=True, urgent=True
+            ) as resp:
                 guard = DownloadGuard(resp, self.settings, self._count_cut)
                 try:
                     head = await read_bounded(resp.content, PEEK_BYTES)
-                    if len(head) >= PEEK_BYTES:  # a large export: streamed while the response is open
+                    if len(head) >= PEEK_BYTES:  # a large export: streamed while open
                         # The consumer sees the network's errors already named as
                         # ours: it turns any OSError it meets into a disk error.
                         where = self._base + path
@@ -246,17 +241,14 @@ class PlatformClient:
         either. Every other transient failure spends one, with backoff.
         """
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        attempt = 0
+        started, attempt = loop.time(), 0
         while True:
             try:
                 return await operation()
             except RateLimitedError as exc:
-                if exc.status == 429:
-                    self.throttled += 1
-                else:
-                    self.overloaded += 1
-                self.limiter.on_throttled(exc.retry_after)
+                # _status_error told the limiter, with the pace the request was sent at.
+                self.throttled += exc.status == 429
+                self.overloaded += exc.status != 429
                 self._retries += 1
             except UnreachableError:
                 self._retries += 1  # the gate holds the next try until the platform answers
@@ -269,7 +261,6 @@ class PlatformClient:
                 self._retries += 1
                 await asyncio.sleep(self.retry.delay(attempt, self._rng))
 
-
     @asynccontextmanager
     async def _send(
         self,
@@ -281,6 +272,7 @@ class PlatformClient:
         json_body: Mapping[str, Any] | None = None,
         stream: bool = False,
         before_send: Callable[[], Awaitable[None]] | None = None,
+        urgent: bool = False,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         # ``path`` is relative and its IDs are percent-encoded by the caller, so
         # the URL is a concatenation: no urljoin/yarl query building per request.
@@ -291,8 +283,8 @@ class PlatformClient:
         hops = 0
         async with self._slots:
             while True:
-                resp, headers = await self._exchange(
-                    method, url, endpoint, json_body, stream, before_send
+                resp, headers, pace = await self._exchange(
+                    method, url, endpoint, json_body, stream, before_send, urgent
                 )
                 try:
                     if resp.status in REDIRECT_STATUSES:
@@ -304,7 +296,7 @@ class PlatformClient:
                         await self._bearer.invalidate(headers)
                         continue
                     if resp.status >= 300:
-                        raise await self._status_error(resp, method, endpoint)
+                        raise await self._status_error(resp, method, endpoint, pace)
                     try:
                         yield resp
                     except ExportError:
@@ -323,12 +315,13 @@ class PlatformClient:
         json_body: Mapping[str, Any] | None,
         stream: bool,
         before_send: Callable[[], Awaitable[None]] | None,
-    ) -> tuple[aiohttp.ClientResponse, dict[str, str]]:
-        """One request on the wire, past the outage gate and the rate limiter."""
+        urgent: bool,
+    ) -> tuple[aiohttp.ClientResponse, dict[str, str], float]:
+        """One request on the wire, past the outage gate and the rate limiter (and its pace)."""
         session = self._require_session()
         probe = await self.gate.admit()
         try:
-            await self.limiter.acquire()
+            pace = await self.limiter.acquire(urgent)
             if before_send is not None:
                 await before_send()
             headers = await self._auth_headers()
@@ -355,7 +348,7 @@ class PlatformClient:
                 self.gate.probe_ended(probe)
         self.gate.answered()
         self.responses[resp.status] += 1
-        return resp, headers
+        return resp, headers, pace
 
     def _with_credential(self, url: str) -> str:
         """``url`` with the access token in its query (API v1–v3; v4 sends a JWT header)."""
@@ -369,9 +362,7 @@ class PlatformClient:
         return self._session
 
     async def _auth_headers(self) -> dict[str, str]:
-        if self._bearer is None:
-            return {}
-        return await self._bearer.header()
+        return {} if self._bearer is None else await self._bearer.header()
 
     def _next_hop(self, resp: aiohttp.ClientResponse, current: str, method: str, hops: int) -> str:
         """Where a redirect leads, if it may be followed with the credentials."""
@@ -383,9 +374,11 @@ class PlatformClient:
         return redirect_target(current, location, self.settings.api_url, resp.status)
 
     async def _status_error(
-        self, resp: aiohttp.ClientResponse, method: str, endpoint: str
+        self, resp: aiohttp.ClientResponse, method: str, endpoint: str, pace: float
     ) -> ExportError:
-        """The error an error status means (its body read within a deadline: it may trickle)."""
+        """The error an error status means (its body read within a deadline: it may trickle).
+
+        A "slower" is told to the limiter, charged to the ``pace`` it was sent at."""
         try:
             body = await asyncio.wait_for(
                 read_bounded(resp.content, ERROR_BODY_LIMIT), self.settings.call_timeout
@@ -394,7 +387,10 @@ class PlatformClient:
             body = b""
         message = self.redactor(readable_error(body, resp.headers.get("Content-Type", "")))
         where = f"{method} {endpoint.split(' ', 1)[-1]}"
-        return error_for_status(resp.status, resp.headers, body, where, message)
+        error = error_for_status(resp.status, resp.headers, body, where, message)
+        if isinstance(error, RateLimitedError):
+            self.limiter.on_throttled(error.retry_after, pace)
+        return error
 
     def _count_cut(self) -> None:
         self.cut_downloads += 1

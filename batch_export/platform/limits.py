@@ -4,18 +4,23 @@ Both read time from an injectable clock and sleep through an injectable
 function (the event loop's by default), so tests of pacing and backoff run
 without really waiting.
 
-The limiter is a GCRA ("virtual scheduling") token bucket: each caller reserves
-the next free slot in first-come-first-served order, in O(1), and sleeps until
-it. Bursts are kept small (``burst`` slots) because the platform's limit is per
-account and shared with everything else using the token.
+The limiter is a GCRA ("virtual scheduling") token bucket whose slots are
+handed out when they come due, not reserved when a caller arrives: waiting
+callers sit in two first-come-first-served queues, and each slot goes to the
+oldest *urgent* caller (a readiness check or download of a requested export)
+before the oldest ordinary one (a new submit). So a check never queues
+behind hundreds of submits, and a pause after a refusal voids nothing: no
+caller holds a slot until it is granted. Each acquire is O(1). Bursts are
+kept small (``burst`` slots) because the platform's limit is per account and
+shared with everything else using the token.
 
-Without a configured rate it *finds* the account's limit (``LimitSearch``):
-it starts low, doubles while callers queue up and nothing is throttled
-("slow start"), then bisects between the fastest rate that worked and the
-slowest that was throttled, and settles just under the limit, so that
-throttling stays rare. Any 429 pauses
-every caller for the server's ``Retry-After``: the limit is shared, so one
-throttled request means all of them would be.
+Without a configured rate it *finds* the account's limit (``LimitSearch``,
+in ``limit_search``), starting from a remembered pace when there is one.
+``acquire`` returns the pace at which the slot was granted; the client hands
+it back with a refusal (``on_throttled``), so the search charges each 429 or
+overload answer to the pace its request was sent at. Any refusal pauses every
+caller for the server's ``Retry-After`` (one second without one): the limit
+is shared, so one throttled request means all of them would be.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from .limit_search import LimitSearch
 
 __all__ = ["LimitSearch", "RateLimiter", "RetryPolicy", "check_rate"]
 
@@ -39,101 +46,40 @@ def check_rate(rate: float | None) -> None:
             "omit it to let the tool find the limit"
         )
 
+
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+
+#: a pause after a refusal that names no Retry-After
+DEFAULT_PAUSE = 1.0
+#: how often the search hears whether callers queued (seconds)
+TICK = 0.25
 
 
 def _loop_clock() -> float:
     return asyncio.get_running_loop().time()
 
 
-class LimitSearch:
-    """Finds an unknown rate limit by bisection between a working and a throttled rate.
-
-    ``low`` is the fastest rate that ran for ``confirm_seconds`` busy seconds
-    without a 429; ``high`` the slowest that drew one. Until the first 429
-    the rate doubles every busy second (slow start); after it, each probe is
-    the midpoint, until ``high / low`` is within ``precision``, and the
-    search settles a little under ``low``. Each probe above the limit costs one
-    429 and a pause of the server's Retry-After, so a handful of probes — not a
-    sawtooth of them — is what it spends. After ``reprobe_seconds`` at the
-    settled rate it tries higher again, in case the account's limit rose.
-    """
-
-    initial_rate = 10.0
-    min_rate = 0.5
-    confirm_seconds = 3
-    precision = 1.06
-    settle_factor = 0.98
-    reprobe_seconds = 60.0
-
-    def __init__(self) -> None:
-        self.rate = self.initial_rate
-        self.low: float | None = None
-        self.high: float | None = None
-        self._clean_seconds = 0
-        self._settled_seconds = 0
-
-    def __repr__(self) -> str:
-        return f"<LimitSearch rate={self.rate:.1f} low={self.low} high={self.high}>"
-
-    @property
-    def settled(self) -> bool:
-        return (
-            self.low is not None
-            and self.high is not None
-            and self.high <= self.low * self.precision
-        )
-
-    def busy_second(self) -> None:
-        """A second passed in which callers queued for slots and nothing was throttled."""
-        if self.high is None:  # slow start: nothing throttled yet
-            self.low = self.rate
-            self.rate *= 2.0
-            return
-        self._clean_seconds += 1
-        if self.settled:
-            self._settled_seconds += 1
-            if self._settled_seconds >= self.reprobe_seconds:
-                self.high = (self.low or self.rate) * 1.12  # re-open the search upward
-                self._settled_seconds = 0
-                self.rate = self._next_probe()
-            return
-        if self._clean_seconds >= self.confirm_seconds:
-            self.low = self.rate
-            self._clean_seconds = 0
-            self.rate = self._next_probe()
-
-    def throttled(self) -> None:
-        """A 429 arrived while running at ``rate``."""
-        if self.low is not None and self.rate <= self.low:
-            self.low = self.rate * 0.95  # what "worked" was a bucket draining
-        self.high = self.rate
-        if self.low is None or self.low >= self.high:
-            self.low = self.high / 2
-        self._clean_seconds = 0
-        self._settled_seconds = 0
-        self.rate = max(self.min_rate, self._next_probe())
-
-    def _next_probe(self) -> float:
-        assert self.low is not None and self.high is not None
-        if self.settled:
-            return self.low * self.settle_factor
-        return (self.low + self.high) / 2
-
-
 class RateLimiter:
     """Paces requests to ``rate`` per second, adaptively when ``rate`` is None.
 
-    ``acquire()`` is called once per HTTP request; ``on_throttled()`` reports
-    a 429 from the platform.
+    ``acquire()`` is called once per HTTP request and returns the pace its
+    slot was granted at; ``on_throttled()`` reports a 429 or overload answer,
+    with that pace. ``start`` is a remembered pace for the search to begin
+    from (ignored with a fixed ``rate``); ``on_settled`` is called once each
+    time the search settles, with the pace found.
     """
+
+    #: how long (seconds) an ordinary caller may be overtaken by urgent ones
+    patience = 1.0
 
     def __init__(
         self,
         rate: float | None,
         *,
         burst: int = 4,
+        start: float | None = None,
+        on_settled: Callable[[float], None] | None = None,
         clock: Clock | None = None,
         sleep: Sleep | None = None,
     ) -> None:
@@ -141,16 +87,24 @@ class RateLimiter:
             raise ValueError("rate must be positive")  # a user's --rate is check_rate's
         if burst < 1:
             raise ValueError("burst must be at least 1")
-        self.search = LimitSearch() if rate is None else None
+        self.search = LimitSearch(start) if rate is None else None
         self._rate = self.search.rate if self.search else float(rate or 0)
+        #: the pace the run started at, and where it came from (for the summary)
+        self.start_rate = self._rate
+        self.origin = "--rate" if rate is not None else ("remembered" if start else "search")
         self._burst = burst
         self._clock = clock or _loop_clock
         self._sleep = sleep or asyncio.sleep
+        self._on_settled = on_settled
         self._tat = -math.inf  # theoretical arrival time of the next request
         self._paused_until = -math.inf
-        self._second_start = -math.inf
-        self._queued_this_second = False
-        self._throttled_this_second = False
+        self._tick_start = -math.inf
+        self._queued_this_tick = False
+        self._throttled_this_tick = False
+        # Waiting callers by class, oldest first: (when they may go, their future).
+        self._urgent: deque[tuple[float, asyncio.Future[float]]] = deque()
+        self._normal: deque[tuple[float, asyncio.Future[float]]] = deque()
+        self._dispatcher: asyncio.Task[None] | None = None
         self.throttled = 0
 
     @property
@@ -170,6 +124,18 @@ class RateLimiter:
             return None
         return round(self.search.low, 2)
 
+    @property
+    def settled(self) -> float | None:
+        """The pace the search settled at (worth remembering), else None."""
+        if self.search is None or not self.search.settled:
+            return None
+        return self.found
+
+    @property
+    def waiting(self) -> int:
+        """Callers queued for a slot now (cancelled ones may still be counted)."""
+        return len(self._urgent) + len(self._normal)
+
     def __repr__(self) -> str:
         mode = f"adaptive {self.search!r}" if self.search else "fixed"
         return (
@@ -177,51 +143,102 @@ class RateLimiter:
             f"throttled={self.throttled}>"
         )
 
-    async def acquire(self) -> None:
-        """Wait for this caller's slot; callers are served first come, first served."""
-        while True:
-            now = self._clock()
-            if now < self._paused_until:
-                await self._sleep(self._paused_until - now)
-                continue
-            self._tick(now)
-            interval = 1.0 / self._rate
-            tolerance = (self._burst - 1) * interval
-            start = max(now, self._tat - tolerance)
-            self._tat = max(self._tat, now) + interval
-            if start <= now + 1e-9:  # float rounding must not cost a sleep
-                return
-            self._queued_this_second = True
-            await self._sleep(start - now)
-            if self._clock() >= self._paused_until:
-                return
-            # A 429 arrived while this caller slept: its slot is void, queue again.
+    async def acquire(self, urgent: bool = False) -> float:
+        """Wait for a slot; returns the pace it was granted at.
 
-    def on_throttled(self, retry_after: float | None) -> None:
-        """The platform answered 429: pause everyone, and in adaptive mode slow down."""
+        Urgent callers are served before ordinary ones; within a class, first
+        come, first served.
+        """
+        now = self._clock()
+        self._tick(now)
+        ahead = self._urgent if urgent else self._urgent or self._normal
+        if not ahead and self._grant(now):
+            return self._rate
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        if urgent:
+            self._urgent.append((now, future))
+        else:
+            self._normal.append((now + self.patience, future))
+        self._queued_this_tick = True
+        if self._dispatcher is None:
+            self._dispatcher = asyncio.ensure_future(self._dispatch())
+        return await future
+
+    def on_throttled(self, retry_after: float | None, sent_rate: float | None = None) -> None:
+        """The platform said "slower" to a request sent at ``sent_rate``: pause everyone.
+
+        In adaptive mode the search is told, charged to ``sent_rate`` (the
+        value ``acquire`` returned for that request; None means the pace now).
+        """
         now = self._clock()
         self.throttled += 1
-        already_paused = now < self._paused_until
-        pause = retry_after if retry_after is not None else 1.0
+        pause = retry_after if retry_after is not None else DEFAULT_PAUSE
         self._paused_until = max(self._paused_until, now + max(0.0, pause))
-        if self.search is not None and not already_paused:
-            # Answers to requests sent before the pause carry no news: count one per pause.
-            self.search.throttled()
+        if self.search is not None and self.search.throttled(sent_rate):
             self._rate = self.search.rate
-            self._throttled_this_second = True
-        # Requests reserved before the pause must not fire in a burst right after it.
-        self._tat = max(self._tat, self._paused_until)
+            self._throttled_this_tick = True
+        # After the pause, one slot and then the pace: not a burst of every
+        # caller that waited, which a sliding-window platform would refuse.
+        self._tat = max(self._tat, self._paused_until + (self._burst - 1) / self._rate)
+
+    def _grant(self, now: float) -> bool:
+        """Take the slot due now, if there is one."""
+        if now < self._paused_until:
+            return False
+        interval = 1.0 / self._rate
+        if self._tat - (self._burst - 1) * interval > now + 1e-9:  # rounding costs no sleep
+            return False
+        self._tat = max(self._tat, now) + interval
+        return True
+
+    def _due(self) -> float:
+        """When the next slot comes due."""
+        return max(self._paused_until, self._tat - (self._burst - 1) / self._rate)
+
+    def _next_queue(self) -> deque[tuple[float, asyncio.Future[float]]] | None:
+        """The queue whose first caller is served next (cancelled callers are dropped).
+
+        Earliest deadline first: an urgent caller's deadline is its arrival,
+        an ordinary caller's ``patience`` seconds later. Within a class that
+        is first come, first served; across classes a check overtakes the
+        submits of the last ``patience`` seconds, never older ones.
+        """
+        for queue in (self._urgent, self._normal):
+            while queue and queue[0][1].done():
+                queue.popleft()
+        if not self._urgent:
+            return self._normal or None
+        if not self._normal:
+            return self._urgent
+        return self._urgent if self._urgent[0][0] <= self._normal[0][0] else self._normal
+
+    async def _dispatch(self) -> None:
+        """Hand each slot, as it comes due, to the caller first in line."""
+        try:
+            while (queue := self._next_queue()) is not None:
+                now = self._clock()
+                self._tick(now)
+                if self._grant(now):
+                    queue.popleft()[1].set_result(self._rate)
+                    continue
+                self._queued_this_tick = True
+                await self._sleep(max(0.0, self._due() - now))
+        finally:
+            self._dispatcher = None
 
     def _tick(self, now: float) -> None:
-        """Once a second, tell the limit search whether callers had to queue for slots."""
-        if self.search is None or now - self._second_start < 1.0:
+        """Every TICK seconds, tell the limit search whether callers had to queue."""
+        elapsed = now - self._tick_start
+        if self.search is None or elapsed < TICK:
             return
-        if self._queued_this_second and not self._throttled_this_second:
-            self.search.busy_second()
+        if self._queued_this_tick and not self._throttled_this_tick and not self.paused:
+            settled = self.search.busy(min(elapsed, 1.0))
             self._rate = self.search.rate
-        self._queued_this_second = False
-        self._throttled_this_second = False
-        self._second_start = now
+            if settled and self._on_settled is not None:
+                self._on_settled(self._rate)
+        self._queued_this_tick = False
+        self._throttled_this_tick = False
+        self._tick_start = now
 
 
 @dataclass(frozen=True)
