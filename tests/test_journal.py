@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from batch_export.errors import ExportError
-from batch_export.evidence.journal import DONE, SUBMITTED, Journal, TargetState, replay
+from batch_export.evidence.journal import DONE, SUBMITTED, Journal, TargetState, TargetTable, replay
 from batch_export.evidence.recorded import RecordedFiles
 from batch_export.evidence.replay import _parse
 from batch_export.input.ids import Target, TargetKind
@@ -30,7 +30,7 @@ def _full_disk_journal(tmp_path: Path) -> Journal:
     if not os.path.exists("/dev/full"):
         pytest.skip("needs /dev/full")
     fd = os.open("/dev/full", os.O_WRONLY)
-    return Journal(tmp_path / "journal.jsonl", fd, {"kind": "profile"}, {})
+    return Journal(tmp_path / "journal.jsonl", fd, {"kind": "profile"}, TargetTable("profile"))
 
 
 async def test_noted_lines_reach_the_file_in_order_with_awaited_ones(tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ class GatedJournal(Journal):
     """A journal whose writes wait in their thread until the test opens the gate."""
 
     def __init__(self, path: Path, fd: int) -> None:
-        super().__init__(path, fd, {"kind": "profile"}, {})
+        super().__init__(path, fd, {"kind": "profile"}, TargetTable("profile"))
         self.gate = threading.Event()
 
     def _write_durably(self, lines: list[str]) -> None:

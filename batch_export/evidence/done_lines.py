@@ -11,14 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .replay import DONE, JournalDamage, TargetState, read_lines
+from .replay import DONE, JournalDamage, read_lines
+from .target_table import TargetTable, TargetView
 
 __all__ = ["final_done_records"]
 
 
 def final_done_records(
-    path: Path, states: dict[str, TargetState], *, only_input: bool = True
-) -> Iterator[tuple[str, dict[str, Any], TargetState]]:
+    path: Path, states: TargetTable, *, only_input: bool = True
+) -> Iterator[tuple[str, dict[str, Any], TargetView]]:
     """Each done target, with its last ``done`` line, in journal order.
 
     ``only_input``: only the targets this run's input names (the resume

@@ -53,6 +53,7 @@ from .replay import (
     TargetState,
     replay,
 )
+from .target_table import TargetTable, TargetView
 
 __all__ = [
     # the record vocabulary, shared with the reader (replay.py) and named here
@@ -67,6 +68,8 @@ __all__ = [
     "Journal",
     "JournalDamage",
     "TargetState",
+    "TargetTable",
+    "TargetView",
     "replay",
 ]
 
@@ -86,7 +89,7 @@ class Journal:
         path: Path,
         fd: int,
         header: dict[str, Any],
-        states: dict[str, TargetState],
+        states: TargetTable,
         files: RecordedFiles | None = None,
         *,
         head: str | None = None,
@@ -139,10 +142,14 @@ class Journal:
     # -- opening and replay ---------------------------------------------------
 
     @classmethod
-    def open(cls, out_dir: Path, kind: str) -> Journal:
-        """Open (or create) the journal in ``out_dir`` and replay it."""
+    def open(cls, out_dir: Path, kind: str, states: TargetTable | None = None) -> Journal:
+        """Open (or create) the journal in ``out_dir`` and replay it (into ``states``, if given).
+
+        A run passes the table its input was read into, so the input's
+        targets keep the first slots, in input order.
+        """
         path = out_dir / JOURNAL_NAME
-        states: dict[str, TargetState] = {}
+        states = TargetTable(kind) if states is None else states
         files = RecordedFiles(kind)
         header = new_header(kind)
         damage = JournalDamage()
@@ -191,12 +198,9 @@ class Journal:
 
     # -- writing ----------------------------------------------------------------
 
-    def state(self, target_id: str) -> TargetState:
-        """The state of a target, created empty on first sight."""
-        found = self.states.get(target_id)
-        if found is None:
-            found = self.states[target_id] = TargetState()
-        return found
+    def state(self, target_id: str) -> TargetView:
+        """The state of a target, created empty on first sight (a view of its table slot)."""
+        return self.states.state(target_id)
 
     async def record(self, event: str, target_id: str, **fields: Any) -> None:
         """Apply a state change and return once its line is durable on disk."""
@@ -252,7 +256,7 @@ class Journal:
             raise ValueError(f"unknown journal event {event!r}: add it to journal.EVENTS")
         record: dict[str, Any] = {"ts": round(time.time(), 3), "ev": event, "id": target_id}
         record.update({k: v for k, v in fields.items() if v is not None})
-        self.state(target_id).apply(record, live=True)
+        self.states.fold(target_id, record, live=True)
         if event == DONE:
             self._files.note(target_id, record)
         return record
@@ -330,7 +334,7 @@ class Journal:
 
     def final_done_records(
         self, *, only_input: bool = True
-    ) -> Iterator[tuple[str, dict[str, Any], TargetState]]:
+    ) -> Iterator[tuple[str, dict[str, Any], TargetView]]:
         """Each done target (``only_input``: of this input), with its last ``done`` line.
 
         Reads the journal once more (``done_lines.final_done_records``) instead
@@ -341,7 +345,7 @@ class Journal:
 
     def release_states(self) -> None:
         """Forget every target's state (after the manifest is written, before the seal)."""
-        self.states = {}
+        self.states = TargetTable(self.kind)
         self._files = RecordedFiles(self.kind)
 
     def append_seal_line(self, seal: int, sha256: str) -> None:

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from ..durable import append_line, write_atomically
 from ..input.reader import InvalidRow
-from .journal import DONE, FAILED, Journal, TargetState
+from .journal import DONE, FAILED, Journal, TargetState, TargetView
 from .recorded import RecordedFiles
 
 __all__ = [
@@ -92,7 +92,9 @@ class RunSettings:
     push: bool
 
 
-def _entry(kind: str, target_id: str, state: TargetState, status: str) -> dict[str, Any]:
+def _entry(
+    kind: str, target_id: str, state: TargetState | TargetView, status: str
+) -> dict[str, Any]:
     return {
         "kind": kind,
         "id": target_id,
@@ -113,7 +115,11 @@ def _entry(kind: str, target_id: str, state: TargetState, status: str) -> dict[s
 
 
 def done_line(
-    kind: str, target_id: str, record: dict[str, Any], state: TargetState, file: str | None
+    kind: str,
+    target_id: str,
+    record: dict[str, Any],
+    state: TargetState | TargetView,
+    file: str | None,
 ) -> dict[str, Any]:
     """The manifest entry of a done target, from its last ``done`` journal line.
 
@@ -142,7 +148,7 @@ def done_line(
     return entry
 
 
-def open_line(kind: str, target_id: str, state: TargetState) -> dict[str, Any]:
+def open_line(kind: str, target_id: str, state: TargetState | TargetView) -> dict[str, Any]:
     """The manifest entry of a target that is not done: failed, or pending after a stop."""
     return _entry(kind, target_id, state, "failed" if state.status == FAILED else "pending")
 
@@ -158,17 +164,17 @@ def write_manifest(
     out_dir: Path,
     journal: Journal,
     kind: str,
-    target_ids: Iterable[str],
     invalid: Iterable[InvalidRow],
 ) -> tuple[RunCounts, ArchiveCounts]:
     """Replace ``manifest.jsonl``; the counts of this run's input and of the whole archive.
 
     Every done target comes first, in the order they finished, read from
     their journal lines (targets of earlier inputs too: they are in the
-    archive); then the failed and pending targets of this input, in input
-    order; then this input's invalid rows. Call once, after the journal is
-    closed.
+    archive); then the failed and pending targets of this input (those the
+    journal's table marks ``in_input``), in input order; then this input's
+    invalid rows. Call once, after the journal is closed.
     """
+    states = journal.states
     counts = RunCounts()
     archive = ArchiveCounts()
 
@@ -185,11 +191,11 @@ def write_manifest(
             else:
                 archive.not_in_input += 1
             yield json.dumps(entry, ensure_ascii=False) + "\n"
-        for target_id in target_ids:
-            state = journal.states[target_id]
+        for slot in states.input_slots():
+            state = states.view(slot)
             if state.status == DONE:
                 continue
-            entry = open_line(kind, target_id, state)
+            entry = open_line(kind, states.id_of(slot), state)
             if entry["status"] == "failed":
                 counts.failed += 1
             else:

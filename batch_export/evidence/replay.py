@@ -26,12 +26,13 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .recorded import RecordedFiles
+from .target_table import DONE, FAILED, NEW, SUBMITTED, SUBMITTING, TargetTable
 
 __all__ = [
     "DONE",
@@ -44,6 +45,7 @@ __all__ = [
     "SUBMITTING",
     "JournalDamage",
     "TargetState",
+    "TargetTable",
     "read_lines",
     "replay",
 ]
@@ -56,6 +58,8 @@ SHOWN_DAMAGED_LINES = 5
 
 #: the warning after a torn last line was dropped: routine after a crash
 _DECODER = json.JSONDecoder()  # what json.loads uses
+#: the C scanner ``raw_decode`` calls: ``(value, end)``, StopIteration when not JSON
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 TORN_MESSAGE = "journal: dropped 1 torn line left by a crash (its write never finished)"
 
@@ -75,22 +79,18 @@ EVENTS = frozenset(
     }
 )
 
-# Target statuses held in memory (manifest statuses are derived from these).
-NEW = "new"
-SUBMITTING = "submitting"  # a POST was (maybe) sent; no request ID known yet
-SUBMITTED = "submitted"
-DONE = "done"
-FAILED = "failed"
-
 
 class TargetState:
-    """What the run needs to know about one target, kept small for millions of them.
+    """One target's state as a plain object: what ``TargetTable`` keeps in arrays.
 
-    A finished target keeps no request ID, hash or file name in memory, nor
-    its size if it finished in this run: those stay in its ``done`` journal
-    line, from which the manifest is written (``final_done_records``);
-    ``done_records`` counts those lines so the last one can be recognised.
-    The rare file name that is not the default one is in ``RecordedFiles``.
+    For callers that replay a small journal into a dict (tests, the report)
+    and for an entry with no state (an invalid row). A run and ``status``
+    use a ``TargetTable``; its ``TargetView`` has the same fields. A finished
+    target keeps no request ID, hash or file name in memory, nor its size
+    if it finished in this run: those stay in its ``done`` journal line, from
+    which the manifest is written (``final_done_records``); ``done_records``
+    counts those lines so the last one can be recognised. The rare file name
+    that is not the default one is in ``RecordedFiles``.
     """
 
     __slots__ = (
@@ -232,34 +232,38 @@ def read_lines(
     With ``containing``, lines without those bytes are skipped unread (and
     so never counted as damage).
     """
-    end = 0
+    end = lines = 0
     with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if raw[-1:] != b"\n":
-                damage.torn_tail = True  # a crash mid-write: only ever the last line
-                return
-            end += len(raw)
+        try:
+            for number, raw in enumerate(handle, start=1):
+                if raw[-1:] != b"\n":
+                    damage.torn_tail = True  # a crash mid-write: only ever the last line
+                    return
+                end += len(raw)
+                lines = number
+                if containing is not None and containing not in raw:
+                    continue
+                try:
+                    record = _parse(raw)
+                except ValueError:
+                    problem: str | None = "not valid JSON"
+                else:
+                    problem = _record_problem(record) if number > 1 else _header_problem(record)
+                if problem is None:
+                    yield number, record
+                    continue
+                if number == 1:
+                    damage.header = problem
+                damage.add(number, problem)
+        finally:
+            # Once, not per line: a million attribute writes fewer.
             damage.complete_end = end
-            damage.complete_lines = number
-            if containing is not None and containing not in raw:
-                continue
-            try:
-                record = _parse(raw)
-            except ValueError:
-                problem: str | None = "not valid JSON"
-            else:
-                problem = _record_problem(record) if number > 1 else _header_problem(record)
-            if problem is None:
-                yield number, record
-                continue
-            if number == 1:
-                damage.header = problem
-            damage.add(number, problem)
+            damage.complete_lines = lines
 
 
 def replay(
     path: Path,
-    states: dict[str, TargetState],
+    states: TargetTable | dict[str, TargetState],
     *,
     files: RecordedFiles | None = None,
     done_times: list[float] | None = None,
@@ -270,11 +274,13 @@ def replay(
     Returns line 1 if it is a JSON object (None for an empty file, a header
     torn by a crash, or a damaged one: ``damage.header``), the byte offset
     just past the last complete line (where a torn tail begins), and what was
-    found damaged or torn. ``files`` learns each ``done`` line's file,
+    found damaged or torn. ``states`` is a ``TargetTable`` (a run, ``status``)
+    or a dict of ``TargetState`` (small journals). ``files`` learns each ``done`` line's file,
     ``done_times`` gets its timestamp, ``runs`` gets every ``run`` line.
     """
     damage = JournalDamage()
     header: dict[str, Any] | None = None
+    fold = states.folder() if isinstance(states, TargetTable) else _dict_folder(states)
     with _collector_paused():
         for number, record in read_lines(path, damage):
             if number == 1:
@@ -286,16 +292,25 @@ def replay(
                     runs.append(record)
                 continue
             target_id = record["id"]  # a str: read_lines checked
-            state = states.get(target_id)
-            if state is None:
-                state = states[target_id] = TargetState()
-            state.apply(record)
+            fold(target_id, record)
             if event == DONE:
                 if files is not None:
                     files.note(target_id, record)
                 if done_times is not None:
                     done_times.append(float(record.get("ts", 0)))
     return header, damage.complete_end, damage
+
+
+def _dict_folder(states: dict[str, TargetState]) -> Callable[[str, dict[str, Any]], object]:
+    """``TargetTable.fold`` for a dict of ``TargetState``."""
+
+    def fold(target_id: str, record: dict[str, Any]) -> None:
+        state = states.get(target_id)
+        if state is None:
+            state = states[target_id] = TargetState()
+        state.apply(record)
+
+    return fold
 
 
 @contextlib.contextmanager
@@ -323,9 +338,13 @@ def _parse(raw: bytes) -> Any:
     """
     if raw[:1] == b"{" and raw[1:2] != b"\x00":  # a NUL second byte would mean UTF-16
         text = raw.decode("utf-8", "surrogatepass")
-        record, end = _DECODER.raw_decode(text)
-        if end == len(text) - 1:  # nothing after it but its newline
-            return record
+        try:
+            record, end = _SCAN(text, 0)  # what raw_decode calls, without its frame
+        except StopIteration:
+            pass  # not JSON: json.loads says why
+        else:
+            if end == len(text) - 1:  # nothing after it but its newline
+                return record
     return json.loads(raw)
 
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..durable import fsync_dir, make_private_dir, write_atomically
 from .jsonlines import json_object
+from .leaf_sort import SortedLeaves
 
 if TYPE_CHECKING:  # cryptography is imported only by a run that signs (run_export)
     from .signing import Signer
@@ -123,14 +124,13 @@ class ManifestDigest:
 def digest_manifest(path: Path) -> ManifestDigest:
     """Hash the manifest and compute its counts and Merkle root in one pass.
 
-    The leaves are sorted by (kind, id): each is kept as one bytes object,
-    ``kind NUL id NUL leaf hash`` (UTF-8 sorts as the strings do, and NUL
-    before any character), about 90 bytes per done target while sorting.
+    The leaves are sorted by (kind, id), packed in buckets while they wait
+    (``leaf_sort.SortedLeaves``: ~45 bytes per done target).
     Unreadable lines count for nothing here; ``verify`` reports them.
     """
     found = ManifestDigest()
     digest = hashlib.sha256()
-    keyed: list[bytes] = []
+    keyed = SortedLeaves()
     with path.open("rb") as handle:
         for raw in handle:
             digest.update(raw)
@@ -147,11 +147,9 @@ def digest_manifest(path: Path) -> ManifestDigest:
             size = size if type(size) is int else 0
             found.counts["bytes"] += size
             kind, target_id = str(entry.get("kind")), str(entry.get("id"))
-            leaf = leaf_hash(kind, target_id, str(entry.get("sha256")), size)
-            keyed.append(f"{kind}\0{target_id}\0".encode() + leaf)
-    keyed.sort()
+            keyed.add(kind, target_id, leaf_hash(kind, target_id, str(entry.get("sha256")), size))
     found.sha256 = digest.hexdigest()
-    found.merkle_root = merkle_root(record[-32:] for record in keyed)
+    found.merkle_root = merkle_root(keyed.leaves())
     return found
 
 

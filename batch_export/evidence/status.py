@@ -22,16 +22,13 @@ from typing import IO, Any
 
 from ..errors import ConfigError
 from .causes import FailureGroups
+from .jsonlines import json_object
 from .manifest import iso_time
 from .replay import (
-    DONE,
     FAILED,
     JOURNAL_NAME,
-    NEW,
-    SUBMITTED,
-    SUBMITTING,
     JournalDamage,
-    TargetState,
+    TargetTable,
     replay,
 )
 from .statedir import probe_lock
@@ -79,7 +76,7 @@ class _Journal:
     """A journal replayed for status: the states, its run lines and what was damaged."""
 
     header: dict[str, Any]
-    states: dict[str, TargetState]
+    states: TargetTable
     runs: list[dict[str, Any]]
     damage: JournalDamage
     recent: _RecentTimes
@@ -89,7 +86,7 @@ class _Journal:
 
 def _read_journal(out_dir: Path, cutoff: float) -> _Journal:
     path = out_dir / JOURNAL_NAME
-    states: dict[str, TargetState] = {}
+    states = TargetTable(None)
     runs: list[dict[str, Any]] = []
     recent = _RecentTimes(cutoff)
     try:
@@ -102,6 +99,7 @@ def _read_journal(out_dir: Path, cutoff: float) -> _Journal:
         ) from None
     # A last line without its newline is being written right now (or torn by
     # a crash): not counted yet, and no cause for alarm. Damaged lines are.
+    states = TargetTable(_kind(path))  # numeric IDs kept as integers
     header, _, damage = replay(path, states, done_times=recent, runs=runs)
     return _Journal(header or {}, states, runs, damage, recent, mtime)
 
@@ -114,7 +112,7 @@ def collect_status(out_dir: Path, now: float | None = None) -> dict[str, Any]:
     # between has written its summary by then (see status_state).
     state = run_state(out_dir, journal.runs, journal.mtime)
     last_run = journal.runs[-1] if journal.runs else {}
-    tally = _tally(journal.states)
+    tally = journal.states.tally()  # by status, and the counters summed
     total = int(last_run.get("targets", len(journal.states)))
     remaining = max(0, total - tally["done"] - tally["failed"])
     return {
@@ -142,17 +140,12 @@ def collect_status(out_dir: Path, now: float | None = None) -> dict[str, Any]:
     }
 
 
-def _tally(states: dict[str, TargetState]) -> dict[str, int]:
-    """Counts by status and the counters summed, in one pass over a million states."""
-    tally = dict.fromkeys((NEW, SUBMITTING, SUBMITTED, DONE, FAILED), 0)
-    size = reissued = ambiguous = 0
-    for state in states.values():
-        tally[state.status] += 1
-        if state.status == DONE:
-            size += state.bytes
-        reissued += state.reissued
-        ambiguous += state.ambiguous
-    return tally | {"bytes": size, "reissued": reissued, "ambiguous": ambiguous}
+def _kind(path: Path) -> str | None:
+    """The kind the journal's header names, read before the replay (None if unreadable)."""
+    with path.open("rb") as handle:
+        header = json_object(handle.readline())
+    kind = header.get("kind") if header is not None else None
+    return kind if isinstance(kind, str) else None
 
 
 def _rate(journal: _Journal, state: dict[str, Any], remaining: int, now: float) -> dict[str, Any]:
@@ -182,12 +175,11 @@ def _rate(journal: _Journal, state: dict[str, Any], remaining: int, now: float) 
     return rate
 
 
-def _failures(states: dict[str, TargetState]) -> dict[str, Any]:
+def _failures(states: TargetTable) -> dict[str, Any]:
     """Failed targets by cause (``causes.failure_cause``): every cause, a count, example IDs."""
     groups = FailureGroups(max_examples=EXAMPLES)
-    for target_id, state in states.items():
-        if state.status == FAILED:
-            groups.add(state.error, target_id)
+    for slot in states.slots_with(FAILED):
+        groups.add(states.errors.get(slot), states.id_of(slot))
     return {
         "total": groups.total,
         "causes": [
@@ -210,8 +202,8 @@ def write_failed_ids(out_dir: Path, stream: IO[str]) -> int:
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow([ID_HEADERS.get(str(kind), "id")])
     count = 0
-    for target_id, state in journal.states.items():
-        if state.status == FAILED:
-            writer.writerow([target_id])
-            count += 1
+    states = journal.states
+    for slot in states.slots_with(FAILED):
+        writer.writerow([states.id_of(slot)])
+        count += 1
     return count

@@ -9,7 +9,9 @@ the file as a whole raise :class:`~batch_export.errors.InputError` with a
 message that names the file, the line and the fix.
 
 The reader streams: it holds one row at a time plus the set of IDs already
-seen (needed for dedupe), so a file of millions of rows costs only that set.
+seen (needed for dedupe), so a file of millions of rows costs only that set;
+a run passes its own ``dedupe`` (the run's compact table of targets,
+``evidence/target_table.py``), so it costs no set at all.
 """
 
 from __future__ import annotations
@@ -118,6 +120,19 @@ def _sniff_delimiter(lines: list[str]) -> str:
     return choice
 
 
+class _SetDedupe:
+    """The default dedupe: a set of the IDs seen."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def __call__(self, target_id: str) -> bool:
+        if target_id in self._seen:
+            return False
+        self._seen.add(target_id)
+        return True
+
+
 class TargetReader:
     """Iterates a CSV file (path or '-' for stdin) and yields Target | InvalidRow, each distinct target once.
 
@@ -134,8 +149,11 @@ class TargetReader:
         id_column: str | None = None,
         encoding: str = "utf-8",
         stdin: typing.BinaryIO | None = None,
+        dedupe: typing.Callable[[str], bool] | None = None,
     ) -> None:
         self.source = source
+        #: whether a canonical ID is new (and from then on seen); a set by default
+        self._dedupe = dedupe
         self.kind = kind
         self.id_column = id_column
         self.encoding = encoding
@@ -349,7 +367,7 @@ class TargetReader:
         kind = self.kind
         index = self._index
         column = self.column if self.column is not None else "1"
-        seen: set[str] = set()
+        dedupe = self._dedupe if self._dedupe is not None else _SetDedupe()
         if self._first is not None:
             pending: tuple[int, list[str]] | None = (self._first_line, self._first)
             self._first = None
@@ -370,12 +388,11 @@ class TargetReader:
                     self.invalid += 1
                     yield InvalidRow(line, raw[:SHOWN_CHARS], f"line {line}: {exc}")
                 else:
-                    if canonical in seen:
-                        self.duplicates += 1
-                    else:
-                        seen.add(canonical)
+                    if dedupe(canonical):
                         self.targets += 1
                         yield Target(kind, canonical)
+                    else:
+                        self.duplicates += 1
             pending = self._next_record()
         if self.rows == 0:
             raise InputError(f"{self.name} has a header but no data rows")

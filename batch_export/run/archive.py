@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
-from ..evidence.journal import DONE, Journal
+from ..evidence.journal import Journal
 from ..evidence.manifest import iso_time
 from ..evidence.seal import SealFile, write_seal
 from ..input.reader import InputRecord
@@ -30,9 +30,7 @@ log = logging.getLogger(__name__)
 
 def say_what_stays(journal: Journal) -> None:
     """One line when the archive holds exports this input does not name: they are kept."""
-    outside = sum(
-        1 for state in journal.states.values() if state.status == DONE and not state.in_input
-    )
+    outside = journal.states.done_outside_input()
     if outside:
         log.warning(
             "%d exported target%s not in this input; %s stay%s in the archive",

@@ -15,9 +15,10 @@ verified, and the journal and manifest are written before the exit.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ from ..evidence.manifest import (
 )
 from ..evidence.seal import list_seals, seal_name
 from ..evidence.statedir import RunLock, make_out_dir
+from ..evidence.target_table import TargetTable
 from ..input.ids import Target, TargetKind
 from ..input.reader import InputRecord, InvalidRow, TargetReader
 from ..storage.sink import Sink
@@ -80,12 +82,12 @@ async def run_export(options: RunOptions) -> RunResult:
     started = time.time()
     signer = _signer(options)
     invalid: list[InvalidRow] = []
-    input_ids, duplicates, read = _read_input(options, invalid)
+    targets, duplicates, read = _read_input(options, invalid)
     out_dir = make_out_dir(options.out_dir)
     with RunLock(out_dir):
         check_destination(out_dir, options.destination)
         sink = open_sink(options, out_dir)
-        run = _Run(input_ids, invalid, duplicates, read, started, signer)
+        run = _Run(targets, invalid, duplicates, read, started, signer)
         try:
             return await _run_locked(options, out_dir, sink, run)
         finally:
@@ -106,19 +108,27 @@ class _Run:
 
     def __init__(
         self,
-        input_ids: list[str],
+        targets: TargetTable,
         invalid: list[InvalidRow],
         duplicates: int,
         read: InputRecord,
         started: float,
         signer: Signer | None,
     ) -> None:
-        self.input_ids = input_ids
+        #: the input's targets, until the journal replays into them (``take_targets``)
+        self.targets = targets
+        #: how many distinct targets the input names
+        self.input_count = targets.input_count
         self.invalid = invalid
         self.duplicates = duplicates
         self.read = read
         self.started = started
         self.signer = signer
+
+    def take_targets(self) -> TargetTable:
+        """The input's table, handed to the journal: the run keeps no second reference."""
+        targets, self.targets = self.targets, TargetTable(self.targets.kind)
+        return targets
 
 
 async def _run_locked(options: RunOptions, out_dir: Path, sink: Sink, run: _Run) -> RunResult:
@@ -126,11 +136,9 @@ async def _run_locked(options: RunOptions, out_dir: Path, sink: Sink, run: _Run)
     await sink.recover()  # object storage: the preflight, before any data request
     record_destination(out_dir, options.destination)
     try:
-        journal = Journal.open(out_dir, options.kind.value)
+        journal = Journal.open(out_dir, options.kind.value, run.take_targets())
     except OSError as exc:  # a full disk or a read-only journal: not a bug
         raise cannot_write(out_dir, exc) from None
-    for target_id in run.input_ids:
-        journal.state(target_id).in_input = True
     tally = RunTally()
     observers = observers_for(options)
     ticker = Ticker(tally, list(observers))
@@ -161,35 +169,35 @@ async def _run_locked(options: RunOptions, out_dir: Path, sink: Sink, run: _Run)
 
 async def _export(exporter: Exporter, journal: Journal, run: _Run, ticker: Ticker) -> bool:
     """Plan the work and run it; whether the run was cancelled from outside."""
-    input_ids, invalid = run.input_ids, len(run.invalid)
+    targets, invalid = run.input_count, len(run.invalid)
     if journal.torn_tail or journal.damaged_count:
         # Damage (a complete line that is not a record) and a crash's
         # torn tail are different news, and get different messages.
         for message in journal.warnings():
             log.warning("%s", message)
-    work, resumed, stale = await _plan(journal, exporter.sink, input_ids)
+    work, resumed, stale, todo = await _plan(journal, exporter.sink)
     for target_id in stale:
         await journal.record("stale", target_id, error="file missing or changed since it was saved")
     say_what_stays(journal)
     await journal.record_run(
-        targets=len(input_ids),
+        targets=targets,
         invalid=invalid,
-        todo=len(work),
+        todo=todo,
         version=__version__,
         input=run.read.to_json(),
     )
     exporter.tally.start(
-        total=len(input_ids),
-        already_done=len(input_ids) - len(work),
+        total=targets,
+        already_done=targets - todo,
         invalid=invalid,
         resumed=len(resumed),
     )
     run_began(
         journal.run_number,
         run.read.to_json(),
-        targets=len(input_ids),
+        targets=targets,
         invalid=invalid,
-        todo=len(work),
+        todo=todo,
         resumed=len(resumed),
         stale=len(stale),
     )
@@ -240,35 +248,39 @@ def _report_failure(fatal: ExportError | None, error: StorageError) -> StorageEr
     return error
 
 
-async def _plan(
-    journal: Journal, sink: Sink, targets: Iterable[str]
-) -> tuple[list[str], set[str], list[str]]:
+async def _plan(journal: Journal, sink: Sink) -> tuple[Iterator[str], set[str], list[str], int]:
     """Order the work: open requests first (their files are being prepared), then the rest.
 
-    Returns the work list, the IDs resumed with a known request ID, and the
-    done targets whose files are missing or damaged: a done target is
-    checked where its journal line says its file is.
+    Returns the work (an iterator: a million IDs are made as the window
+    takes them, from the slots planned here), the IDs resumed with a known
+    request ID, the done targets whose files are missing or damaged (a done
+    target is checked where its journal line says its file is), and how
+    many targets the work holds.
     """
+    states = journal.states
     resumed: list[str] = []
-    fresh: list[str] = []
     stale: list[str] = []
+    fresh = 0
     changed = await changed_in_store(journal, sink) if sink.resume_checks_store else None
-    for target_id in targets:
-        state = journal.states[target_id]
-        if state.status == DONE:
+    for slot in states.input_slots():
+        status = states.status_of(slot)
+        if status == DONE:
+            target_id = states.id_of(slot)
             if changed is None:  # a local check is cheap: one at a time
-                intact = await sink.is_intact(_recorded_file(journal, sink, target_id), state.bytes)
+                size = states.size(slot)
+                intact = await sink.is_intact(_recorded_file(journal, sink, target_id), size)
             else:
                 intact = target_id not in changed
             if intact:
                 continue
             stale.append(target_id)
-            fresh.append(target_id)
-        elif state.request_id is not None and state.status in (SUBMITTED, FAILED):
-            resumed.append(target_id)
-        else:
-            fresh.append(target_id)
-    return resumed + fresh, set(resumed), stale
+        elif slot in states.request_ids and status in (SUBMITTED, FAILED):
+            resumed.append(states.id_of(slot))
+            continue
+        states.mark_todo(slot)
+        fresh += 1
+    work = itertools.chain(resumed, states.todo_ids())
+    return work, set(resumed), stale, len(resumed) + fresh
 
 
 def _recorded_file(journal: Journal, sink: Sink, target_id: str) -> str:
@@ -286,9 +298,7 @@ def _report(
     run: _Run,
 ) -> tuple[RunCounts, dict[str, Any], int, str | None]:
     """Write the manifest, the summary and the seal; the counts, summary, exit code and interruption."""
-    counts, archive = write_manifest(
-        out_dir, journal, options.kind.value, run.input_ids, run.invalid
-    )
+    counts, archive = write_manifest(out_dir, journal, options.kind.value, run.invalid)
     fatal = exporter.window.fatal
     stop_reason = exporter.window.stop_reason
     interrupted = stop_reason if stop_reason in ("SIGINT", "SIGTERM", "cancelled") else None
@@ -367,23 +377,24 @@ def _summary_settings(options: RunOptions) -> RunSettings:
 
 def _read_input(
     options: RunOptions, invalid: list[InvalidRow]
-) -> tuple[list[str], int, InputRecord]:
+) -> tuple[TargetTable, int, InputRecord]:
     """Read every target before the output directory is touched; invalid rows collected.
 
-    Returns the distinct target IDs in input order, how many duplicate rows
-    were dropped, and what was read (path, size, sha256, counts) for the evidence.
+    Returns the distinct targets in a table, in input order (the table is
+    the reader's dedupe: no list or set of a million strings), how many
+    duplicate rows were dropped, and what was read (path, size, sha256,
+    counts) for the evidence.
     """
+    targets = TargetTable(options.kind.value)
     reader = TargetReader(
         options.input,
         options.kind,
         id_column=options.id_column,
         encoding=options.encoding,
         stdin=options.stdin,
+        dedupe=targets.add_input,
     )
-    ids: list[str] = []
     for item in reader:
         if isinstance(item, InvalidRow):
             invalid.append(item)
-            continue
-        ids.append(item.id)
-    return ids, reader.duplicates, reader.record()
+    return targets, reader.duplicates, reader.record()
