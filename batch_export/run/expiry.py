@@ -86,7 +86,7 @@ class GapEvidence:
         total_checks, total_gone = sum(self.checks), sum(self.gone)
         if total_gone < self.min_gone:
             return None
-        best, found = 0.0, None
+        gains: dict[int, float] = {}  # bucket edge index -> gain of a step there
         lo_checks = lo_gone = 0
         for k in range(1, len(_EDGES)):
             lo_checks += self.checks[k - 1]
@@ -101,13 +101,16 @@ class GapEvidence:
                 continue
             # the log-likelihood gain of a step at this edge over one flat share
             gain = _loglik(lo_gone, lo_checks) + _loglik(hi_gone, hi_checks)
-            gain -= _loglik(total_gone, total_checks)
-            if gain > best:
-                best, found = gain, (_EDGES[k], _EDGES[k])
-            elif gain == best and found is not None and self.checks[k - 1] == 0:
-                # the same split (an empty bucket between): the step may lie higher
-                found = (found[0], _EDGES[k])
-        return found
+            gains[k] = gain - _loglik(total_gone, total_checks)
+        best = max(gains.values(), default=0.0)
+        if best <= 0:
+            return None
+        low = min(k for k, gain in gains.items() if gain == best)
+        high = low
+        # no check between low and the next buckets up: the step may lie that high
+        while high + 1 < len(_EDGES) and self.checks[high] == 0:
+            high += 1
+        return _EDGES[low], _EDGES[high]
 
 
 def _loglik(gone: int, checks: int) -> float:

@@ -39,9 +39,11 @@ __all__ = ["Outcome", "ReadinessModel"]
 Outcome = Literal["ready", "pending", "gone"]
 
 #: later outcomes PrepTimes needs before its plan replaces the per-level trackers
-_PLAN_AFTER = 20
+_PLAN_AFTER = 5
 #: outcomes PrepTimes needs before its plan replaces the first-check tracker
 _PLAN_FIRST_AFTER = 100
+#: weight of the newest first check in the moving share of 404s (about the last 20)
+_SHARE_WEIGHT = 0.05
 #: how far (a factor) an outcome's wait may be from a tracker's delay and still count
 _STALE = 1.05
 
@@ -73,6 +75,10 @@ class ReadinessModel:
         self._rng = rng or random.Random()
         self.expiry = ExpiryModel(self._rng)
         self._later_outcomes = 0
+        #: moving shares of first and of later checks that found the request gone
+        self._gone_share = [0.0, 0.0]
+        #: while most checks of a kind lose files, the longest wait (see _sound_alarm)
+        self._alarm = [math.inf, math.inf]
 
     def __repr__(self) -> str:
         delays = ", ".join(f"{d:.2f}s" for d in self.delays)
@@ -91,7 +97,7 @@ class ReadinessModel:
                 # tracker bounds the plan, whose first-check intervals (0, t]
                 # cannot show how early inside them files were ready.
                 first = min(first, self.prep.next_check(0.0))
-            base = min(first, self.expiry.first_cap())
+            base = min(first, self.expiry.first_cap(), self._alarm[0])
         else:
             if self._later_outcomes >= _PLAN_AFTER:
                 base = self.prep.next_check(elapsed) - elapsed
@@ -99,7 +105,7 @@ class ReadinessModel:
                 base = self.delays[checks_done]
             else:
                 base = max(elapsed * 0.5, self.delays[-1])
-            base = min(base, self.expiry.later_cap())
+            base = min(base, self.expiry.later_cap(), self._alarm[1])
         # a little jitter so requests submitted together do not poll in lockstep
         jittered = base * self._rng.uniform(0.97, 1.03)
         return min(self.max_interval, max(self.min_delay, jittered))
@@ -112,10 +118,11 @@ class ReadinessModel:
         """
         waited = at - alive_at
         self.expiry.observe(check_number, waited, outcome == "gone")
+        self._sound_alarm(0 if check_number == 1 else 1, outcome == "gone", waited)
         if outcome == "gone":
-            # Ready and expired, or forgotten: either way no later check could
-            # have helped, so the first-check tracker counts it as "not early".
             if check_number == 1:
+                # Ready and expired, or forgotten: no later first check would
+                # have helped, so the tracker counts it as "not early".
                 self._track(1, True, waited)
             return
         self._track(check_number, outcome == "ready", waited)
@@ -123,6 +130,24 @@ class ReadinessModel:
             self.prep.observe(alive_at, at)
             if check_number > 1:
                 self._later_outcomes += 1
+
+    def _sound_alarm(self, kind: int, gone: bool, waited: float) -> None:
+        """Keep checks of ``kind`` (0 first, 1 later) well short while most find files gone.
+
+        ExpiryModel needs checks on both sides of an expiry to see it; while
+        most checks of a kind come too late (a platform that forgot half its
+        requests could not be helped anyway), each loss shortens that kind's
+        checks by 30 % below the wait that lost the file, and each check that
+        finds the request alive lets them lengthen by 5 %, until the learnt
+        caps (or nothing) bound them.
+        """
+        self._gone_share[kind] += _SHARE_WEIGHT * (gone - self._gone_share[kind])
+        if gone and self._gone_share[kind] > 0.5:
+            self._alarm[kind] = max(self.min_delay, min(self._alarm[kind], waited) * 0.7)
+        elif not gone and self._alarm[kind] != math.inf:
+            self._alarm[kind] *= 1.05
+            if self._alarm[kind] > self.max_interval:
+                self._alarm[kind] = math.inf
 
     def _track(self, check_number: int, ready: bool, waited: float) -> None:
         """Nudge a tracker by an outcome, if it says something about its current delay.

@@ -97,6 +97,7 @@ MIXED_GROUPS: tuple[str, ...] = (
     "junk",
     "outage",
     "signature",
+    "forget",
 )
 
 # The mixed wire's probabilities of its rare variants; `mixed_rates` overrides them.
@@ -106,4 +107,8 @@ MIXED_RATES: Mapping[str, float] = {
     "overload": 0.02,  # an API call is refused as overload (only without a rate limiter)
     "junk": 0.02,  # a GET of a ready export gets a junk 200 (never twice in a row)
     "opaque": 0.25,  # a new request ID is an odd "dr_..." one rather than a number
+    # A new data request is lost before it is ready (when forget_rate is 0). Off
+    # unless asked for (--mixed-rate forget=0.01): a client that never asks
+    # again, like the simulator's own mixed-wire tests, would wait forever.
+    "forget": 0.0,
 }

@@ -117,7 +117,7 @@ class SimState:
         delay = max(0.0, self.delay.sample(self._rng_delay))
         forgotten_at = math.inf
         rate = self.config.forget_rate
-        if rate > 0 and self._rng_forget.random() < rate:
+        if (rate > 0 and self._rng_forget.random() < rate) or self.wire.forgets():
             # lost at a random moment while it is being prepared: never ready
             forgotten_at = now + delay * self._rng_forget.random()
             self.stats.forgotten += 1

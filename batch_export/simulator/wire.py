@@ -80,6 +80,8 @@ class Wire:
         self._rng_auth = random.Random(f"auth:{seed}")
         self._rng_outage = random.Random(f"outage:{seed}")
         self._rng_signature = random.Random(f"signature:{seed}")
+        # its own stream: forgetting leaves every other variant's draws as they were
+        self._rng_forget = random.Random(f"wire-forget:{seed}")
         self._rates = {name: config.mixed_rate(name) for name in MIXED_RATES}
         self._junked: set[str] = set()  # request IDs whose last GET was transient junk
         self._auth_ok = 0  # successful authenticate calls so far
@@ -110,6 +112,17 @@ class Wire:
         self._count(f"post-{status}")
         self._count(f"rid-{place}")
         return status, place
+
+    def forgets(self) -> bool:
+        """Mixed wire: will the platform lose this new data request before it is ready?
+
+        Only when no ``forget_rate`` is configured (that one applies in either wire).
+        """
+        if not self._on["forget"] or self.config.forget_rate > 0:
+            return False
+        # counted in stats.forgotten (not in stats.wire: off by default, it is
+        # no variant every mixed run meets)
+        return self._rng_forget.random() < self._rates["forget"]
 
     # --------------------------------------------------------------- placeholders
 
