@@ -856,6 +856,22 @@ def scenario_expiring(cfg: Config, work: Path) -> Result:
     return expiring(cfg, work)
 
 
+def scenario_limit_unknown(cfg: Config, work: Path) -> Result:
+    """7a. The limit left to find, then remembered (benchmarks/limit_scenarios.py)."""
+    sys.modules.setdefault("run", sys.modules[__name__])  # one copy of this module, as above
+    from limit_scenarios import scenario_limit_unknown as unknown
+
+    return unknown(cfg, work)
+
+
+def scenario_limit_strict(cfg: Config, work: Path) -> Result:
+    """7b. A strict 20 req/s burst 5 limit as 429, 503 or 504 (benchmarks/limit_scenarios.py)."""
+    sys.modules.setdefault("run", sys.modules[__name__])
+    from limit_scenarios import scenario_limit_strict as strict
+
+    return strict(cfg, work)
+
+
 SCENARIOS: dict[str, Callable[[Config, Path], Result]] = {
     "rate-bound": scenario_rate_bound,
     "overhead": scenario_overhead,
@@ -865,10 +881,16 @@ SCENARIOS: dict[str, Callable[[Config, Path], Result]] = {
     "one-at-a-time": scenario_one_at_a_time,
     "long-tail": scenario_long_tail,
     "expiring": scenario_expiring,
+    "limit-unknown": scenario_limit_unknown,
+    "limit-strict": scenario_limit_strict,
     "s3-overhead": scenario_s3_overhead,
     "s3-1g": scenario_s3_1g,
 }
-ALIASES = {"memory": ["memory-1g", "memory-csv", "memory-resume"], "s3": ["s3-overhead", "s3-1g"]}
+ALIASES = {
+    "memory": ["memory-1g", "memory-csv", "memory-resume"],
+    "s3": ["s3-overhead", "s3-1g"],
+    "limits": ["limit-unknown", "limit-strict"],
+}
 
 
 # --------------------------------------------------------------------------- output

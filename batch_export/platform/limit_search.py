@@ -33,33 +33,51 @@ __all__ = ["LimitSearch"]
 
 
 class LimitSearch:
-    """Finds an unknown rate limit: fast doubling, then a low-biased bisection."""
+    """Finds an unknown rate limit: fast doubling, then a creep up under the refused pace."""
 
     initial_rate = 20.0
     min_rate = 0.5
-    #: busy seconds between doublings before the first refusal
+    #: busy seconds at a pace before it counts as working (and the next step is taken)
     step_seconds = 0.5
-    confirm_seconds = 2.0
+    #: busy seconds at a pace under a refused one before it counts as working: a
+    #: token bucket hides a pace a little over its rate for burst / excess seconds
+    confirm_seconds = 1.5
+    #: the first creep step after a refusal, as a factor (it shrinks after each refusal)
+    creep = 1.05
+    #: settled once the confirmed pace is within this factor of the refused one
     precision = 1.05
-    #: where between low and high the next probe goes (0.5 = the midpoint)
-    probe_bias = 0.4
+    #: a settled search looks higher again after this many busy seconds
     reprobe_seconds = 60.0
-    #: how far above the settled pace a re-probe starts (then it doubles again)
-    reprobe_factor = 1.08
-    #: a refused pace at or under ``low``: the new ``low``, as a share of it
-    fall_factor = 0.8
+    #: the same when it settled under an estimated ceiling, not a refused pace
+    soft_reprobe_seconds = 20.0
+    #: how far above the settled pace a re-probe may creep before it doubles again
+    reprobe_ceiling = 1.25
+    #: after the first refusal, the search restarts at this share of the accepted pace
+    estimate_share = 0.92
+    #: ... and takes this multiple of the accepted pace as the refused one
+    estimate_ceiling = 1.1
+    #: a refused pace at or under a confirmed ``low``: the new ``low``, as a share of it
+    fall_factor = 0.95
+    #: the same for a refused guess (an estimate, or a remembered pace)
+    guess_fall = 0.85
+    #: the smallest creep step
+    min_creep = 1.02
 
     def __init__(self, start: float | None = None) -> None:
         self.rate = max(self.min_rate, start) if start else self.initial_rate
         self.low: float | None = None
         self.high: float | None = None
         self._confirmed = False  # whether ``low`` ran clean (else it is a guess)
+        self._falling = False  # whether ``low`` is a refused guess stepped down
+        self._creep = self.creep
         self._clean = 0.0
         self._settled_for = 0.0
+        self._reprobing = False
+        self._soft = False  # whether ``high`` is an estimate rather than a refused pace
         if start:
-            # A remembered pace is not trusted blindly: it becomes ``low`` only
-            # after it runs clean for confirm_seconds (then the search is
-            # settled); a refusal instead re-opens the search below it.
+            # A remembered pace is not trusted blindly: it counts as working
+            # only once it ran clean (then the search is settled); a refusal
+            # instead re-opens the search below it.
             self.high = self.rate * self.precision
 
     def __repr__(self) -> str:
@@ -80,61 +98,88 @@ class LimitSearch:
 
         Returns True when the search just settled (the pace is worth remembering).
         """
-        if self.high is None:  # before the first refusal: keep doubling
-            self._clean += seconds
-            if self._clean >= self.step_seconds:
-                self._clean = 0.0
-                self.low, self._confirmed = self.rate, True
-                self.rate *= 2.0
-            return False
         self._clean += seconds
         was_settled = self.settled  # a local: mypy would narrow the property itself
         if was_settled:
             self._settled_for += seconds
-            if self._settled_for >= self.reprobe_seconds:
-                self._settled_for = 0.0
-                self._clean = 0.0
-                assert self.low is not None
-                # Re-open the search upward: if the limit rose, doubling finds it.
-                self.high = None
-                self.rate = self.low * self.reprobe_factor
+            # Settled under a guessed ceiling (no refusal near it): look again soon.
+            wait = self.soft_reprobe_seconds if self._soft else self.reprobe_seconds
+            if self._settled_for >= wait:
+                self._reprobe()
             return False
-        if self._clean < self.confirm_seconds:
+        if self._clean < (self.step_seconds if self.high is None else self.confirm_seconds):
             return False
         self._clean = 0.0
-        self.low, self._confirmed = self.rate, True
-        just_settled = self.settled
-        if just_settled:
+        self.low, self._confirmed, self._falling = self.rate, True, False
+        if self.high is None:  # nothing refused yet: double
+            self.rate *= 2.0
+            return False
+        if self.settled:
             self._settled_for = 0.0
-        else:
-            self.rate = self._next_probe()
-        return just_settled
+            if self._reprobing:  # crept to the re-probe's ceiling unrefused: the limit rose
+                self._reprobing = False
+                self.high = None
+                self.rate *= 2.0
+                return False
+            return True
+        self.rate = min(self.rate * self._creep, self.high / self.precision)
+        if self.rate <= self.low:  # the ceiling is within precision: that is settled
+            self.rate = self.low
+            self.high = self.low * self.precision
+            return not self._reprobing
+        return False
 
-    def throttled(self, sent_rate: float | None = None) -> bool:
+    def throttled(self, sent_rate: float | None = None, accepted: float | None = None) -> bool:
         """A refusal for a request sent at ``sent_rate`` (None: the pace now).
 
-        Returns whether it was news: a refusal of a pace at or above one
-        already refused changes nothing.
+        ``accepted`` is the pace the platform accepted over the last second,
+        if known. Returns whether the refusal was news: one of a pace at or
+        above one already refused changes nothing.
         """
         sent = self.rate if sent_rate is None else sent_rate
         if self.high is not None and sent >= self.high:
             return False
+        if self.high is None and self.low is not None and accepted:
+            # The first refusal while doubling: how long the pace ran before it
+            # tells where the limit is (quickly: far under it), and so does the
+            # pace the platform took over the last second. Start just under that.
+            self.high = min(sent, accepted * self.estimate_ceiling)
+            self._soft = self.high < sent
+            self._clean = 0.0
+            self.low = max(self.min_rate, min(sent, accepted) * self.estimate_share)
+            self._confirmed = False
+            self.rate = self.low
+            return True
         self.high = sent
+        self._soft = False
         self._clean = 0.0
         self._settled_for = 0.0
+        self._reprobing = False
         if self.low is not None and self._confirmed and self.low < sent:
-            self.rate = self.low if self.settled else self._next_probe()
+            # Back to the fastest pace that ran clean, and creep again, in smaller steps.
+            self._creep = max(self.min_creep, self._creep**0.5)
+            self.rate = self.low
             return True
-        # Nothing under the refused pace is known to work: a confirmed low
-        # that was refused was a bucket draining (or the limit fell), so step
-        # down a little; a guess that was refused, so halve it. Then try the
-        # new guess itself, which becomes ``low`` only once it runs clean.
-        self.low = sent * (self.fall_factor if self._confirmed else 0.5)
+        # Nothing under the refused pace is known to work. A confirmed low
+        # that was refused was a bucket draining (or the limit fell a little):
+        # step down a little. A guess refused once: step down more; refused
+        # again, the limit is far lower: halve.
+        if self._confirmed:
+            factor = self.fall_factor
+        else:
+            factor = 0.5 if self._falling else self.guess_fall
+        self.low = max(self.min_rate, sent * factor)
+        self._falling = not self._confirmed
         self._confirmed = False
-        self.rate = max(self.min_rate, self.low)
-        self.low = self.rate
+        self.rate = self.low
         return True
 
-    def _next_probe(self) -> float:
-        assert self.low is not None and self.high is not None
-        return self.low + (self.high - self.low) * self.probe_bias
+    def _reprobe(self) -> None:
+        """Look higher again, in case the limit rose: creep up to a ceiling, then double."""
+        assert self.low is not None
+        self._settled_for = 0.0
+        self._clean = 0.0
+        self._reprobing = True
+        self._creep = self.creep**0.5
+        self.high = self.low * self.reprobe_ceiling
+        self.rate = self.low * self._creep

@@ -26,6 +26,7 @@ is shared, so one throttled request means all of them would be.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
 from collections import deque
@@ -46,6 +47,8 @@ def check_rate(rate: float | None) -> None:
             "omit it to let the tool find the limit"
         )
 
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -105,6 +108,8 @@ class RateLimiter:
         self._urgent: deque[tuple[float, asyncio.Future[float]]] = deque()
         self._normal: deque[tuple[float, asyncio.Future[float]]] = deque()
         self._dispatcher: asyncio.Task[None] | None = None
+        self._recent: deque[float] = deque()  # grant times of the last second (searching)
+        self._first_grant = math.inf
         self.throttled = 0
 
     @property
@@ -151,7 +156,11 @@ class RateLimiter:
         """
         now = self._clock()
         self._tick(now)
-        ahead = self._urgent if urgent else self._urgent or self._normal
+        # A caller takes a free slot at once only if nobody due before it waits.
+        if urgent:
+            ahead = self._urgent or (self._normal and self._normal[0][0] <= now)
+        else:
+            ahead = self._urgent or self._normal
         if not ahead and self._grant(now):
             return self._rate
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
@@ -174,9 +183,10 @@ class RateLimiter:
         self.throttled += 1
         pause = retry_after if retry_after is not None else DEFAULT_PAUSE
         self._paused_until = max(self._paused_until, now + max(0.0, pause))
-        if self.search is not None and self.search.throttled(sent_rate):
+        if self.search is not None and self.search.throttled(sent_rate, self._recent_pace(now)):
             self._rate = self.search.rate
             self._throttled_this_tick = True
+            log.debug("refused at %s req/s: now %r", sent_rate, self.search)
         # After the pause, one slot and then the pace: not a burst of every
         # caller that waited, which a sliding-window platform would refuse.
         self._tat = max(self._tat, self._paused_until + (self._burst - 1) / self._rate)
@@ -185,11 +195,28 @@ class RateLimiter:
         """Take the slot due now, if there is one."""
         if now < self._paused_until:
             return False
+        self._first_grant = min(self._first_grant, now)
         interval = 1.0 / self._rate
         if self._tat - (self._burst - 1) * interval > now + 1e-9:  # rounding costs no sleep
             return False
         self._tat = max(self._tat, now) + interval
+        if self.search is not None:  # kept while searching: the pace of the last second
+            self._recent.append(now)
+            while self._recent[0] < now - 1.0:
+                self._recent.popleft()
         return True
+
+    def _recent_pace(self, now: float) -> float | None:
+        """The pace the platform took over the last second (None before any slot).
+
+        Slots granted, less one burst: a token bucket lets a burst through on
+        top of its rate, and ours is the best guess at the size of its.
+        """
+        while self._recent and self._recent[0] < now - 1.0:
+            self._recent.popleft()
+        if len(self._recent) <= self._burst:
+            return None
+        return (len(self._recent) - self._burst) / max(0.25, min(1.0, now - self._first_grant))
 
     def _due(self) -> float:
         """When the next slot comes due."""
@@ -233,6 +260,8 @@ class RateLimiter:
             return
         if self._queued_this_tick and not self._throttled_this_tick and not self.paused:
             settled = self.search.busy(min(elapsed, 1.0))
+            if self.search.rate != self._rate:
+                log.debug("busy and clean: now %r", self.search)
             self._rate = self.search.rate
             if settled and self._on_settled is not None:
                 self._on_settled(self._rate)

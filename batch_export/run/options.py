@@ -55,6 +55,8 @@ class RunOptions:
     encoding: str = "utf-8"
     rate: float | None = None
     burst: int = 4
+    #: where the account's limit is remembered (None: $BATCH_EXPORT_CACHE_DIR or the user cache)
+    cache_dir: Path | None = None
     concurrency: int = 16
     max_pending: int = 500
     timeout: float = 3600.0

@@ -38,7 +38,7 @@ from ..errors import (
 from ..evidence.journal import SUBMITTING, Journal, TargetState
 from ..input.ids import Target
 from ..platform.client import PlatformClient
-from ..platform.limits import RateLimiter
+from ..platform.known_limit import remembering_limiter
 from ..redaction import Redactor
 from ..storage.sink import SavedExport, Sink
 from ..storage.validate import PlaceholderError
@@ -65,7 +65,10 @@ class Exporter:
         self.tally = tally
         self.sink = sink
         self.redactor = options.redactor or Redactor()
-        self.limiter = RateLimiter(options.rate, burst=options.burst)
+        # Without --rate, the search starts from the account's remembered limit.
+        self.limiter, self.limit_memory = remembering_limiter(
+            options.rate, options.burst, options.api, options.out_dir, options.cache_dir
+        )
         self.model = ReadinessModel()
         self.window = TaskWindow(options.max_pending, grace=options.grace)
         self.journal: Journal
@@ -118,6 +121,8 @@ class Exporter:
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
+            if self.limit_memory is not None:  # what the search settled at, for the next run
+                await self.limit_memory.flush(self.limiter.settled)
 
     async def _work(self, work: Iterable[str], resumed: set[str]) -> None:
         try:

@@ -1,0 +1,52 @@
+"""The limit search and the remembered limit against the simulator's strict limit, over real HTTP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from batch_export.platform.known_limit import CACHE_ENV, OUT_FILE
+
+from .conftest import StartSimulator, api_args, run_subprocess, write_ids
+
+TARGETS = 150
+
+
+def _refusals(stats: dict[str, object], style: str) -> int:
+    """The simulator's "slower" answers in ``style``: 429s, or 503/504 overload pages."""
+    responses = stats["responses"]
+    assert isinstance(responses, dict)
+    return int(responses.get(style[:3], 0))
+
+
+@pytest.mark.parametrize("style", ["429", "503-html"])
+def test_a_strict_limit_is_found_with_few_refusals_and_remembered(
+    simulator: StartSimulator, tmp_path: Path, style: str
+) -> None:
+    """20 req/s burst 5, no --rate: a handful of refusals; a second run starts at the found pace."""
+    sim = simulator(rate_limit=20, burst=5, throttle_style=style, prepare_delay="0.05:0.3")
+    ids = write_ids(tmp_path / "ids.csv", range(1, TARGETS + 1))
+    cache = tmp_path / "cache"
+    env = {CACHE_ENV: str(cache)}
+
+    def run(out: Path) -> str:
+        args = ["run", str(ids), "--out", str(out), *api_args(sim), "-v", "--no-progress"]
+        proc = run_subprocess(args, sim.token, timeout=180, extra_env=env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stderr
+
+    first = run(tmp_path / "first")
+    after_first = sim.stats()
+    refused = _refusals(after_first, style)
+    # 2 requests per export and a few refusals while searching: well under 2 %.
+    assert refused <= 5, after_first["responses"]
+    assert "remembered limit" not in first
+    remembered = json.loads((tmp_path / "first" / OUT_FILE).read_text())
+    assert 20 / 1.2 <= remembered["rate"] <= 20.5
+    assert sim.token not in (tmp_path / "first" / OUT_FILE).read_text()
+
+    second = run(tmp_path / "second")  # another output directory, the same cache
+    assert f"remembered limit: {remembered['rate']:g} req/s (cache)" in second
+    assert _refusals(sim.stats(), style) - refused <= 1
