@@ -127,14 +127,19 @@ def test_an_expiry_is_learnt_and_first_checks_come_before_it() -> None:
 
 
 def test_an_expiry_bounds_the_interval_between_later_checks() -> None:
-    """Long-tail files gone 1.5 s after ready: later checks come at most ~2 s apart."""
+    """Long-tail files gone 1.5 s after ready: later checks come a few seconds apart, not 10.
+
+    Later checks lose files on a ramp (only those ready early in a long gap),
+    so the bound lands above the expiry; it still cuts the losses to a few
+    percent and the cost below that of the unbounded plan.
+    """
     model = ReadinessModel(rng=random.Random(2))
     play(model, long_tail, 1000, expire=1.5, seed=1)
-    assert model.expiry.later_cap() <= 2.0
+    assert model.expiry.later_cap() <= 3.5
     assert model.expiry.first_cap() == math.inf  # quick files are fetched in time
     tally = play(model, long_tail, 1000, expire=1.5, seed=2)
-    assert tally.gone <= 25
-    assert tally.per_export <= 2.35
+    assert tally.gone <= 40
+    assert tally.per_export <= 2.3
 
 
 def test_a_forgetting_platform_that_never_expires_keeps_its_checks_late() -> None:

@@ -42,6 +42,8 @@ Outcome = Literal["ready", "pending", "gone"]
 _PLAN_AFTER = 5
 #: outcomes PrepTimes needs before its plan replaces the first-check tracker
 _PLAN_FIRST_AFTER = 100
+#: before the plan: a later check waits this multiple of the request's age (at least)
+_BACKOFF = 2.0
 #: weight of the newest first check in the moving share of 404s (about the last 20)
 _SHARE_WEIGHT = 0.05
 #: how far (a factor) an outcome's wait may be from a tracker's delay and still count
@@ -101,10 +103,8 @@ class ReadinessModel:
         else:
             if self._later_outcomes >= _PLAN_AFTER:
                 base = self.prep.next_check(elapsed) - elapsed
-            elif checks_done < self.levels:
-                base = self.delays[checks_done]
             else:
-                base = max(elapsed * 0.5, self.delays[-1])
+                base = max(elapsed * _BACKOFF, self.delays[min(checks_done, self.levels - 1)])
             base = min(base, self.expiry.later_cap(), self._alarm[1])
         # a little jitter so requests submitted together do not poll in lockstep
         jittered = base * self._rng.uniform(0.97, 1.03)
