@@ -33,6 +33,19 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "sample_inputs"
 
 
+@pytest.fixture(autouse=True)
+def _private_limit_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test remembers rate limits in a cache of its own, never under $HOME.
+
+    The environment reaches in-process runs and spawned CLIs alike; one cache
+    per test, because simulators reuse ports and tokens, and a limit learnt
+    by one test must not start another's search.
+    """
+    monkeypatch.setenv("BATCH_EXPORT_CACHE_DIR", str(tmp_path_factory.mktemp("limit-cache")))
+
+
 class SimThread:
     """A Simulator serving from a background thread until ``stop()``."""
 

@@ -353,5 +353,6 @@ async def test_a_conflict_left_unsettled_is_polled_by_the_next_run(tmp_path: Pat
     await again.close()
     assert again.damaged_count == 0
     assert again.states["12"].status == SUBMITTED and again.states["12"].request_id == "dr_1"
-    work, resumed, _ = await _plan(again, LocalSink(out), ["12"])
-    assert work == ["12"] and resumed == {"12"}
+    again.state("12").in_input = True  # what reading an input naming it does
+    work, resumed, _, todo = await _plan(again, LocalSink(out))
+    assert list(work) == ["12"] and resumed == {"12"} and todo == 1

@@ -326,7 +326,9 @@ def test_a_refused_second_run_leaves_the_first_untouched(
     ids = write_ids(tmp_path / "ids.csv", range(1, 61))
     out = tmp_path / "out"
     args = ["run", str(ids), "--out", str(out), *api_args(sim), "--no-progress"]
-    first = spawn_cli(args, sim.token)
+    # --rate 10: the first run must outlast a few refused second runs; found
+    # without it, its limit is reached in a second and the run ends too soon.
+    first = spawn_cli([*args, "--rate", "10"], sim.token)
     assert wait_for_journal(out, 20, first)
     refused = 0
     while first.poll() is None and refused < 15:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from batch_export.errors import ExportError
-from batch_export.evidence.journal import Journal, TargetState, replay
+from batch_export.evidence.journal import Journal, TargetState, TargetTable, replay
 from batch_export.input.ids import Target, TargetKind
 from batch_export.platform.limits import RetryPolicy
 from batch_export.platform.settings import ApiSettings
@@ -355,7 +355,9 @@ async def test_a_failure_that_cannot_be_journaled_stops_the_run(tmp_path: Path) 
         handle_signals=False,
     )
     exporter = Exporter(options, RunTally(), LocalSink(tmp_path))
-    journal = Journal(tmp_path / "journal.jsonl", os.open("/dev/full", os.O_WRONLY), {}, {})
+    journal = Journal(
+        tmp_path / "journal.jsonl", os.open("/dev/full", os.O_WRONLY), {}, TargetTable("profile")
+    )
     exporter.journal = journal
     await exporter._fail(Target(TargetKind.PROFILE, "1"), "refused by the platform")
     assert exporter.window.stopping.is_set()
