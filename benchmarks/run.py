@@ -597,9 +597,23 @@ def scenario_memory_resume(cfg: Config, work: Path) -> Result:
             f"exit 0, done {rows}",
             False,
         )
-    res.add(label, "status --json wall time", f"{fmt(m['wall_s'])} s", "<= 3 s", m["wall_s"] <= 3)
-    rss = m["max_rss_mb"]
-    res.add(label, "status CPU / peak RSS", f"{m['cpu_s']} s / {rss} MB", "<= 150 MB", rss <= 150)
+    # The goals are the 1,000,000-record ones (issue 17); a 10M run states its figures.
+    goal = rows <= 1_000_000
+    wall, rss = m["wall_s"], m["max_rss_mb"]
+    res.add(
+        label,
+        "status --json wall time",
+        f"{fmt(wall)} s",
+        "<= 3 s" * goal,
+        wall <= 3 if goal else None,
+    )
+    res.add(
+        label,
+        "status CPU / peak RSS",
+        f"{m['cpu_s']} s / {rss} MB",
+        "<= 150 MB" * goal,
+        rss <= 150 if goal else None,
+    )
     # A resume's own steps before its first request (read the CSV, replay, plan).
     cmd = [PY, str(BENCH / "resume_replay.py"), str(out_dir), str(work / "ids.csv")]
     r = measure(cmd, workdir=work, name="resume", env=clean_env(), timeout=cfg.timeout)
@@ -611,8 +625,8 @@ def scenario_memory_resume(cfg: Config, work: Path) -> Result:
         label,
         "resume (read CSV, replay, plan) wall / peak RSS",
         f"{fmt(r['wall_s'])} s / {r['max_rss_mb']} MB",
-        "<= 150 MB",
-        r["max_rss_mb"] <= 150,
+        "<= 150 MB" * goal,
+        r["max_rss_mb"] <= 150 if goal else None,
     )
     res.add(
         label,
