@@ -15,6 +15,7 @@ are given only while a run is running, over the ``done`` lines of its last
 from __future__ import annotations
 
 import csv
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,13 +63,19 @@ class _RecentTimes(list[float]):
     def __init__(self, cutoff: float) -> None:
         super().__init__()
         self.cutoff = cutoff
-        self.latest: float | None = None
+        self._latest = -math.inf
+
+    @property
+    def latest(self) -> float | None:
+        """The latest time appended (None if none was)."""
+        return self._latest if self._latest != -math.inf else None
 
     def append(self, value: float) -> None:
-        if self.latest is None or value > self.latest:
-            self.latest = value
+        # Once per done line: no None test, no super() call.
+        if value > self._latest:
+            self._latest = value
         if value >= self.cutoff:
-            super().append(value)
+            list.append(self, value)
 
 
 @dataclass

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterator
+from itertools import compress
 from typing import Any
 
 from .target_index import SlotIndex
@@ -52,6 +53,9 @@ from .target_view import (
     WIDTH,
     TargetView,
 )
+
+#: ``bytearray.translate`` table: 1 for the done status code, 0 for the others
+_DONE_ONLY = bytes(int(code == CODE_DONE) for code in range(256))
 
 __all__ = [
     "DONE",
@@ -294,9 +298,8 @@ class TargetTable(SlotIndex):
         """How many targets are in each status, and the counters and replayed sizes summed."""
         found = {name: self.status.count(code) for code, name in enumerate(STATUSES)}
         sizes = self._sizes
-        found["bytes"] = (
-            sum(sizes[slot] for slot in self.slots_with(DONE)) if sizes is not None else 0
-        )
+        # The sizes of done slots, picked at C speed: a byte 1 per done slot selects.
+        found["bytes"] = sum(compress(sizes, self.status.translate(_DONE_ONLY))) if sizes else 0
         for name, counter in (("reissued", REISSUED), ("ambiguous", AMBIGUOUS)):
             counts = self._small[counter::WIDTH]
             found[name] = sum(counts) + sum(
