@@ -1,4 +1,4 @@
-"""The seal's Merkle leaves sorted by (kind, id), a million of them in ~45 MB.
+"""The seal's Merkle leaves sorted by (kind, id), a million of them in ~40 MB.
 
 ``seal.digest_manifest`` sorts one record per done target, ``kind NUL id NUL
 leaf hash`` (UTF-8 bytes sort as the strings do; NUL before any character),
@@ -10,9 +10,9 @@ Here records wait packed into buckets instead: one ``bytearray`` per first
 few bytes of the record (cutting every record to a prefix keeps their
 order, so the buckets, taken in order of their prefix, hold consecutive
 runs of the sorted records). Each record is stored without the prefix its
-bucket stands for, behind its length: ~45 bytes. At the end the buckets are
-sorted one at a time, each as a short list of ``bytes``; a bucket too big
-for that is split again by its next bytes first. The order, and so the
+bucket stands for, behind its length (a byte): ~40 bytes. At the end the
+buckets are sorted one at a time, each as a short list of ``bytes``; a
+bucket too big for that is split again by its next bytes first. The order, and so the
 root, is exactly that of sorting every record at once.
 """
 
@@ -28,7 +28,8 @@ SORT_AT_ONCE = 1 << 16
 _STEP = 2
 #: splits stop here (records this alike are sorted at once, however many)
 _MAX_DEPTH = 8
-_LENGTH = 4  # bytes of each record's length
+_LONG = 255  # a length byte that says four bytes of length follow
+_LENGTH = 4
 
 
 class SortedLeaves:
@@ -49,8 +50,7 @@ class SortedLeaves:
         bucket = self._buckets.get(head)
         if bucket is None:
             bucket = self._buckets[head] = bytearray()
-        bucket += len(rest).to_bytes(_LENGTH, "little")
-        bucket += rest
+        _pack(bucket, rest)
         self.count += 1
 
     def leaves(self) -> Iterator[bytes]:
@@ -60,11 +60,25 @@ class SortedLeaves:
             yield from _sorted_leaves(buckets.pop(head), head, 0)
 
 
+def _pack(bucket: bytearray, record: bytes) -> None:
+    """Append ``record`` behind its length: one byte, or 255 and four more for a long one."""
+    size = len(record)
+    if size < _LONG:
+        bucket.append(size)
+    else:
+        bucket.append(_LONG)
+        bucket += size.to_bytes(_LENGTH, "little")
+    bucket += record
+
+
 def _records(bucket: bytearray) -> Iterator[bytes]:
     at, end = 0, len(bucket)
     while at < end:
-        size = int.from_bytes(bucket[at : at + _LENGTH], "little")
-        at += _LENGTH
+        size = bucket[at]
+        at += 1
+        if size == _LONG:
+            size = int.from_bytes(bucket[at : at + _LENGTH], "little")
+            at += _LENGTH
         yield bytes(bucket[at : at + size])
         at += size
 
@@ -75,7 +89,7 @@ def _sorted_leaves(bucket: bytearray, head: bytes, offset: int) -> Iterator[byte
     Its records are alike up to ``offset`` bytes; a big bucket is split by
     the next ``_STEP`` of them, and each part sorted alone.
     """
-    if len(bucket) <= SORT_AT_ONCE * 48 or offset >= _MAX_DEPTH * _STEP:
+    if len(bucket) <= SORT_AT_ONCE * 44 or offset >= _MAX_DEPTH * _STEP:
         records = list(_records(bucket))
         del bucket[:]
         records.sort()
@@ -89,8 +103,7 @@ def _sorted_leaves(bucket: bytearray, head: bytes, offset: int) -> Iterator[byte
         part = parts.get(key)
         if part is None:
             part = parts[key] = bytearray()
-        part += len(record).to_bytes(_LENGTH, "little")
-        part += record
+        _pack(part, record)
     del bucket[:]
     for key in sorted(parts):
         yield from _sorted_leaves(parts.pop(key), head, offset + _STEP)

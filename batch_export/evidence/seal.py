@@ -125,7 +125,7 @@ def digest_manifest(path: Path) -> ManifestDigest:
     """Hash the manifest and compute its counts and Merkle root in one pass.
 
     The leaves are sorted by (kind, id), packed in buckets while they wait
-    (``leaf_sort.SortedLeaves``: ~45 bytes per done target).
+    (``leaf_sort.SortedLeaves``: ~40 bytes per done target).
     Unreadable lines count for nothing here; ``verify`` reports them.
     """
     found = ManifestDigest()
