@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 
 import pytest
@@ -139,7 +140,7 @@ async def test_slots_are_granted_when_due_so_a_pause_voids_nothing() -> None:
     await asyncio.gather(*(one() for _ in range(12)), throttle_after_first())
     after = [t for t in granted if t > 1000.0]
     assert after and min(after) >= 1002.0
-    gaps = [b - a for a, b in zip(after, after[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(after)]
     assert all(gap >= 0.1 - 1e-9 for gap in gaps)  # one slot, then the pace: no burst
 
 

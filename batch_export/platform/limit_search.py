@@ -13,18 +13,27 @@ turns those refusals and the busy seconds without one into a pace:
   not to the pace now. Answers to requests sent at a pace already known to
   be too fast carry no news and change nothing, so doubling quickly cannot
   make one overshoot count twice;
-* **bisection biased low**: after the first refusal the limit lies between
-  the fastest pace that ran clean (``low``) and the slowest refused one
-  (``high``). A probe above the limit costs a refusal and the server's
-  Retry-After pause for everyone; one below costs only a few percent for a
-  couple of seconds, so probes sit below the midpoint;
+* **an estimate from the first refusal**: when it comes, the limiter knows
+  how many slots it granted over the last second; less one burst, that is
+  the pace the platform took. The search restarts a little under it
+  (``estimate_share``), with a soft ceiling a little over it. Every refusal
+  costs the server's Retry-After pause for everyone, so a bisection that
+  probes above the limit four or five times is what this avoids;
+* **a creep under the ceiling**: every ``confirm_seconds`` of busy time
+  without a refusal the pace that ran becomes ``low`` and the next is
+  ``creep`` higher, never above ``high / precision``. A refusal above ``low``
+  makes ``high`` hard and goes back to ``low`` in smaller steps; one at or
+  under ``low`` (a token bucket hides a pace a little over its rate for
+  burst / excess seconds, or the limit fell) steps down;
 * **settled at a confirmed pace**: once ``high / low`` is within
-  ``precision`` it runs at ``low``, which ran clean for ``confirm_seconds``,
-  and after ``reprobe_seconds`` tries higher again in case the limit rose.
+  ``precision`` it runs at ``low``, and after ``reprobe_seconds`` (sooner
+  under a soft ceiling nobody refused) creeps higher again, doubling once it
+  passes ``reprobe_ceiling`` unrefused: the limit rose.
 
-It assumes nothing about the platform's bucket (token bucket, fixed or
-sliding window): only that a pace which drew a refusal was too fast and one
-that ran clean for a few busy seconds was not.
+It assumes little about the platform's bucket (token bucket, fixed or
+sliding window): a pace that drew a refusal was too fast and one that ran
+clean for a few busy seconds probably was not; the estimate only sets where
+the creep starts.
 """
 
 from __future__ import annotations
@@ -166,8 +175,10 @@ class LimitSearch:
         # again, the limit is far lower: halve.
         if self._confirmed:
             factor = self.fall_factor
+        elif self._falling:
+            factor = 0.5
         else:
-            factor = 0.5 if self._falling else self.guess_fall
+            factor = self.guess_fall
         self.low = max(self.min_rate, sent * factor)
         self._falling = not self._confirmed
         self._confirmed = False
