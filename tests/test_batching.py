@@ -88,7 +88,7 @@ async def test_without_syncfs_the_store_fsyncs_small_exports_in_few_trips(tmp_pa
     """Where there is no syncfs: forty exports share fsync trips, end owner-only, exact."""
     out = prepare_out_dir(tmp_path / "out")
     store = LocalSink(out)
-    store._group_known = True  # as on a system without syncfs: no shared group commit
+    store._group_loop = asyncio.get_running_loop()  # looked up, none found: as without syncfs
     targets = [Target(TargetKind.PROFILE, str(n)) for n in range(1, 41)]
     saved = await asyncio.gather(*(store.save(t, _export(t), _empty()) for t in targets))
     await store.sync()

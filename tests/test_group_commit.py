@@ -105,3 +105,17 @@ async def test_store_saves_small_exports_durably_in_shared_trips(tmp_path: Path)
         assert path.read_bytes() == _export(target)
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert os.listdir(out / ".partial") == []
+
+
+def test_a_store_used_on_a_second_loop_gets_that_loops_trips(tmp_path: Path) -> None:
+    """A sink reused by a later asyncio.run (the Python API) does not wait on a dead loop's trips."""
+    out = prepare_out_dir(tmp_path / "out")
+    store = LocalSink(out)
+
+    async def save(target_id: str) -> None:
+        target = Target(TargetKind.PROFILE, target_id)
+        await asyncio.wait_for(store.save(target, _export(target), _empty()), 10)
+
+    asyncio.run(save("1"))
+    asyncio.run(save("2"))
+    assert sorted(p.name for p in (out / "exports").rglob("*.json")) == ["1.json", "2.json"]

@@ -117,7 +117,8 @@ class LocalSink:
         self._dirty_dirs: set[str] = set()
         #: the run's shared ``syncfs`` trips (looked up by the first export), or None
         self._group: FileSystemSync | None = None
-        self._group_known = False
+        #: the loop ``_group`` was looked up on (each loop has trips of its own)
+        self._group_loop: asyncio.AbstractEventLoop | None = None
         #: without ``syncfs``: fsync, close and rename per file, many files per trip
         self._batcher: ThreadBatcher[Callable[[], Any]] = ThreadBatcher(run_jobs)
 
@@ -244,9 +245,10 @@ class LocalSink:
         )
 
     def _group_sync(self) -> FileSystemSync | None:
-        if not self._group_known:
+        loop = asyncio.get_running_loop()
+        if self._group_loop is not loop:
             self._group = shared_sync(self._partial)
-            self._group_known = True
+            self._group_loop = loop
         return self._group
 
     def _temporary(self) -> str:
