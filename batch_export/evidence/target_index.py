@@ -2,9 +2,10 @@
 
 A dict from a million ID strings to slot numbers costs ~150 bytes a target
 (the string, the entry, the int). Here a profile or subprofile ID is kept as
-an integer in an ``array('q')`` (8 bytes), any other ID as a string in a
-list, and an ``array('i')`` of slot numbers, at most 60 % full, finds a slot
-from its ID by linear probing (~7 bytes a target). An ID of a numeric table
+an integer in an ``array('q')`` (8 bytes), any other ID (an email) as its
+UTF-8 bytes packed in one ``bytearray`` (its length plus 8 bytes), and an
+``array('i')`` of slot numbers, at most 60 % full, finds a slot from its ID
+by linear probing (~7 bytes a target). An ID of a numeric table
 that is not a canonical number (``007``, ``abc``: a hand-edited journal) is
 kept by name in a side dict, so it never meets the number it resembles.
 """
@@ -12,6 +13,7 @@ kept by name in a side dict, so it never meets the number it resembles.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["EMPTY", "MASK64", "MIX", "SlotIndex"]
@@ -46,6 +48,37 @@ def _empty_index(bits: int) -> array[int]:
     return index
 
 
+class _PackedStrings:
+    """A list of strings packed as UTF-8 in one ``bytearray``: ~length + 8 bytes each.
+
+    A ``str`` object costs ~50 bytes besides its text (77 for a 28-character
+    email): for a million emails that is the largest part of the table.
+    ``surrogatepass`` keeps the packing exact for any ``str`` a journal holds.
+    """
+
+    __slots__ = ("_blob", "_ends")
+
+    def __init__(self) -> None:
+        self._blob = bytearray()
+        self._ends = array("q")  # where each string's bytes end
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def append(self, text: str) -> None:
+        self._blob += text.encode("utf-8", "surrogatepass")
+        self._ends.append(len(self._blob))
+
+    def __getitem__(self, index: int) -> str:
+        ends = self._ends
+        start = ends[index - 1] if index > 0 else 0
+        return self._blob[start : ends[index]].decode("utf-8", "surrogatepass")
+
+    def __iter__(self) -> Iterator[str]:
+        for index in range(len(self._ends)):
+            yield self[index]
+
+
 class SlotIndex:
     """Slots numbered in the order their IDs are first seen; ``_new_slot`` makes a slot's fields."""
 
@@ -54,7 +87,7 @@ class SlotIndex:
         #: integer IDs (profiles, subprofiles); strings for any other kind
         self.numeric = kind in ("profile", "subprofile")
         self._ints = array("q")
-        self._names: list[str] = []
+        self._names = _PackedStrings()
         self._odd: dict[str, int] = {}  # numeric table: IDs that are not canonical numbers
         self._odd_names: dict[int, str] = {}
         self._bits = _MIN_BITS

@@ -6,8 +6,8 @@ open) its request ID. As one object per target in a dict that was ~200 bytes
 each; here each target is a *slot*, a position in arrays:
 
 - its ID: a profile or subprofile ID is an integer in an ``array('q')`` (8
-  bytes); any other ID (an email, or an odd one a hand-edited journal holds)
-  is a string in a list, or in a side dict for a numeric table;
+  bytes); an email is its UTF-8 bytes packed in one ``bytearray``; an odd
+  ID a hand-edited journal holds in a numeric table is a string in a side dict;
 - an open-addressing hash index (``array('i')``, at most 60 % full) from ID
   to slot: ~7 bytes per target, against ~40 for a dict entry and two ints;
 - its status, flags and counters: a byte each in a ``bytearray`` (a counter
