@@ -8,16 +8,19 @@ from outcomes — and, where files expire, how long they stay.
 The first check of a request uses a stochastic-approximation quantile tracker
 (Robbins–Monro on the log of its delay): a check that finds the export ready
 shortens the delay a little, one that finds the placeholder lengthens it more,
-so it settles where a fraction ``targets[0]`` (93 %) of first checks succeed.
-It needs no timestamps of the (unobservable) moment a file became ready.
+so it settles where a fraction ``targets[0]`` (97 %) of first checks succeed.
+It needs no timestamps of the (unobservable) moment a file became ready. Once
+the plan below has 100 outcomes, the first check is the earlier of the two:
+on a long-tailed platform the tracker wanders on the flat stretch between the
+quick files and the tail, while the plan finds where the quick ones end.
 
 Later checks follow a plan: ``PrepTimes`` (preptimes.py) learns the whole
 time-to-ready distribution from the interval-censored outcomes (placeholder at
 ``t_a``, ready at ``t_b``: ready in ``(t_a, t_b]``) and picks each next check
 from the distribution given "not ready yet", trading one more check against
 the seconds a file would wait unfetched, holding a ``--max-pending`` slot.
-Until it has seen enough later outcomes, the older per-level trackers (aiming
-at the median) stand in for it.
+Until it has seen a few later outcomes, a later check waits twice the
+request's age.
 
 404s ("unknown or expired request ID") go to ``ExpiryModel`` (expiry.py),
 which caps the first check's delay and the interval between later checks
@@ -38,13 +41,13 @@ __all__ = ["Outcome", "ReadinessModel"]
 
 Outcome = Literal["ready", "pending", "gone"]
 
-#: later outcomes PrepTimes needs before its plan replaces the per-level trackers
+#: later outcomes PrepTimes needs before its plan replaces the age backoff
 _PLAN_AFTER = 5
 #: outcomes PrepTimes needs before its plan replaces the first-check tracker
 _PLAN_FIRST_AFTER = 100
 #: before the plan: a later check waits this multiple of the request's age (at least)
 _BACKOFF = 2.0
-#: weight of the newest first check in the moving share of 404s (about the last 20)
+#: weight of the newest check in the moving shares of 404s (about the last 20 of a kind)
 _SHARE_WEIGHT = 0.05
 #: how far (a factor) an outcome's wait may be from a tracker's delay and still count
 _STALE = 1.05
