@@ -35,7 +35,7 @@ from ..errors import (
     TargetError,
     TransientError,
 )
-from ..evidence.journal import SUBMITTING, Journal, TargetState
+from ..evidence.journal import SUBMITTING, Journal, TargetView
 from ..input.ids import Target
 from ..platform.client import PlatformClient
 from ..platform.known_limit import remembering_limiter
@@ -214,7 +214,7 @@ class Exporter:
         self.tally.failed(target.id)
         self.window.alive()
 
-    async def _export_one(self, target: Target, state: TargetState, resumed: bool) -> None:
+    async def _export_one(self, target: Target, state: TargetView, resumed: bool) -> None:
         check_now = resumed
         rid = state.request_id
         while True:
@@ -237,7 +237,7 @@ class Exporter:
             self.window.alive()
             return
 
-    async def _submit(self, target: Target, state: TargetState) -> str:
+    async def _submit(self, target: Target, state: TargetView) -> str:
         """Ask the platform for ``target``'s export; the request ID it answered with."""
         if state.status == SUBMITTING:
             # A POST was in flight when an earlier run died: it may have created a request.
