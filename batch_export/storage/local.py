@@ -119,6 +119,9 @@ class LocalSink:
         self._group: FileSystemSync | None = None
         #: the loop ``_group`` was looked up on (each loop has trips of its own)
         self._group_loop: asyncio.AbstractEventLoop | None = None
+        #: distinct syncfs trips small exports waited for, and the latest one
+        self._synced_trips = 0
+        self._last_trip = -1
         #: without ``syncfs``: fsync, close and rename per file, many files per trip
         self._batcher: ThreadBatcher[Callable[[], Any]] = ThreadBatcher(run_jobs)
 
@@ -238,11 +241,20 @@ class LocalSink:
             # Cancelled in between, the temporary stays in .partial/ for the next run to clear.
             os.close(fd)
             await group.durable()  # the contents: never incomplete under the final name
+            self._count_trip(group.trips)
             os.replace(temporary, final)
             await group.durable()  # the name: the done line may now claim the file
+            self._count_trip(group.trips)
         return SavedExport(
             file=relative, bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), gzip=self.gzip
         )
+
+    def _count_trip(self, trip: int) -> None:
+        # Trips are shared (the journal's lines may ride in them too): count
+        # each one that small exports of this store waited for once.
+        if trip != self._last_trip:
+            self._last_trip = trip
+            self._synced_trips += 1
 
     def _group_sync(self) -> FileSystemSync | None:
         loop = asyncio.get_running_loop()
@@ -269,8 +281,8 @@ class LocalSink:
 
     @property
     def commit_trips(self) -> int:
-        """Worker-thread trips that made small exports durable (``syncfs`` trips: shared)."""
-        return self._batcher.trips + (self._group.trips if self._group is not None else 0)
+        """Worker-thread trips that made small exports durable (shared ``syncfs`` trips once each)."""
+        return self._batcher.trips + self._synced_trips
 
     def stats(self) -> dict[str, int]:
         """What this destination did, for the run summary."""
