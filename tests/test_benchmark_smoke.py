@@ -18,6 +18,9 @@ SCENARIOS = [
     "memory-resume",
     "one-at-a-time",
     "long-tail",
+    "expiring",
+    "limit-unknown",
+    "limit-strict",
 ]
 
 
@@ -38,19 +41,19 @@ def smoke_run(
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=300,
     )
     return proc, results
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(320)
 def test_smoke_completes(smoke_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     """The smoke run exits 0: no scenario raised inside the harness."""
     proc, _ = smoke_run
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(320)
 def test_smoke_table_has_every_scenario(
     smoke_run: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:
@@ -67,7 +70,7 @@ def test_smoke_table_has_every_scenario(
     assert "| harness | error |" not in proc.stdout
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(320)
 def test_smoke_writes_json_per_scenario(
     smoke_run: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:
