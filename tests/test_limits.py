@@ -157,6 +157,22 @@ async def test_a_cancelled_caller_gives_its_turn_to_the_next() -> None:
     assert limiter.waiting == 0
 
 
+async def test_no_task_outlives_the_last_cancelled_caller() -> None:
+    """Every waiter cancelled (a cancelled run): the limiter leaves no task behind, and still works."""
+    limiter = RateLimiter(2, burst=1)
+    await limiter.acquire()
+    before = set(asyncio.all_tasks())
+    waiters = [asyncio.ensure_future(limiter.acquire()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert len(asyncio.all_tasks() - before) == 4  # three callers and the dispatcher
+    for waiter in waiters:
+        waiter.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
+    await asyncio.sleep(0)
+    assert asyncio.all_tasks() - before == set()
+    assert await asyncio.wait_for(limiter.acquire(urgent=True), 5) == 2.0
+
+
 async def test_the_limiter_charges_a_refusal_to_the_pace_it_was_granted_at() -> None:
     """acquire() returns the pace; a refusal reported with an older, faster pace is not news twice."""
     time = FakeTime()

@@ -171,7 +171,14 @@ class RateLimiter:
         self._queued_this_tick = True
         if self._dispatcher is None:
             self._dispatcher = asyncio.ensure_future(self._dispatch())
-        return await future
+        try:
+            return await future
+        except asyncio.CancelledError:
+            # The last waiter gone (a run cancelled): no dispatcher outlives it.
+            if self._dispatcher is not None and self._next_queue() is None:
+                self._dispatcher.cancel()
+                self._dispatcher = None
+            raise
 
     def on_throttled(self, retry_after: float | None, sent_rate: float | None = None) -> None:
         """The platform said "slower" to a request sent at ``sent_rate``: pause everyone.
@@ -251,7 +258,8 @@ class RateLimiter:
                 self._queued_this_tick = True
                 await self._sleep(max(0.0, self._due() - now))
         finally:
-            self._dispatcher = None
+            if self._dispatcher is asyncio.current_task():
+                self._dispatcher = None
 
     def _tick(self, now: float) -> None:
         """Every TICK seconds, tell the limit search whether callers had to queue."""
