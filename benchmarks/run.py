@@ -19,6 +19,7 @@ Prints a markdown table and writes raw results to
 from __future__ import annotations
 
 import argparse
+import atexit
 import hashlib
 import json
 import os
@@ -41,6 +42,9 @@ DEFAULT_RESULTS = BENCH / "results"
 PY = sys.executable
 #: where `python -m batch_export` is imported from (``--code-dir``; default: this checkout)
 CODE_DIR = ROOT
+#: the exporters' cache of remembered rate limits: one per harness run, removed at its end
+LIMIT_CACHE = Path(tempfile.mkdtemp(prefix="bench-limit-cache-"))
+atexit.register(shutil.rmtree, LIMIT_CACHE, ignore_errors=True)
 
 # --------------------------------------------------------------------------- processes
 
@@ -49,6 +53,9 @@ def clean_env(**extra: str) -> dict[str, str]:
     """The environment for child processes: no proxies, only 127.0.0.1 traffic."""
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    # Remembered rate limits go to this harness's own cache, never the user's
+    # (each simulator has a port of its own, so the accounts do not mix).
+    env["BATCH_EXPORT_CACHE_DIR"] = str(LIMIT_CACHE)
     if CODE_DIR != ROOT:
         env["PYTHONPATH"] = str(CODE_DIR)
     env.update(extra)
