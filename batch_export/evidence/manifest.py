@@ -245,6 +245,7 @@ def write_summary(
         "cut_downloads": traffic.get("cut_downloads", 0),
         "jwt_refreshes": traffic.get("jwt_refreshes", 0),
         "rate_found": traffic.get("rate_found"),
+        "rate_start": traffic.get("rate_start"),
         **extra,
         "exit_code": exit_code,
         "interrupted": interrupted,
