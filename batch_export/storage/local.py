@@ -289,15 +289,13 @@ class LocalSink:
         return {"file_commit_trips": self.commit_trips}
 
     async def sync(self) -> None:
-        """Make every rename so far durable: one ``syncfs``, or an fsync per directory."""
+        """Make every rename so far durable: an fsync per directory that has an unsynced one."""
         await self._batcher.drain()
         dirty, self._dirty_dirs = self._dirty_dirs, set()
-        if not dirty:
-            return
-        group = self._group_sync()
-        if group is not None:
-            await group.durable()
-        else:
+        if dirty:
+            # Only directories of streamed exports (and, without syncfs, of small
+            # ones): a handful of fsyncs cost less than a syncfs, which would
+            # also flush every other program's unwritten data.
             await asyncio.to_thread(fsync_dirs, sorted(dirty))
 
     async def close(self) -> None:
