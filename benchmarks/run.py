@@ -589,12 +589,23 @@ def scenario_memory_resume(cfg: Config, work: Path) -> Result:
     write_done_journal(out_dir, rows)
     write_ids(work / "ids.csv", rows)
     build = time.perf_counter() - t0
+    label = f"{rows:,} done records"
+    # What a run's end adds (after its seal): the checkpoint that spares the
+    # next status or resume the replay of these lines. The code before it has none.
+    cmd = [PY, "-c", _WRITE_CHECKPOINT, str(out_dir)]
+    c = measure(cmd, workdir=work, name="checkpoint", env=clean_env(), timeout=cfg.timeout)
+    res.raw["checkpoint"] = c
+    if c["returncode"] == 0 and (out_dir / "state.checkpoint").exists():
+        res.add(
+            label,
+            "checkpoint at the run's end (full replay + write) wall / peak RSS",
+            f"{fmt(c['wall_s'])} s / {c['max_rss_mb']} MB",
+        )
     cmd = [PY, "-m", "batch_export", "status", str(out_dir), "--json"]
     m = measure(cmd, workdir=work, name="status", env=clean_env(), timeout=cfg.timeout)
     res.raw.update(
         rows=rows, build_s=build, journal_bytes=(out_dir / "journal.jsonl").stat().st_size, run=m
     )
-    label = f"{rows:,} done records"
     report = m.get("stdout_json") or {}
     if m["returncode"] != 0 or report.get("done") != rows:
         res.add(
@@ -640,7 +651,25 @@ def scenario_memory_resume(cfg: Config, work: Path) -> Result:
         "resume steps: read / replay / plan",
         f"{steps.get('read_s')} s / {steps.get('replay_s')} s / {steps.get('plan_s')} s",
     )
+    # The same status without the checkpoint (a killed first run leaves none): the full replay.
+    (out_dir / "state.checkpoint").unlink(missing_ok=True)
+    cmd = [PY, "-m", "batch_export", "status", str(out_dir), "--json"]
+    f = measure(cmd, workdir=work, name="status-full", env=clean_env(), timeout=cfg.timeout)
+    res.raw["status_full_replay"] = f
+    res.add(
+        label,
+        "status --json without a checkpoint: wall / CPU / peak RSS",
+        f"{fmt(f['wall_s'])} s / {f['cpu_s']} s / {f['max_rss_mb']} MB",
+    )
     return res
+
+
+#: ``python -c`` it, DIR: write DIR's checkpoint as a run's end does (``orchestrate._report``)
+_WRITE_CHECKPOINT = (
+    "import sys; from pathlib import Path; "
+    "from batch_export.evidence.checkpoint import write_checkpoint; "
+    "write_checkpoint(Path(sys.argv[1]), 'profile')"
+)
 
 
 def scenario_one_at_a_time(cfg: Config, work: Path) -> Result:

@@ -38,6 +38,7 @@ from ..durable import fsync_dir, open_private, write_all
 from ..errors import ConfigError, ExportError
 from ..storage.sink import SavedExport
 from .chain import chain_lines, last_line_hash
+from .checkpoint import replay_journal
 from .done_lines import final_done_records
 from .journal_header import check_header, new_header, write_header
 from .recorded import RecordedFiles
@@ -56,8 +57,7 @@ from .replay import (
 from .target_table import TargetTable, TargetView
 
 __all__ = [
-    # the record vocabulary, shared with the reader (replay.py) and named here
-    # by writers
+    # the record vocabulary, shared with the reader (replay.py), named here by writers
     "DONE",
     "EVENTS",
     "FAILED",
@@ -145,8 +145,7 @@ class Journal:
     def open(cls, out_dir: Path, kind: str, states: TargetTable | None = None) -> Journal:
         """Open (or create) the journal in ``out_dir`` and replay it (into ``states``, if given).
 
-        A run passes the table its input was read into, so the input's
-        targets keep the first slots, in input order.
+        A run passes its input's table: its targets keep the first slots, in input order.
         """
         path = out_dir / JOURNAL_NAME
         states = TargetTable(kind) if states is None else states
@@ -155,7 +154,9 @@ class Journal:
         damage = JournalDamage()
         runs: list[dict[str, Any]] = []
         if path.exists():
-            read_header, good_end, damage = replay(path, states, files=files, runs=runs)
+            found = replay_journal(out_dir, kind, into=states)
+            read_header, good_end, damage = found.header, found.good_end, found.damage
+            states, files, runs = found.states, found.files, found.runs
             if damage.header is not None:
                 raise ConfigError(
                     f"{path}: line 1, the header, is damaged ({damage.header}); it says which "

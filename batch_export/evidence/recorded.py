@@ -52,6 +52,14 @@ class RecordedFiles:
         """The file the target's last ``done`` line recorded (``gzip``: that line's)."""
         return self._other.get(target_id) or self.default(target_id, gzip=gzip)
 
+    def others(self) -> dict[str, str]:
+        """The names kept (the ones that are not the default), by target ID: for a checkpoint."""
+        return dict(self._other)
+
+    def restore(self, others: dict[str, str]) -> None:
+        """Take back what ``others`` gave (a checkpoint's)."""
+        self._other = dict(others)
+
     def __len__(self) -> int:
         """How many names are kept: the ones that are not the default."""
         return len(self._other)

@@ -29,9 +29,10 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .recorded import RecordedFiles
+from .target_state import TargetState
 from .target_table import DONE, FAILED, NEW, SUBMITTED, SUBMITTING, TargetTable
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "SUBMITTED",
     "SUBMITTING",
     "JournalDamage",
+    "ReplayPoint",
     "TargetState",
     "TargetTable",
     "read_lines",
@@ -51,6 +53,14 @@ __all__ = [
 ]
 
 JOURNAL_NAME = "journal.jsonl"
+
+
+class _Times(Protocol):
+    """Where replay puts each ``done`` line's time: a list, an ``array('d')``..."""
+
+    def append(self, value: float, /) -> None: ...
+
+
 #: how many damaged line numbers are kept in memory (the count goes on)
 MAX_DAMAGED_LINES = 100
 #: how many of them a message lists
@@ -78,89 +88,6 @@ EVENTS = frozenset(
         "seal",
     }
 )
-
-
-class TargetState:
-    """One target's state as a plain object: what ``TargetTable`` keeps in arrays.
-
-    For callers that replay a small journal into a dict (tests, the report)
-    and for an entry with no state (an invalid row). A run and ``status``
-    use a ``TargetTable``; its ``TargetView`` has the same fields. A finished
-    target keeps no request ID, hash or file name in memory, nor its size
-    if it finished in this run: those stay in its ``done`` journal line, from
-    which the manifest is written (``final_done_records``); ``done_records``
-    counts those lines so the last one can be recognised. The rare file name
-    that is not the default one is in ``RecordedFiles``.
-    """
-
-    __slots__ = (
-        "ambiguous",
-        "attempts",
-        "bytes",
-        "done_records",
-        "error",
-        "gzip",
-        "in_input",
-        "reissued",
-        "request_id",
-        "status",
-        "submitted_at",
-    )
-
-    def __init__(self) -> None:
-        self.status = NEW
-        self.request_id: str | None = None
-        self.attempts = 0  # POSTs sent for this target, over all runs
-        self.ambiguous = 0  # POSTs that may have created a request we never learnt of
-        self.reissued = 0  # requests that expired or vanished and were asked again
-        self.bytes = 0  # size of a file saved by an earlier run, for the cheap resume check
-        self.gzip = False
-        self.error: str | None = None
-        self.done_records = 0
-        self.in_input = False  # named in this run's input
-        #: when the open request was made (its ``submitted`` line), for the ``done`` line
-        self.submitted_at: float | None = None
-
-    def apply(self, record: dict[str, Any], *, live: bool = False) -> None:
-        """Fold one journal record into this state (``live``: a change made by this run)."""
-        event = record.get("ev")
-        if event == "done":
-            self.status = DONE
-            self.request_id = None
-            # Only a size replayed from an earlier run is ever read (the resume
-            # check). One saved by this run stays in its journal line: a
-            # million distinct int objects would be ~25 MB.
-            self.bytes = 0 if live else int(record.get("bytes", 0))
-            self.gzip = bool(record.get("gzip", False))
-            self.error = None
-            self.done_records += 1
-            self.submitted_at = None
-        elif event == "submitted" or event == "push-conflict":
-            if event == "submitted":
-                self.submitted_at = record.get("ts")
-            # A push conflict (two different pushed exports) reopens the request:
-            # the file is not trusted until the platform's own copy is fetched.
-            self.status = SUBMITTED
-            self.request_id = record.get("rid")
-            self.error = None
-        elif event == "submitting":
-            self.status = SUBMITTING
-            self.request_id = None
-            self.attempts += 1
-        elif event == "ambiguous":
-            self.ambiguous += 1
-        elif event == "expired":
-            self.status = NEW
-            self.request_id = None
-            self.reissued += 1
-        elif event == "failed":
-            self.status = FAILED
-            self.error = record.get("error")
-        elif event == "stale":
-            # a done target whose file went missing or bad: export it again
-            self.status = NEW
-            self.request_id = None
-            self.error = record.get("error")
 
 
 @dataclass
@@ -221,7 +148,12 @@ class JournalDamage:
 
 
 def read_lines(
-    path: Path, damage: JournalDamage, *, containing: bytes | None = None
+    path: Path,
+    damage: JournalDamage,
+    *,
+    containing: bytes | None = None,
+    offset: int = 0,
+    before: int = 0,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, record)`` for each good line of a journal, 1-based.
 
@@ -230,12 +162,15 @@ def read_lines(
     into ``damage`` (``damage.header`` for line 1) and are skipped; a last
     line without a newline sets ``damage.torn_tail`` and ends the reading.
     With ``containing``, lines without those bytes are skipped unread (and
-    so never counted as damage).
+    so never counted as damage). ``offset`` and ``before`` start the reading
+    after the first ``before`` lines, which end at byte ``offset`` (a
+    checkpoint's position, ``checkpoint.py``).
     """
-    end = lines = 0
+    end, lines = offset, before
     with path.open("rb") as handle:
+        handle.seek(offset)
         try:
-            for number, raw in enumerate(handle, start=1):
+            for number, raw in enumerate(handle, start=before + 1):
                 if raw[-1:] != b"\n":
                     damage.torn_tail = True  # a crash mid-write: only ever the last line
                     return
@@ -266,8 +201,9 @@ def replay(
     states: TargetTable | dict[str, TargetState],
     *,
     files: RecordedFiles | None = None,
-    done_times: list[float] | None = None,
+    done_times: _Times | None = None,
     runs: list[dict[str, Any]] | None = None,
+    start: ReplayPoint | None = None,
 ) -> tuple[dict[str, Any] | None, int, JournalDamage]:
     """Fold every good line of a journal into ``states``: the one replay loop.
 
@@ -277,12 +213,15 @@ def replay(
     found damaged or torn. ``states`` is a ``TargetTable`` (a run, ``status``)
     or a dict of ``TargetState`` (small journals). ``files`` learns each ``done`` line's file,
     ``done_times`` gets its timestamp, ``runs`` gets every ``run`` line.
+    With ``start`` (a checkpoint's), ``states`` and the others already hold
+    the replay of the lines before ``start.offset``: only the later ones are read.
     """
-    damage = JournalDamage()
-    header: dict[str, Any] | None = None
+    damage = JournalDamage() if start is None else start.damage
+    header = None if start is None else start.header
+    offset, before = (0, 0) if start is None else (start.offset, start.lines)
     fold = states.folder() if isinstance(states, TargetTable) else _dict_folder(states)
     with _collector_paused():
-        for number, record in read_lines(path, damage):
+        for number, record in read_lines(path, damage, offset=offset, before=before):
             if number == 1:
                 header = record
                 continue
@@ -299,6 +238,18 @@ def replay(
                 if done_times is not None:
                     done_times.append(float(record.get("ts", 0)))
     return header, damage.complete_end, damage
+
+
+@dataclass
+class ReplayPoint:
+    """Where a replay picks up: after ``lines`` lines ending at byte ``offset`` (a checkpoint)."""
+
+    offset: int
+    lines: int
+    #: line 1, read before ``offset``
+    header: dict[str, Any]
+    #: what the lines before ``offset`` had damaged (added to by the rest)
+    damage: JournalDamage
 
 
 def _dict_folder(states: dict[str, TargetState]) -> Callable[[str, dict[str, Any]], object]:

@@ -25,14 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..errors import ExportError, StorageError
+from ..evidence.checkpoint import write_checkpoint
 from ..evidence.destination import check_destination, record_destination
 from ..evidence.journal import DONE, FAILED, SUBMITTED, Journal
-from ..evidence.manifest import (
-    RunCounts,
-    RunSettings,
-    write_manifest,
-    write_summary,
-)
+from ..evidence.manifest import RunCounts, RunSettings, write_manifest, write_summary
 from ..evidence.seal import list_seals, seal_name
 from ..evidence.statedir import RunLock, make_out_dir
 from ..evidence.target_table import TargetTable
@@ -344,6 +340,7 @@ def _report(
         signer=run.signer,
         signed_before=latest_is_signed(seals),
     )
+    write_checkpoint(out_dir, options.kind.value)  # a cache for the next reader, after the seal
     return counts, summary, exit_code, interrupted
 
 

@@ -1,0 +1,173 @@
+"""The state checkpoint: a cache that gives exactly a full replay's states, or is not used."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+from pathlib import Path
+from typing import Any
+
+from batch_export.evidence.checkpoint import CHECKPOINT_NAME, replay_journal, write_checkpoint
+from batch_export.evidence.journal import Journal
+from batch_export.evidence.recorded import RecordedFiles
+from batch_export.evidence.replay import JOURNAL_NAME, replay
+from batch_export.evidence.status import collect_status
+from batch_export.evidence.target_table import TargetTable
+from batch_export.evidence.target_view import AMBIGUOUS, ATTEMPTS, DONE_RECORDS, REISSUED
+
+
+def _fields(table: TargetTable) -> list[tuple[Any, ...]]:
+    """Every slot's every field, in slot order."""
+    return [
+        (
+            target_id,
+            view.status,
+            view.request_id,
+            view.error,
+            view.submitted_at,
+            view.bytes,
+            view.gzip,
+            view.in_input,
+            *(table.count(slot, counter) for counter in (ATTEMPTS, AMBIGUOUS, REISSUED)),
+            table.count(slot, DONE_RECORDS),
+        )
+        for slot, (target_id, view) in enumerate(table.items())
+    ]
+
+
+def _full(out_dir: Path, states: TargetTable | None = None) -> tuple[Any, ...]:
+    states = TargetTable("profile") if states is None else states
+    files = RecordedFiles("profile")
+    runs: list[dict[str, Any]] = []
+    header, end, damage = replay(out_dir / JOURNAL_NAME, states, files=files, runs=runs)
+    return header, end, damage, _fields(states), files.others(), runs
+
+
+def _as_tuple(found: Any) -> tuple[Any, ...]:
+    return (
+        found.header,
+        found.good_end,
+        found.damage,
+        _fields(found.states),
+        found.files.others(),
+        found.runs,
+    )
+
+
+async def _first_run(out_dir: Path) -> None:
+    journal = Journal.open(out_dir, "profile")
+    await journal.record_run(targets=6)
+    for target in ("1", "2", "3", "4", "5"):
+        await journal.record("submitting", target)
+    await journal.record("ambiguous", "2")
+    for target in ("1", "2", "3"):
+        await journal.record("submitted", target, rid=f"r{target}")
+    await journal.record("done", "1", rid="r1", file="elsewhere/1.json", bytes=11, sha256="a")
+    await journal.record("done", "2", rid="r2", bytes=12, sha256="b", gzip=True)
+    await journal.record("failed", "4", error="refused")
+    await journal.record("expired", "5")
+    await journal.record("done", "007", rid="r7", bytes=7, sha256="c")  # an odd ID
+    await journal.close()
+
+
+async def _killed_run(out_dir: Path) -> None:
+    """A second run's lines, with no checkpoint after them (as a kill leaves)."""
+    journal = Journal.open(out_dir, "profile")
+    await journal.record_run(targets=6)
+    await journal.record("done", "3", rid="r3", bytes=13, sha256="d")
+    await journal.record("stale", "1", error="missing")
+    await journal.record("submitting", "6")
+    await journal.close()
+
+
+async def test_a_checkpoint_and_the_lines_after_it_give_the_full_replay(tmp_path: Path) -> None:
+    await _first_run(tmp_path)
+    assert write_checkpoint(tmp_path, "profile")
+    mode = stat.S_IMODE((tmp_path / CHECKPOINT_NAME).stat().st_mode)
+    assert mode == 0o600
+    found = replay_journal(tmp_path, "profile")
+    assert found.from_checkpoint and _as_tuple(found) == _full(tmp_path)
+
+    await _killed_run(tmp_path)
+    found = replay_journal(tmp_path, "profile")
+    assert found.from_checkpoint
+    assert _as_tuple(found) == _full(tmp_path)
+    assert found.states["3"].bytes == 13 and found.states["1"].error == "missing"
+
+
+async def test_a_run_merges_the_checkpoint_into_its_input_table(tmp_path: Path) -> None:
+    """Input in journal order (the replay's arrays taken), longer (copied), or in another order."""
+    await _first_run(tmp_path)
+    write_checkpoint(tmp_path, "profile")
+    await _killed_run(tmp_path)
+    longer = ["1", "2", "3", "4", "5", "007", "6", "8"]
+    for order in (["1", "2", "3", "4", "5"], longer, ["6", "9", "3", "1"]):
+        table, expected = TargetTable("profile"), TargetTable("profile")
+        for target in order:
+            table.add_input(target)
+            expected.add_input(target)
+        journal = Journal.open(tmp_path, "profile", table)
+        await journal.close()
+        assert journal.states is table and table.input_count == len(order)
+        assert _fields(table) == _full(tmp_path, expected)[3]
+        assert journal.lines == _full(tmp_path)[2].complete_lines
+
+
+async def test_an_edit_before_the_offset_means_a_full_replay_that_finds_it(tmp_path: Path) -> None:
+    await _first_run(tmp_path)
+    write_checkpoint(tmp_path, "profile")
+    path = tmp_path / JOURNAL_NAME
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[3] = b"{not json}\n"
+    path.write_bytes(b"".join(lines))
+    found = replay_journal(tmp_path, "profile")
+    assert not found.from_checkpoint
+    assert found.damage.lines == [4] and _as_tuple(found) == _full(tmp_path)
+
+
+async def test_a_truncated_journal_or_a_damaged_checkpoint_is_replayed_in_full(
+    tmp_path: Path,
+) -> None:
+    await _first_run(tmp_path)
+    write_checkpoint(tmp_path, "profile")
+    checkpoint = tmp_path / CHECKPOINT_NAME
+    data = bytearray(checkpoint.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    checkpoint.write_bytes(bytes(data))
+    assert not replay_journal(tmp_path, "profile").from_checkpoint
+
+    write_checkpoint(tmp_path, "profile")
+    assert replay_journal(tmp_path, "profile").from_checkpoint
+    path = tmp_path / JOURNAL_NAME
+    path.write_bytes(path.read_bytes()[:-40])  # a torn last line, shorter than the offset
+    found = replay_journal(tmp_path, "profile")
+    assert not found.from_checkpoint and found.damage.torn_tail
+    assert _as_tuple(found) == _full(tmp_path)
+
+    checkpoint.write_bytes(b"")
+    assert not replay_journal(tmp_path, "profile").from_checkpoint
+    assert not replay_journal(tmp_path, "email").from_checkpoint  # another kind
+
+
+async def test_a_checkpoint_copied_from_another_directory_is_not_used(tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    await _first_run(one)
+    write_checkpoint(one, "profile")
+    journal = Journal.open(two, "profile")
+    await journal.record("done", "42", rid="r", bytes=1, sha256="e")
+    await journal.close()
+    shutil.copy(one / CHECKPOINT_NAME, two / CHECKPOINT_NAME)
+    found = replay_journal(two, "profile")
+    assert not found.from_checkpoint and _as_tuple(found) == _full(two)
+
+
+async def test_status_says_the_same_with_and_without_the_checkpoint(tmp_path: Path) -> None:
+    await _first_run(tmp_path)
+    write_checkpoint(tmp_path, "profile")
+    await _killed_run(tmp_path)
+    with_checkpoint = collect_status(tmp_path, now=2e9)
+    (tmp_path / CHECKPOINT_NAME).unlink()
+    assert collect_status(tmp_path, now=2e9) == with_checkpoint
+    assert with_checkpoint["done"] == 3 and with_checkpoint["failed"] == 1
