@@ -15,6 +15,8 @@ from batch_export.evidence.status import collect_status
 from batch_export.evidence.target_table import TargetTable
 from batch_export.evidence.target_view import AMBIGUOUS, ATTEMPTS, DONE_RECORDS, REISSUED
 
+from .conftest import StartSimulator, api_args, run_cli, write_ids
+
 
 def _fields(table: TargetTable) -> list[tuple[Any, ...]]:
     """Every slot's every field, in slot order."""
@@ -171,3 +173,27 @@ async def test_status_says_the_same_with_and_without_the_checkpoint(tmp_path: Pa
     (tmp_path / CHECKPOINT_NAME).unlink()
     assert collect_status(tmp_path, now=2e9) == with_checkpoint
     assert with_checkpoint["done"] == 3 and with_checkpoint["failed"] == 1
+
+
+def test_a_run_leaves_a_checkpoint_the_next_run_extends(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
+    """Real runs against the simulator: the checkpoint covers each run's end; verify ignores it."""
+    sim = simulator()
+    out = tmp_path / "out"
+    ids = write_ids(tmp_path / "ids.csv", [1, 2])
+    args = ["run", str(ids), "--out", str(out), *api_args(sim), "--no-progress"]
+    assert run_cli(args, sim.token).exit_code == 0
+    checkpoint = out / CHECKPOINT_NAME
+    assert stat.S_IMODE(checkpoint.stat().st_mode) == 0o600
+    first = checkpoint.read_bytes()
+    more = write_ids(tmp_path / "more.csv", [1, 2, 3])
+    args = ["run", str(more), "--out", str(out), *api_args(sim), "--no-progress"]
+    assert run_cli(args, sim.token).exit_code == 0
+    assert sim.stats()["posts_per_target"]["profile:1"] == 1  # resumed: not exported again
+    assert checkpoint.read_bytes() != first
+    found = replay_journal(out, "profile")
+    assert found.from_checkpoint and _as_tuple(found) == _full(out)
+    assert found.good_end == (out / JOURNAL_NAME).stat().st_size
+    checked = run_cli(["verify", str(out), "--json"], None)
+    assert checked.exit_code == 0, checked.stdout
