@@ -197,3 +197,28 @@ def test_a_run_leaves_a_checkpoint_the_next_run_extends(
     assert found.good_end == (out / JOURNAL_NAME).stat().st_size
     checked = run_cli(["verify", str(out), "--json"], None)
     assert checked.exit_code == 0, checked.stdout
+
+
+async def test_an_email_journal_round_trips_through_its_checkpoint(tmp_path: Path) -> None:
+    """String IDs (packed UTF-8) load back, and merge into an input table either way."""
+    journal = Journal.open(tmp_path, "email")
+    for number, address in enumerate(["a@x.nl", "b@x.nl", "é@x.nl"]):
+        await journal.record("submitting", address)
+        await journal.record("done", address, rid=f"r{number}", bytes=number + 1, sha256="f")
+    await journal.record("failed", "c@x.nl", error="refused")
+    await journal.close()
+    assert write_checkpoint(tmp_path, "email")
+    expected_states = TargetTable("email")
+    replay(tmp_path / JOURNAL_NAME, expected_states)
+    found = replay_journal(tmp_path, "email")
+    assert found.from_checkpoint and _fields(found.states) == _fields(expected_states)
+    for order in (["a@x.nl", "b@x.nl"], ["c@x.nl", "é@x.nl", "new@x.nl"]):
+        table, expected = TargetTable("email"), TargetTable("email")
+        for address in order:
+            table.add_input(address)
+            expected.add_input(address)
+        opened = Journal.open(tmp_path, "email", table)
+        await opened.close()
+        replay(tmp_path / JOURNAL_NAME, expected)
+        assert _fields(table) == _fields(expected)
+        assert table.get("b@x.nl") is not None and table.find("zz@x.nl") < 0
