@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import stat
 from pathlib import Path
@@ -145,6 +146,12 @@ async def test_a_truncated_journal_or_a_damaged_checkpoint_is_replayed_in_full(
     found = replay_journal(tmp_path, "profile")
     assert not found.from_checkpoint and found.damage.torn_tail
     assert _as_tuple(found) == _full(tmp_path)
+
+    write_checkpoint(tmp_path, "profile")
+    assert replay_journal(tmp_path, "profile").from_checkpoint  # a torn tail after it is fine
+    body = checkpoint.read_bytes()[:-32].replace(b'"version":1', b'"version":0', 1)
+    checkpoint.write_bytes(body + hashlib.sha256(body).digest())  # an older format, intact
+    assert not replay_journal(tmp_path, "profile").from_checkpoint
 
     checkpoint.write_bytes(b"")
     assert not replay_journal(tmp_path, "profile").from_checkpoint

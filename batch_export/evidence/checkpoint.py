@@ -170,7 +170,7 @@ def _load(checkpoint: Path, journal: Path, kind: str | None) -> tuple[Replayed, 
             return _read(handle, journal, kind)
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError, TypeError, IndexError, EOFError, OSError) as exc:
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, EOFError, OSError) as exc:
         log.debug("%s not used (%s): replaying the whole journal", checkpoint, exc)
         return None
 
