@@ -35,7 +35,11 @@ def main(out_dir: Path, csv_path: Path) -> dict[str, object]:
     started = time.perf_counter()
     targets = TargetTable(TargetKind.PROFILE.value)
     reader = TargetReader(csv_path, TargetKind.PROFILE, dedupe=targets.add_input)
-    invalid = sum(1 for item in reader if isinstance(item, InvalidRow))
+    # As orchestrate._read_input: only the invalid rows come out, the targets go to the table.
+    if hasattr(reader, "invalid_rows"):
+        invalid = sum(1 for _ in reader.invalid_rows())
+    else:  # a tree before the reader's fast path (--code-dir)
+        invalid = sum(1 for item in reader if isinstance(item, InvalidRow))
     read = time.perf_counter()
     journal = Journal.open(out_dir, TargetKind.PROFILE.value, targets)
     replayed = time.perf_counter()

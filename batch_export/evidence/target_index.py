@@ -208,9 +208,29 @@ class SlotIndex:
         key = self._ints[slot]
         return str(key) if key >= 0 else self._odd_names[slot]
 
+    @property
+    def capacity(self) -> int:
+        """How many slots the index holds before it grows."""
+        return self._limit
+
+    def reserve(self, count: int) -> None:
+        """Size the index for ``count`` slots at once, not by doubling (and placing every slot again).
+
+        The reader calls it with the rows it expects from the file's size.
+        """
+        bits = self._bits
+        while int(_MAX_LOAD * (1 << bits)) < count:
+            bits += 1
+        if bits > self._bits:
+            self._rebuild(bits)
+
     def _grow(self) -> None:
         """Double the index and place every slot again (the one just made included)."""
-        self._bits += 1
+        self._rebuild(self._bits + 1)
+
+    def _rebuild(self, bits: int) -> None:
+        """A new index of ``2**bits`` cells with every slot placed in it."""
+        self._bits = bits
         self._limit = int(_MAX_LOAD * (1 << self._bits))
         self._index = index = _empty_index(self._bits)
         bits = self._bits
