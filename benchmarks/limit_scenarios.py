@@ -23,7 +23,6 @@ through ``python benchmarks/run.py --scenario limit-unknown`` (or ``limits``).
 
 from __future__ import annotations
 
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +40,6 @@ MAX_PREP = 3.0
 CACHE_ENV = "BATCH_EXPORT_CACHE_DIR"
 
 
-def _reset_stats(sim: Simulator) -> None:
-    """Zero the simulator's counters (its data requests and its buckets stay)."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    request = urllib.request.Request(f"{sim.url}/_sim/reset-stats", data=b"", method="POST")
-    with opener.open(request, timeout=60):
-        pass
-
-
 def _exporter(
     sim: Simulator, csv_path: Path, out: Path, cache: Path, work: Path, name: str, timeout: float
 ) -> dict[str, Any]:
@@ -58,23 +49,7 @@ def _exporter(
     env = harness.clean_env(COPERNICA_ACCESS_TOKEN=sim.token, **{CACHE_ENV: str(cache)})
     m = harness.measure(cmd, workdir=work, name=name, env=env, timeout=timeout)
     m["simulator"] = {"stats": sim.stats()}
-    _reset_stats(sim)
-    return m
-
-
-def _baseline(
-    script: str, sim: Simulator, csv_path: Path, work: Path, name: str, timeout: float
-) -> dict[str, Any]:
-    """A naive client (benchmarks/SCRIPT) against ``sim``; its counters and the simulator's."""
-    cmd = harness.client_command(script, sim, csv_path, "--out", str(work / f"out-{name}"))
-    saved = harness.CODE_DIR
-    harness.CODE_DIR = harness.ROOT  # the baselines need no batch_export at all
-    try:
-        m = harness.measure(cmd, workdir=work, name=name, env=harness.clean_env(), timeout=timeout)
-    finally:
-        harness.CODE_DIR = saved
-    m["simulator"] = {"stats": sim.stats()}
-    _reset_stats(sim)
+    sim.reset_stats()
     return m
 
 
@@ -151,7 +126,11 @@ def scenario_limit_unknown(cfg: Config, work: Path) -> Result:
             for script, count in _baselines(cfg, GATHER_N):
                 k = min(n, count)
                 ids = write_ids(sub / f"ids-{k}.csv", k)
-                m = _baseline(script, sim, ids, sub, script.removesuffix(".py"), cfg.timeout)
+                name = script.removesuffix(".py")
+                m = harness.run_baseline(
+                    script, sim, ids, sub / f"out-{name}", work=sub, name=name, timeout=cfg.timeout
+                )
+                sim.reset_stats()
                 raw[script] = m
                 _client_rows(res, f"{tag}: {script} (first {k})", m, k, rate, None)
         res.raw[tag] = raw
@@ -184,7 +163,11 @@ def scenario_limit_strict(cfg: Config, work: Path) -> Result:
             for script, count in _baselines(cfg, STRICT_GATHER_N):
                 k = min(n, count)
                 ids = write_ids(sub / f"ids-{k}.csv", k)
-                b = _baseline(script, sim, ids, sub, script.removesuffix(".py"), cfg.timeout)
+                name = script.removesuffix(".py")
+                b = harness.run_baseline(
+                    script, sim, ids, sub / f"out-{name}", work=sub, name=name, timeout=cfg.timeout
+                )
+                sim.reset_stats()
                 res.raw[style][script] = b
                 _client_rows(res, f"{style}: {script} (first {k})", b, k, rate, None)
     return res

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,29 +56,6 @@ def _checkout_simulator(work: Path, options: list[str], name: str) -> Iterator[S
         yield sim
     finally:
         sim.stop()
-
-
-def _baseline(
-    script: str, sim: Simulator, csv_path: Path, out: Path, work: Path, name: str, timeout: float
-) -> dict[str, Any]:
-    """A naive client (benchmarks/SCRIPT) against ``sim``; its counters and the simulator's."""
-    cmd = harness.client_command(script, sim, csv_path, "--out", str(out))
-    saved = harness.CODE_DIR
-    harness.CODE_DIR = harness.ROOT  # the baselines need no batch_export at all
-    try:
-        m = harness.measure(cmd, workdir=work, name=name, env=harness.clean_env(), timeout=timeout)
-    finally:
-        harness.CODE_DIR = saved
-    m["simulator"] = {"stats": sim.stats()}
-    return m
-
-
-def _reset_stats(sim: Simulator) -> None:
-    """Zero the simulator's counters (its data requests stay)."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    request = urllib.request.Request(f"{sim.url}/_sim/reset-stats", data=b"", method="POST")
-    with opener.open(request, timeout=60):
-        pass
 
 
 def _per_export(stats: dict[str, Any]) -> tuple[float, int]:
@@ -175,10 +151,16 @@ def scenario_expiring(cfg: Config, work: Path) -> Result:
             m["simulator"] = {"stats": sim.stats()}
             runs["exporter"] = m
             for script, ids in (("one_at_a_time.py", few), ("naive_gather.py", csv_path)):
-                _reset_stats(sim)
+                sim.reset_stats()
                 out = work / f"out-{variant}-{script}"
-                runs[script] = _baseline(
-                    script, sim, ids, out, work, f"{script}-{variant}", cfg.timeout
+                runs[script] = harness.run_baseline(
+                    script,
+                    sim,
+                    ids,
+                    out,
+                    work=work,
+                    name=f"{script}-{variant}",
+                    timeout=cfg.timeout,
                 )
         label = f"{variant}: exporter"
         check_run(res, label, m, n)

@@ -164,6 +164,13 @@ class Simulator:
         stats["targets_posted_more_than_once"] = sum(1 for v in posts.values() if v > 1)
         return stats
 
+    def reset_stats(self) -> None:
+        """Zero the simulator's counters (its data requests and buckets stay): between clients."""
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        request = urllib.request.Request(f"{self.url}/_sim/reset-stats", data=b"", method="POST")
+        with opener.open(request, timeout=60):
+            pass
+
     def stop(self) -> None:
         """SIGTERM, then reap with os.wait4 to read the simulator's own CPU and RSS."""
         proc, self.proc = self.proc, None
@@ -214,6 +221,25 @@ def client_command(script: str, sim: Simulator, csv_path: Path, *extra: str) -> 
     """A benchmark client script (``benchmarks/SCRIPT``) pointed at ``sim`` and the IDs."""
     cmd = [PY, str(BENCH / script), "--base-url", sim.url, "--token", sim.token]
     return [*cmd, "--csv", str(csv_path), *extra]
+
+
+def run_baseline(
+    script: str, sim: Simulator, csv_path: Path, out: Path, *, work: Path, name: str, timeout: float
+) -> dict[str, Any]:
+    """A naive client (``benchmarks/SCRIPT``) against ``sim``: its counters, then the simulator's.
+
+    The baselines import nothing of batch_export, so they run the same whatever
+    ``--code-dir`` says.
+    """
+    global CODE_DIR
+    cmd = client_command(script, sim, csv_path, "--out", str(out))
+    saved, CODE_DIR = CODE_DIR, ROOT
+    try:
+        m = measure(cmd, workdir=work, name=name, env=clean_env(), timeout=timeout)
+    finally:
+        CODE_DIR = saved
+    m["simulator"] = {"stats": sim.stats()}
+    return m
 
 
 # --------------------------------------------------------------------------- table rows
