@@ -9,6 +9,7 @@ run table's slots and input flags, and any whole-file error must agree.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from unittest import mock
 
@@ -204,3 +205,23 @@ def test_take_plain_splits_at_the_first_odd_line() -> None:
     assert take_plain(["1\n", "22\r\n", "007\n", "3\n"]) == (["1", "22"], ["007\n", "3\n"])
     assert take_plain(["1\n", "2"]) == (["1"], ["2"])
     assert take_plain(["5\n"]) == (["5"], [])
+
+
+def test_stdin_takes_the_fast_path_with_the_same_outcome(tmp_path: Path) -> None:
+    """From stdin (no file size to size the index from) the fast path reads what a file gives."""
+    data = b"id\n" + b"".join(b"%d\r\n" % (n % 7000 + 1) for n in range(10000)) + b"x\n9"
+    path = tmp_path / "input.csv"
+    path.write_bytes(data)
+    outcomes = []
+    for source, stdin in ((path, None), ("-", io.BytesIO(data))):
+        targets = TargetTable(P.value)
+        reader = TargetReader(source, P, stdin=stdin, dedupe=targets.add_input)
+        invalid = list(reader.invalid_rows())
+        slots = [targets.id_of(slot) for slot in range(len(targets))]
+        record = reader.record()
+        outcomes.append(
+            (invalid, slots, reader.rows, reader.duplicates, record.sha256, record.size)
+        )
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][2:4] == (10002, 3001)  # the last line, 9, is a duplicate too
+    assert [row.line for row in outcomes[0][0]] == [10002]
