@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import os
 import stat
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,8 @@ import pytest
 from batch_export.input.ids import Target, TargetKind
 from batch_export.storage.batching import ThreadBatcher, run_jobs
 from batch_export.storage.local import LocalSink, prepare_out_dir
+
+from .small_exports import no_more_chunks, small_export
 
 
 async def test_jobs_queued_together_share_trips_and_keep_their_results() -> None:
@@ -72,31 +73,21 @@ async def test_a_cancelled_caller_does_not_cancel_its_job() -> None:
     assert finished == ["done"]
 
 
-def _export(target: Target) -> bytes:
-    doc = {"info": {"type": target.kind.value, "id": target.id}, "data": [["message", "x" * 500]]}
-    return json.dumps(doc).encode()
-
-
-async def _empty() -> AsyncIterator[bytes]:
-    """The rest of a body that arrived whole: nothing."""
-    nothing: tuple[bytes, ...] = ()
-    for chunk in nothing:
-        yield chunk
-
-
 async def test_without_syncfs_the_store_fsyncs_small_exports_in_few_trips(tmp_path: Path) -> None:
     """Where there is no syncfs: forty exports share fsync trips, end owner-only, exact."""
     out = prepare_out_dir(tmp_path / "out")
     store = LocalSink(out)
     store._group_loop = asyncio.get_running_loop()  # looked up, none found: as without syncfs
     targets = [Target(TargetKind.PROFILE, str(n)) for n in range(1, 41)]
-    saved = await asyncio.gather(*(store.save(t, _export(t), _empty()) for t in targets))
+    saved = await asyncio.gather(
+        *(store.save(t, small_export(t), no_more_chunks()) for t in targets)
+    )
     await store.sync()
     assert store._batcher.jobs == 40
     assert store._batcher.trips < 40
     for target, export in zip(targets, saved, strict=True):
         path = out / export.file
-        assert path.read_bytes() == _export(target)
+        assert path.read_bytes() == small_export(target)
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert os.listdir(out / ".partial") == []
 

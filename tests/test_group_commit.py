@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,19 +14,9 @@ from batch_export.input.ids import Target, TargetKind
 from batch_export.storage.group_commit import FileSystemSync, shared_sync
 from batch_export.storage.local import LocalSink, prepare_out_dir
 
+from .small_exports import no_more_chunks, small_export
+
 pytestmark = pytest.mark.skipif(not syncfs_available(), reason="no syncfs that reports errors")
-
-
-def _export(target: Target) -> bytes:
-    doc = {"info": {"type": target.kind.value, "id": target.id}, "data": [["message", "x" * 500]]}
-    return json.dumps(doc).encode()
-
-
-async def _empty() -> AsyncIterator[bytes]:
-    """The rest of a body that arrived whole: nothing."""
-    nothing: tuple[bytes, ...] = ()
-    for chunk in nothing:
-        yield chunk
 
 
 async def test_callers_in_one_pass_share_a_trip_and_hooks_run_first(tmp_path: Path) -> None:
@@ -95,14 +83,16 @@ async def test_store_saves_small_exports_durably_in_shared_trips(tmp_path: Path)
     out = prepare_out_dir(tmp_path / "out")
     store = LocalSink(out)
     targets = [Target(TargetKind.PROFILE, str(n)) for n in range(1, 41)]
-    saved = await asyncio.gather(*(store.save(t, _export(t), _empty()) for t in targets))
+    saved = await asyncio.gather(
+        *(store.save(t, small_export(t), no_more_chunks()) for t in targets)
+    )
     await store.sync()
     await store.close()
     assert store._batcher.jobs == 0  # nothing fsync'd file by file
     assert 2 <= store.commit_trips < 40  # contents, then names: at least two trips
     for target, export in zip(targets, saved, strict=True):
         path = out / export.file
-        assert path.read_bytes() == _export(target)
+        assert path.read_bytes() == small_export(target)
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert os.listdir(out / ".partial") == []
 
@@ -114,7 +104,7 @@ def test_a_store_used_on_a_second_loop_gets_that_loops_trips(tmp_path: Path) -> 
 
     async def save(target_id: str) -> None:
         target = Target(TargetKind.PROFILE, target_id)
-        await asyncio.wait_for(store.save(target, _export(target), _empty()), 10)
+        await asyncio.wait_for(store.save(target, small_export(target), no_more_chunks()), 10)
 
     asyncio.run(save("1"))
     asyncio.run(save("2"))
