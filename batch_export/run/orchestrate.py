@@ -391,7 +391,6 @@ def _read_input(
         stdin=options.stdin,
         dedupe=targets.add_input,
     )
-    for item in reader:
-        if isinstance(item, InvalidRow):
-            invalid.append(item)
+    # Only the invalid rows come out: a million Target objects made and dropped cost ~0.4 s.
+    invalid.extend(reader.invalid_rows())
     return targets, reader.duplicates, reader.record()
