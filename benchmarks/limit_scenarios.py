@@ -99,6 +99,30 @@ def _client_rows(
     )
 
 
+def _run_baselines(
+    cfg: Config,
+    res: Result,
+    sim: Simulator,
+    sub: Path,
+    n: int,
+    rate: float,
+    gather_n: int,
+    tag: str,
+) -> dict[str, Any]:
+    """Both naive clients against ``sim`` on their first targets, rows added; their raw figures."""
+    raw: dict[str, Any] = {}
+    for script, count in _baselines(cfg, gather_n):
+        k = min(n, count)
+        ids = write_ids(sub / f"ids-{k}.csv", k)
+        name = script.removesuffix(".py")
+        raw[script] = harness.run_baseline(
+            script, sim, ids, sub / f"out-{name}", work=sub, name=name, timeout=cfg.timeout
+        )
+        sim.reset_stats()
+        _client_rows(res, f"{tag}: {script} (first {k})", raw[script], k, rate, None)
+    return raw
+
+
 def scenario_limit_unknown(cfg: Config, work: Path) -> Result:
     """The limit left for the exporter to find, then remembered; the naive baselines beside it."""
     res = Result("limit-unknown")
@@ -123,16 +147,7 @@ def scenario_limit_unknown(cfg: Config, work: Path) -> Result:
                 _client_rows(res, label, m, n, rate, None if cfg.smoke else goal)
                 summary = m.get("stdout_json") or {}
                 res.add(label, "start / limit found", f"{_start(m)} / {summary.get('rate_found')}")
-            for script, count in _baselines(cfg, GATHER_N):
-                k = min(n, count)
-                ids = write_ids(sub / f"ids-{k}.csv", k)
-                name = script.removesuffix(".py")
-                m = harness.run_baseline(
-                    script, sim, ids, sub / f"out-{name}", work=sub, name=name, timeout=cfg.timeout
-                )
-                sim.reset_stats()
-                raw[script] = m
-                _client_rows(res, f"{tag}: {script} (first {k})", m, k, rate, None)
+            raw.update(_run_baselines(cfg, res, sim, sub, n, rate, GATHER_N, tag))
         res.raw[tag] = raw
     return res
 
@@ -160,14 +175,7 @@ def scenario_limit_strict(cfg: Config, work: Path) -> Result:
             goal = f"<= 1 % ({'429s' if style == '429' else 'overload answers'})"
             res.add(label, "refusals, % of requests", f"{fmt(share)} %", goal, share <= 1.0)
             _client_rows(res, label, m, n, rate, None)
-            for script, count in _baselines(cfg, STRICT_GATHER_N):
-                k = min(n, count)
-                ids = write_ids(sub / f"ids-{k}.csv", k)
-                name = script.removesuffix(".py")
-                b = harness.run_baseline(
-                    script, sim, ids, sub / f"out-{name}", work=sub, name=name, timeout=cfg.timeout
-                )
-                sim.reset_stats()
-                res.raw[style][script] = b
-                _client_rows(res, f"{style}: {script} (first {k})", b, k, rate, None)
+            res.raw[style].update(
+                _run_baselines(cfg, res, sim, sub, n, rate, STRICT_GATHER_N, style)
+            )
     return res
