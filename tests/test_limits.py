@@ -170,7 +170,7 @@ async def test_no_task_outlives_the_last_cancelled_caller() -> None:
     await asyncio.gather(*waiters, return_exceptions=True)
     await asyncio.sleep(0)
     assert asyncio.all_tasks() - before == set()
-    assert await asyncio.wait_for(limiter.acquire(urgent=True), 5) == 2.0
+    assert (await asyncio.wait_for(limiter.acquire(urgent=True), 5)).pace == 2.0
 
 
 async def test_the_limiter_charges_a_refusal_to_the_pace_it_was_granted_at() -> None:
@@ -179,7 +179,7 @@ async def test_the_limiter_charges_a_refusal_to_the_pace_it_was_granted_at() -> 
     limiter = RateLimiter(None, burst=1, clock=time.clock, sleep=time.sleep)
     paces = set()
     while limiter.rate < 160.0:
-        paces.add(await limiter.acquire())
+        paces.add((await limiter.acquire()).pace)
     assert {20.0, 40.0, 80.0} <= paces
     limiter.on_throttled(1.0, sent_rate=80.0)  # the overshoot happened at 80, not at 160
     assert limiter.search is not None and limiter.search.high is not None

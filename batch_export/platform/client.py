@@ -32,7 +32,7 @@ from ..errors import ExportError, RateLimitedError, TargetError, TransientError,
 from ..redaction import Redactor, Secret, redact_url
 from .auth import BearerAuth
 from .auth_endpoint import AuthEndpoint
-from .limits import RateLimiter, RetryPolicy
+from .limits import Grant, RateLimiter, RetryPolicy
 from .outage import OutageGate
 from .responses import (
     CHUNK_BYTES,
@@ -283,7 +283,7 @@ class PlatformClient:
         hops = 0
         async with self._slots:
             while True:
-                resp, headers, pace = await self._exchange(
+                resp, headers, grant = await self._exchange(
                     method, url, endpoint, json_body, stream, before_send, urgent
                 )
                 try:
@@ -296,7 +296,7 @@ class PlatformClient:
                         await self._bearer.invalidate(headers)
                         continue
                     if resp.status >= 300:
-                        raise await self._status_error(resp, method, endpoint, pace)
+                        raise await self._status_error(resp, method, endpoint, grant)
                     try:
                         yield resp
                     except ExportError:
@@ -316,12 +316,12 @@ class PlatformClient:
         stream: bool,
         before_send: Callable[[], Awaitable[None]] | None,
         urgent: bool,
-    ) -> tuple[aiohttp.ClientResponse, dict[str, str], float]:
-        """One request on the wire, past the outage gate and the rate limiter (and its pace)."""
+    ) -> tuple[aiohttp.ClientResponse, dict[str, str], Grant]:
+        """One request on the wire, past the outage gate and the rate limiter (and its slot)."""
         session = self._require_session()
         probe = await self.gate.admit()
         try:
-            pace = await self.limiter.acquire(urgent)
+            grant = await self.limiter.acquire(urgent)
             if before_send is not None:
                 await before_send()
             headers = await self._auth_headers()
@@ -348,7 +348,7 @@ class PlatformClient:
                 self.gate.probe_ended(probe)
         self.gate.answered()
         self.responses[resp.status] += 1
-        return resp, headers, pace
+        return resp, headers, grant
 
     def _with_credential(self, url: str) -> str:
         """``url`` with the access token in its query (API v1–v3; v4 sends a JWT header)."""
@@ -374,11 +374,11 @@ class PlatformClient:
         return redirect_target(current, location, self.settings.api_url, resp.status)
 
     async def _status_error(
-        self, resp: aiohttp.ClientResponse, method: str, endpoint: str, pace: float
+        self, resp: aiohttp.ClientResponse, method: str, endpoint: str, grant: Grant
     ) -> ExportError:
         """The error an error status means (its body read within a deadline: it may trickle).
 
-        A "slower" is told to the limiter, charged to the ``pace`` it was sent at."""
+        A "slower" is told to the limiter, charged to the slot (pace and time) it was sent in."""
         try:
             body = await asyncio.wait_for(
                 read_bounded(resp.content, ERROR_BODY_LIMIT), self.settings.call_timeout
@@ -389,7 +389,7 @@ class PlatformClient:
         where = f"{method} {endpoint.split(' ', 1)[-1]}"
         error = error_for_status(resp.status, resp.headers, body, where, message)
         if isinstance(error, RateLimitedError):
-            self.limiter.on_throttled(error.retry_after, pace)
+            self.limiter.on_throttled(error.retry_after, grant.pace, grant.at)
         return error
 
     def _count_cut(self) -> None:

@@ -32,11 +32,12 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import ConfigError
 from .limit_search import LimitSearch
 
-__all__ = ["LimitSearch", "RateLimiter", "RetryPolicy", "check_rate"]
+__all__ = ["Grant", "LimitSearch", "RateLimiter", "RetryPolicy", "check_rate"]
 
 
 def check_rate(rate: float | None) -> None:
@@ -57,6 +58,16 @@ Sleep = Callable[[float], Awaitable[None]]
 DEFAULT_PAUSE = 1.0
 #: how often the search hears whether callers queued (seconds)
 TICK = 0.25
+
+
+class Grant(NamedTuple):
+    """A slot the limiter granted: the pace it was granted at, and when (the limiter's clock).
+
+    The client hands both back with a refusal, so the search can tell what
+    was sent before that request and what after it."""
+
+    pace: float
+    at: float
 
 
 def _loop_clock() -> float:
@@ -105,8 +116,8 @@ class RateLimiter:
         self._queued_this_tick = False
         self._throttled_this_tick = False
         # Waiting callers by class, oldest first: (when they may go, their future).
-        self._urgent: deque[tuple[float, asyncio.Future[float]]] = deque()
-        self._normal: deque[tuple[float, asyncio.Future[float]]] = deque()
+        self._urgent: deque[tuple[float, asyncio.Future[Grant]]] = deque()
+        self._normal: deque[tuple[float, asyncio.Future[Grant]]] = deque()
         self._dispatcher: asyncio.Task[None] | None = None
         self._recent: deque[float] = deque()  # grant times of the last second (searching)
         self._first_grant = math.inf
@@ -148,8 +159,8 @@ class RateLimiter:
             f"throttled={self.throttled}>"
         )
 
-    async def acquire(self, urgent: bool = False) -> float:
-        """Wait for a slot; returns the pace it was granted at.
+    async def acquire(self, urgent: bool = False) -> Grant:
+        """Wait for a slot; returns it (the pace it was granted at, and when).
 
         Urgent callers are served before ordinary ones; within a class, first
         come, first served.
@@ -162,8 +173,8 @@ class RateLimiter:
         else:
             ahead = self._urgent or self._normal
         if not ahead and self._grant(now):
-            return self._rate
-        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+            return Grant(self._rate, now)
+        future: asyncio.Future[Grant] = asyncio.get_running_loop().create_future()
         if urgent:
             self._urgent.append((now, future))
         else:
@@ -229,7 +240,7 @@ class RateLimiter:
         """When the next slot comes due."""
         return max(self._paused_until, self._tat - (self._burst - 1) / self._rate)
 
-    def _next_queue(self) -> deque[tuple[float, asyncio.Future[float]]] | None:
+    def _next_queue(self) -> deque[tuple[float, asyncio.Future[Grant]]] | None:
         """The queue whose first caller is served next (cancelled callers are dropped).
 
         Earliest deadline first: an urgent caller's deadline is its arrival,
@@ -253,7 +264,7 @@ class RateLimiter:
                 now = self._clock()
                 self._tick(now)
                 if self._grant(now):
-                    queue.popleft()[1].set_result(self._rate)
+                    queue.popleft()[1].set_result(Grant(self._rate, now))
                     continue
                 self._queued_this_tick = True
                 await self._sleep(max(0.0, self._due() - now))
