@@ -191,7 +191,12 @@ class RateLimiter:
                 self._dispatcher = None
             raise
 
-    def on_throttled(self, retry_after: float | None, sent_rate: float | None = None) -> None:
+    def on_throttled(
+        self,
+        retry_after: float | None,
+        sent_rate: float | None = None,
+        sent_at: float | None = None,
+    ) -> None:
         """The platform said "slower" to a request sent at ``sent_rate``: pause everyone.
 
         In adaptive mode the search is told, charged to ``sent_rate`` (the
