@@ -3,13 +3,18 @@
 The simulator plays the demo's platform (``simulator/demo.py``: the mixed
 wire, an unknown 50 req/s limit, short outages) on a free loopback port for
 the length of one run; the run's platform settings are pointed at it.
+The limit the run learns is the simulator's, not an account's: it is
+remembered in a throwaway cache directory (removed when the run ends), never
+in the user's (``platform/known_limit.py``), unless the caller named one.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from ..redaction import Secret
 from .options import RunOptions, RunResult
@@ -31,8 +36,20 @@ async def run_simulated(
 
     ``announce`` is told where the simulator listens (the CLI says it on
     stderr; the default logs it at INFO). The simulator's token is added to
-    ``options.redactor`` when there is one, like any token.
+    ``options.redactor`` when there is one, like any token. Unless
+    ``options.cache_dir`` names one, the limit cache is a temporary directory.
     """
+    # ignore_cleanup_errors: a late limit save must not turn a finished run into an error.
+    with tempfile.TemporaryDirectory(
+        prefix="batch-export-sim-cache-", ignore_cleanup_errors=True
+    ) as throwaway:
+        if options.cache_dir is None:
+            options = replace(options, cache_dir=Path(throwaway))
+        return await _against_simulator(options, announce)
+
+
+async def _against_simulator(options: RunOptions, announce: Callable[[str], None]) -> RunResult:
+    """``run_export(options)`` with the platform settings pointed at a simulator started for it."""
     # Imported here: the simulator (aiohttp.web and its app) is only loaded by a run that uses it.
     from ..simulator import Simulator
     from ..simulator.demo import demo_config
