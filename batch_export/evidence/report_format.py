@@ -39,7 +39,10 @@ def number(value: object) -> str:
 
 
 def human_bytes(size: int) -> str:
-    """``size`` in decimal units (kB, MB, GB, TB), as the simulator and disks count them."""
+    """``size`` in decimal units (kB, MB, GB, TB), as the simulator and disks count them.
+
+    The one byte format: the progress line and the stats log use it too.
+    """
     value = float(size)
     for unit in ("bytes", "kB", "MB", "GB", "TB"):
         if value < 1000 or unit == "TB":

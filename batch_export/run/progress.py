@@ -22,6 +22,8 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
+# One byte format for the progress line, the stats log and the report.
+from ..evidence.report_format import human_bytes
 from .tally import ProgressSnapshot
 
 __all__ = ["ProgressBars", "format_duration", "format_summary", "human_bytes"]
@@ -161,12 +163,3 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary.get("error"):
         lines.append(f"  stopped: {summary['error']}")
     return "\n".join(lines)
-
-
-def human_bytes(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"
