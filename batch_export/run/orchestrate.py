@@ -15,6 +15,7 @@ verified, and the journal and manifest are written before the exit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -50,7 +51,7 @@ from .options import (
 )
 from .tally import RunTally, Ticker
 from .target import Exporter
-from .window import stop_on_signals
+from .window import note_signals, stop_on_signals
 
 if TYPE_CHECKING:
     from ..evidence.signing import Signer
@@ -140,24 +141,27 @@ async def _run_locked(options: RunOptions, out_dir: Path, sink: Sink, run: _Run)
     ticker = Ticker(tally, list(observers))
     exporter = Exporter(options, tally, sink)
     cancelled = False
-    try:
-        cancelled = await _export(exporter, journal, run, ticker)
-    except asyncio.CancelledError:  # before the pipeline started (planning, the run record)
-        cancelled = True
-        exporter.window.stop_reason = "cancelled"
-    finally:
-        ticker.close()  # bars cleared before anything else is printed
-        cancelled = await _settle_files(exporter, journal, out_dir) or cancelled
-    try:
-        counts, summary, exit_code, interrupted = _report(
-            options, out_dir, journal, exporter, sink, run
-        )
-    except OSError as exc:  # the disk that stopped the run may be full still
-        raise _report_failure(exporter.window.fatal, cannot_write(out_dir, exc)) from None
-    run_ended(summary, observers)  # the end event, and the exit state into --metrics-file
-    if cancelled:
-        raise asyncio.CancelledError
-    await publish_evidence(sink, out_dir, exporter.window.fatal)
+    with contextlib.ExitStack() as after_pipeline:
+        try:
+            cancelled = await _export(exporter, journal, run, ticker)
+        except asyncio.CancelledError:  # before the pipeline started (planning, the run record)
+            cancelled = True
+            exporter.window.stop_reason = "cancelled"
+        finally:
+            # The pipeline's signal handlers are gone: a Ctrl-C is noted, never raised half-way.
+            after_pipeline.enter_context(note_signals(exporter.window, options.handle_signals))
+            ticker.close()  # bars cleared before anything else is printed
+            cancelled = await _settle_files(exporter, journal, out_dir) or cancelled
+        try:
+            counts, summary, exit_code, interrupted = _report(
+                options, out_dir, journal, exporter, sink, run
+            )
+        except OSError as exc:  # the disk that stopped the run may be full still
+            raise _report_failure(exporter.window.fatal, cannot_write(out_dir, exc)) from None
+        run_ended(summary, observers)  # the end event, and the exit state into --metrics-file
+        if cancelled:
+            raise asyncio.CancelledError
+        await publish_evidence(sink, out_dir, exporter.window.fatal)
     if exporter.window.fatal is not None:
         raise exporter.window.fatal
     return RunResult(exit_code, counts, out_dir, summary, interrupted)

@@ -13,7 +13,8 @@ stopping:
 - the stall watchdog: nothing at all for ``stall_timeout`` seconds stops
   the run with an error.
 
-``stop_on_signals`` wires SIGINT and SIGTERM to ``request_stop``.
+``stop_on_signals`` wires SIGINT and SIGTERM to ``request_stop``;
+``note_signals`` notes them while the evidence is written after the pipeline.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 
 from ..errors import ExportError
 
-__all__ = ["Stopped", "TaskWindow", "stop_on_signals"]
+__all__ = ["Stopped", "TaskWindow", "note_signals", "stop_on_signals"]
 
 log = logging.getLogger(__name__)
 
@@ -219,3 +220,37 @@ def stop_on_signals(window: TaskWindow, enabled: bool) -> Iterator[None]:
     finally:
         for installed_signal in installed:
             loop.remove_signal_handler(installed_signal)
+
+
+@contextlib.contextmanager
+def note_signals(window: TaskWindow, enabled: bool) -> Iterator[None]:
+    """After the pipeline: SIGINT/SIGTERM become the run's ``stop_reason``, never an exception.
+
+    The manifest, the summary and the seal are written by synchronous code:
+    a loop's signal handler would run only after them, and Python's default
+    one raises KeyboardInterrupt half-way (a traceback, a run without its
+    manifest or seal). A plain handler runs between two bytecodes and only
+    sets ``stop_reason``, which the summary reads once the manifest is
+    written; the run then ends as stopped by the signal.
+    """
+    if not enabled:
+        yield
+        return
+
+    def note(signum: int, _frame: object) -> None:
+        # No logging here: the signal may arrive while a log handler holds its lock.
+        if window.stop_reason is None:
+            window.stop_reason = signal.Signals(signum).name
+
+    before = window.stop_reason
+    previous: dict[signal.Signals, Any] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError):  # not the main thread: signals are not ours
+            previous[signum] = signal.signal(signum, note)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        if window.stop_reason != before:
+            log.warning("%s received: the run's evidence was written first", window.stop_reason)
