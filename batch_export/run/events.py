@@ -11,16 +11,28 @@ silences it; a Python caller configures it like any other logger.
 
 ``run_began`` is called once the run is planned; ``run_ended`` once its
 summary is written: the event, then the exit state to every observer that
-records one (the metrics file).
+records one (the metrics file). ``end_after_publishing`` calls it once the
+evidence is at the run's destination too (an S3 bucket: after the upload),
+so "finished" is never said of a run whose seal is not there yet.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["EVENTS_LOGGER", "RecordsTheEnd", "emit", "run_began", "run_ended"]
+from ..errors import ExportError
+
+__all__ = [
+    "EVENTS_LOGGER",
+    "RecordsTheEnd",
+    "emit",
+    "end_after_publishing",
+    "run_began",
+    "run_ended",
+]
 
 #: the logger of every event and progress line: shown unless -q
 EVENTS_LOGGER = "batch_export.events"
@@ -119,3 +131,26 @@ def run_ended(summary: Mapping[str, Any], observers: Iterable[object] = ()) -> N
                 observer.finish(summary)
             except Exception as exc:  # like a tick's: recording the end must not fail the run
                 logging.getLogger(__name__).warning("progress report failed: %s", exc)
+
+
+async def end_after_publishing(
+    publishing: Awaitable[None] | None,
+    summary: Mapping[str, Any],
+    observers: Iterable[object] = (),
+) -> None:
+    """Await ``publishing`` (the evidence's upload; None: nothing to publish), then ``run_ended``.
+
+    A failed upload is the run's error: the end event says the run stopped
+    by it (with its exit code), then the error goes up; a cancellation
+    meanwhile is an interruption. Either way the run ends with one event.
+    """
+    try:
+        if publishing is not None:
+            await publishing
+    except ExportError as exc:
+        run_ended({**summary, "error": str(exc), "exit_code": exc.exit_code}, observers)
+        raise
+    except asyncio.CancelledError:
+        run_ended({**summary, "interrupted": "cancelled"}, observers)
+        raise
+    run_ended(summary, observers)

@@ -38,7 +38,7 @@ from ..input.reader import InputRecord, InvalidRow, TargetReader
 from ..storage.sink import Sink
 from .archive import latest_is_signed, say_what_stays, seal_run
 from .destinations import changed_in_store, open_sink, publish_evidence
-from .events import run_began, run_ended
+from .events import end_after_publishing, run_began
 from .observers import observers_for
 from .options import (
     EXIT_INCOMPLETE,
@@ -158,10 +158,10 @@ async def _run_locked(options: RunOptions, out_dir: Path, sink: Sink, run: _Run)
             )
         except OSError as exc:  # the disk that stopped the run may be full still
             raise _report_failure(exporter.window.fatal, cannot_write(out_dir, exc)) from None
-        run_ended(summary, observers)  # the end event, and the exit state into --metrics-file
+        published = None if cancelled else publish_evidence(sink, out_dir, exporter.window.fatal)
+        await end_after_publishing(published, summary, observers)  # the end event, --metrics-file
         if cancelled:
             raise asyncio.CancelledError
-        await publish_evidence(sink, out_dir, exporter.window.fatal)
     if exporter.window.fatal is not None:
         raise exporter.window.fatal
     return RunResult(exit_code, counts, out_dir, summary, interrupted)
