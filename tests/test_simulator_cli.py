@@ -326,3 +326,50 @@ async def test_200mb_export_streams_in_bounded_memory() -> None:
         growth_mb = (peak - baseline) / 1024
         print(f"simulator VmHWM: baseline {baseline / 1024:.1f} MB, peak {peak / 1024:.1f} MB")
         assert growth_mb < 50, f"peak RSS grew by {growth_mb:.1f} MB while streaming 200 MB"
+
+
+async def test_an_outage_cutting_a_waiting_answer_is_one_log_line_not_a_traceback() -> None:
+    """A GET sleeping in a 'slow' fault when an outage cuts its connection: one line on stderr.
+
+    The answer is written to a closed transport when the sleep ends; raised,
+    aiohttp would log it with a whole traceback.
+    """
+    args = ["--port", "0", "--json", "--prepare-delay", "0", "--outage-every", "never"]
+    args += ["--fault-rate", "1", "--fault-kinds", "slow", "--slow-seconds", "1"]
+    async with simulator_process(*args) as proc:
+        info = json.loads(await first_line(proc))
+        auth = {"access_token": info["token"]}
+        base = info["base_url"]
+        async with aiohttp.ClientSession() as session, aiohttp.ClientSession() as admin:
+
+            async def stats() -> dict[str, Any]:
+                async with admin.get(f"{base}/_sim/stats") as resp:
+                    found: dict[str, Any] = await resp.json()
+                    return found
+
+            async with session.post(f"{base}/v2/profile/1/datarequest", params=auth) as resp:
+                rid = resp.headers["X-Created"]
+            url = f"{base}/v2/datarequest/{rid}"
+            waiting = asyncio.ensure_future(session.get(url, params=auth))
+            deadline = time.monotonic() + 10
+            while (await stats())["requests"].get("GET datarequest", 0) < 1:
+                assert time.monotonic() < deadline, "the GET never arrived"
+                await asyncio.sleep(0.01)
+            async with admin.post(f"{base}/_sim/outage", params={"seconds": "0.2"}) as resp:
+                assert resp.status == 200
+            with pytest.raises(aiohttp.ClientError):
+                await waiting
+            while True:  # until the GET's handler has ended (status 0: no answer reached us)
+                try:
+                    if (await stats())["responses"].get("0", 0) >= 1:
+                        break
+                except aiohttp.ClientConnectionError:
+                    pass  # the outage
+                assert time.monotonic() < deadline, "the cut GET never ended"
+                await asyncio.sleep(0.02)
+        code, err = await stop(proc, signal.SIGTERM)
+    assert code == 0, err
+    assert "Traceback" not in err, err
+    cut = [line for line in err.splitlines() if "connection closed while answering" in line]
+    assert len(cut) == 1, err
+    assert cut[0].startswith(f"GET /v2/datarequest/{rid}: "), cut

@@ -11,6 +11,7 @@ routes under ``/_sim/`` skip all of it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import datetime, timezone
 from email.utils import format_datetime
@@ -33,6 +34,8 @@ from .replies import (
 from .state import SimState
 
 __all__ = ["api_middleware", "post_authenticate"]
+
+log = logging.getLogger(__name__)
 
 _ROUTE_ENDPOINTS = {
     "post-datarequest": "POST datarequest",
@@ -117,6 +120,12 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     except web.HTTPException as exc:
         status = exc.status
         raise
+    except ConnectionError as exc:
+        # The client is gone (an outage cut its connection, or it hung up)
+        # while the answer was being written: nobody to answer, and a raised
+        # error would be logged by aiohttp with a whole traceback.
+        log.warning("%s %s: connection closed while answering (%s)", request.method, path, exc)
+        return aborted_response()
     finally:
         stats.record(state.now() - state.started_at, request.method, endpoint, status)
 
