@@ -6,7 +6,10 @@ line by line: the manifest of a million targets is never held whole. Keys
 added by newer versions (a run's ``input``, ``rate_found``, ``run``; the
 seal and signature results of verification) are read with ``.get()``, so an
 archive made by an older version gives a report that says "not recorded"
-instead of failing.
+instead of failing. The journal is replayed as ``status`` replays it
+(``checkpoint.replay_journal``: the compact target table, from the
+checkpoint when it is sound): the report shows only its ``done`` times, run
+lines and damage, and a million targets' states as objects would be ~300 MB.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import time
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,9 +27,10 @@ from typing import Any
 from .._version import __version__
 from ..errors import ConfigError, ExportError
 from .causes import FailureGroups
-from .jsonlines import numbered_objects
+from .checkpoint import replay_journal
+from .jsonlines import json_object, numbered_objects
 from .manifest import MANIFEST_NAME, RUNS_NAME
-from .replay import JOURNAL_NAME, TargetState, replay
+from .replay import JOURNAL_NAME
 from .verify import verify_directory
 
 __all__ = [
@@ -34,7 +39,9 @@ __all__ = [
     "ManifestFacts",
     "ReportData",
     "gather",
+    "journal_kind",
     "parse_time",
+    "read_journal",
 ]
 
 #: the manifest's statuses, in the order the report lists them
@@ -85,8 +92,8 @@ class ReportData:
     unreadable_runs: int
     #: every ``run`` line of the journal, in order
     journal_runs: list[JournalRun]
-    #: timestamps of the journal's ``done`` lines
-    done_times: list[float]
+    #: timestamps of the journal's ``done`` lines (8 bytes each)
+    done_times: Sequence[float]
     journal_found: bool
     journal_damage: str | None
     #: ``VerifyReport.to_json``, or None when verification could not run
@@ -121,14 +128,7 @@ def gather(out_dir: Path, *, keys: Sequence[Path] = (), title: str | None = None
     manifest = read_manifest(out_dir / MANIFEST_NAME)
     runs, unreadable_runs = read_runs(out_dir / RUNS_NAME)
     journal = out_dir / JOURNAL_NAME
-    done_times: list[float] = []
-    run_lines: list[dict[str, Any]] = []
-    damage: str | None = None
-    if journal.is_file():
-        states: dict[str, TargetState] = {}
-        _, _, found = replay(journal, states, done_times=done_times, runs=run_lines)
-        damage = found.describe()
-        del states  # only the times and run lines are shown; a million states can go
+    done_times, run_lines, damage = read_journal(out_dir)
     verification, error, keys_checked = run_verification(out_dir, keys)
     return ReportData(
         directory=out_dir.resolve(),
@@ -147,6 +147,32 @@ def gather(out_dir: Path, *, keys: Sequence[Path] = (), title: str | None = None
         keys_given=bool(keys),
         keys_checked=keys_checked,
     )
+
+
+def read_journal(out_dir: Path) -> tuple[Sequence[float], list[dict[str, Any]], str | None]:
+    """The journal's ``done`` times, its ``run`` lines and its damage (none of them if it has none).
+
+    Replayed into the compact table ``status`` uses, which is dropped here:
+    the report shows no target's state.
+    """
+    journal = out_dir / JOURNAL_NAME
+    if not journal.is_file():
+        return array("d"), [], None
+    found = replay_journal(out_dir, journal_kind(journal), done_times=True)
+    assert found.done_times is not None  # asked for
+    return found.done_times, found.runs, found.damage.describe()
+
+
+def journal_kind(path: Path) -> str | None:
+    """The kind the journal's header names, read before a replay (None if unreadable).
+
+    The replay's table keeps the kind's IDs compactly (numbers as integers)
+    and uses a checkpoint of that kind only.
+    """
+    with path.open("rb") as handle:
+        header = json_object(handle.readline())
+    kind = header.get("kind") if header is not None else None
+    return kind if isinstance(kind, str) else None
 
 
 def _json_lines(path: Path) -> Iterator[dict[str, Any] | None]:
