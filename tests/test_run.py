@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import stat
 from pathlib import Path
 
 import pytest
+
+from batch_export.run.target import GC_YOUNG_THRESHOLD, _fewer_collections
 
 from .conftest import (
     SAMPLES,
@@ -312,3 +315,33 @@ def test_stdin_input(simulator: StartSimulator, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.stderr
     assert sorted(e["id"] for e in read_manifest(out)) == ["1", "2"]
+
+
+def test_young_collections_are_rarer_during_the_pipeline_only() -> None:
+    """The pipeline raises the young generation's threshold and puts the caller's back, even on error."""
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        with _fewer_collections():
+            assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, 10, 10)
+        assert gc.get_threshold() == (700, 10, 10)
+        with pytest.raises(RuntimeError), _fewer_collections():
+            raise RuntimeError("a failed run")
+        assert gc.get_threshold() == (700, 10, 10)
+        gc.set_threshold(50_000, 5, 5)  # a caller's higher threshold is never lowered
+        with _fewer_collections():
+            assert gc.get_threshold() == (50_000, 5, 5)
+    finally:
+        gc.set_threshold(*saved)
+
+
+def test_a_run_leaves_the_collector_thresholds_as_it_found_them(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
+    """``batch-export run`` in-process: the raised threshold does not outlive the run."""
+    before = gc.get_threshold()
+    sim = simulator()
+    ids = write_ids(tmp_path / "ids.csv", ["1", "2", "3"])
+    result = run_cli(["run", str(ids), "--out", str(tmp_path / "out"), *api_args(sim)], sim.token)
+    assert result.exit_code == 0, result.stderr
+    assert gc.get_threshold() == before

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from ..errors import (
@@ -54,6 +55,30 @@ log = logging.getLogger(__name__)
 
 #: errors that stop the whole run rather than fail one target
 _FATAL = (AuthError, ConfigError, StorageError, OutageError, InternalError)
+
+#: net new container objects between young-generation collections while the pipeline runs
+#: (Python's default is 700: see ``_fewer_collections``)
+GC_YOUNG_THRESHOLD = 10_000
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Collect the young generation less often while the pipeline runs, then restore the thresholds.
+
+    Each export allocates a burst of futures, tasks and dicts that nearly all
+    die by reference count, yet at the default threshold (700) they set off a
+    young collection every few exports, each traversing every object still in
+    flight: measured in the overhead scenario, ~500 young and ~45 middle
+    collections per 10,000 exports, 4 % of the exporter's CPU. At 10,000 it
+    is a handful per run; the cyclic garbage it lets wait is bounded by the
+    same count (a few MB at most).
+    """
+    saved = gc.get_threshold()
+    gc.set_threshold(max(saved[0], GC_YOUNG_THRESHOLD), *saved[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*saved)
 
 
 class Exporter:
@@ -93,6 +118,7 @@ class Exporter:
         )
         try:
             async with contextlib.AsyncExitStack() as stack:
+                stack.enter_context(_fewer_collections())
                 self.client = await stack.enter_async_context(
                     PlatformClient(
                         self.options.api,
