@@ -25,6 +25,16 @@ turns those refusals and the busy seconds without one into a pace:
   makes ``high`` hard and goes back to ``low`` in smaller steps; one at or
   under ``low`` (a token bucket hides a pace a little over its rate for
   burst / excess seconds, or the limit fell) steps down;
+* **the bucket fit** (``bucket_fit.SendTimeline``): from the second refusal
+  on, the times every request was sent and refused say which token-bucket
+  rates could have answered so; the first doubling's steep overshoot and the
+  creep's slow one drain a bucket differently, so together they leave a band
+  about a percent wide. The pace goes to its low end (a little over it while
+  the band is wide: clean running narrows it), and is settled there. A
+  refusal the fit calls impossible is noise once; a second within
+  ``strike_seconds`` means the limit fell (or another client shares it), and
+  the fit starts over. A platform that is not a token bucket fits nothing
+  and is left to the creep;
 * **settled at a confirmed pace**: once ``high / low`` is within
   ``precision`` it runs at ``low``, and after ``reprobe_seconds`` (sooner
   under a soft ceiling nobody refused) creeps higher again, doubling once it
@@ -37,6 +47,8 @@ the creep starts.
 """
 
 from __future__ import annotations
+
+from .bucket_fit import SendTimeline
 
 __all__ = ["LimitSearch"]
 
@@ -58,7 +70,7 @@ class LimitSearch:
     #: a settled search looks higher again after this many busy seconds
     reprobe_seconds = 60.0
     #: the same when it settled under an estimated ceiling, not a refused pace
-    soft_reprobe_seconds = 20.0
+    soft_reprobe_seconds = 1.5
     #: how far above the settled pace a re-probe may creep before it doubles again
     reprobe_ceiling = 1.25
     #: after the first refusal, the search restarts at this share of the accepted pace
@@ -71,6 +83,13 @@ class LimitSearch:
     guess_fall = 0.85
     #: the smallest creep step
     min_creep = 1.02
+    #: a fitted range this narrow (high / low) is settled: the pace is its low end
+    fit_precision = 1.02
+    #: while the fitted range is wider, the pace is this far from its low end to its high
+    fit_reach = 0.3
+    #: a refusal that fits nothing, at or under a fitted low, is noise unless another
+    #: comes within this many busy seconds (then the limit fell, or another client shares it)
+    strike_seconds = 20.0
 
     def __init__(self, start: float | None = None) -> None:
         self.rate = max(self.min_rate, start) if start else self.initial_rate
@@ -83,6 +102,10 @@ class LimitSearch:
         self._settled_for = 0.0
         self._reprobing = False
         self._soft = False  # whether ``high`` is an estimate rather than a refused pace
+        #: what was sent when, and which requests were refused: the bucket fit's evidence
+        self.timeline = SendTimeline()
+        self.fitted: tuple[float, float] | None = None  # the rates a token bucket fits
+        self._since_strike: float | None = None  # busy seconds since a noise refusal
         if start:
             # A remembered pace is not trusted blindly: it counts as working
             # only once it ran clean (then the search is settled); a refusal
@@ -95,6 +118,8 @@ class LimitSearch:
     @property
     def settled(self) -> bool:
         """Whether the search has converged (it runs at ``low`` until a re-probe)."""
+        if self.fitted is not None:
+            return self.fitted[1] <= self.fitted[0] * self.fit_precision
         return (
             self._confirmed
             and self.low is not None
@@ -102,12 +127,15 @@ class LimitSearch:
             and self.high <= self.low * self.precision
         )
 
-    def busy(self, seconds: float) -> bool:
-        """``seconds`` passed with callers queued for slots and nothing refused.
+    def busy(self, seconds: float, now: float | None = None) -> bool:
+        """``seconds`` passed (until ``now``) with callers queued for slots and nothing refused.
 
         Returns True when the search just settled (the pace is worth remembering).
         """
         self._clean += seconds
+        self._strike_ages(seconds)
+        if self.fitted is not None and now is not None:
+            return self._busy_fitted(seconds, now)
         was_settled = self.settled  # a local: mypy would narrow the property itself
         if was_settled:
             self._settled_for += seconds
@@ -138,16 +166,77 @@ class LimitSearch:
             return not self._reprobing
         return False
 
-    def throttled(self, sent_rate: float | None = None, accepted: float | None = None) -> bool:
-        """A refusal for a request sent at ``sent_rate`` (None: the pace now).
+    def _strike_ages(self, seconds: float) -> None:
+        """A noise refusal counts against the fit only for ``strike_seconds``."""
+        if self._since_strike is not None:
+            self._since_strike += seconds
+            if self._since_strike > self.strike_seconds:
+                self._since_strike = None
+
+    def _busy_fitted(self, seconds: float, now: float) -> bool:
+        """Clean running under a fitted range: every ``confirm_seconds`` it narrows the range."""
+        assert self.fitted is not None
+        if self.settled:
+            self._settled_for += seconds
+            if self._settled_for >= self.reprobe_seconds:
+                # The fit says where the limit was; it may have risen since.
+                self.fitted = None
+                self._confirmed = True
+                self._reprobe()
+            return False
+        if self._clean < self.confirm_seconds:
+            return False
+        self._clean = 0.0
+        low, high = self.fitted
+        fit = self.timeline.fit(low * 0.9, high * 1.1, now)
+        if fit is None:
+            return False
+        # Evidence only accumulates: the range can only narrow (its scan may
+        # have stopped at an edge of the window it was given).
+        fit = (max(low, fit[0]), min(high, fit[1]))
+        if fit[0] >= fit[1]:
+            return False
+        self._apply_fit(fit)
+        if fit[1] <= fit[0] * self.fit_precision:  # settled just now
+            self._settled_for = 0.0
+            return True
+        return False
+
+    def _apply_fit(self, fit: tuple[float, float]) -> None:
+        """Run just over the low end of the fitted rates (at it, once they are narrow)."""
+        low, high = fit
+        self.fitted = fit
+        self.low, self._confirmed, self._falling = low, True, False
+        if high <= low * self.fit_precision:
+            self.rate = low
+        else:
+            self.rate = low + self.fit_reach * (high - low)
+        self.high = max(high, self.rate * self.fit_precision)
+
+    def throttled(
+        self,
+        sent_rate: float | None = None,
+        accepted: float | None = None,
+        sent_at: float | None = None,
+        now: float | None = None,
+    ) -> bool:
+        """A refusal for a request sent at ``sent_rate`` (None: the pace now), at ``sent_at``.
 
         ``accepted`` is the pace the platform accepted over the last second,
-        if known. Returns whether the refusal was news: one of a pace at or
-        above one already refused changes nothing.
+        if known. ``sent_at`` and ``now`` (the limiter's clock) put it on the
+        timeline the bucket fit reads. Returns whether the refusal was news:
+        one of a pace at or above one already refused changes nothing, nor
+        does one the fit calls noise.
         """
         sent = self.rate if sent_rate is None else sent_rate
+        if sent_at is not None:
+            self.timeline.unsent(sent_at)
         if self.high is not None and sent >= self.high:
             return False
+        if sent_at is not None and now is not None:
+            verdict = self._judge_by_fit(sent, sent_at, now)
+            if verdict is not None:
+                return verdict
         if self.high is None and self.low is not None and accepted:
             # The first refusal while doubling: how long the pace ran before it
             # tells where the limit is (quickly: far under it), and so does the
@@ -155,7 +244,14 @@ class LimitSearch:
             self.high = min(sent, accepted * self.estimate_ceiling)
             self._soft = self.high < sent
             self._clean = 0.0
-            self.low = max(self.min_rate, min(sent, accepted) * self.estimate_share)
+            # Not under the pace that ran clean before the last doubling,
+            # less a little (a small bucket refuses the doubled pace at once,
+            # so the last second's count undersells the limit).
+            self.low = max(
+                self.min_rate,
+                min(sent, accepted) * self.estimate_share,
+                min(self.low * self.fall_factor, self.high / self.precision),
+            )
             self._confirmed = False
             self.rate = self.low
             return True
@@ -184,6 +280,35 @@ class LimitSearch:
         self._confirmed = False
         self.rate = self.low
         return True
+
+    def _judge_by_fit(self, sent: float, sent_at: float, now: float) -> bool | None:
+        """A refusal weighed against the bucket fit: news (True), noise (False), or no say (None).
+
+        With no say, the refused paces alone decide (``throttled`` goes on).
+        """
+        self.timeline.refused(sent_at, now)
+        fit = self.timeline.fit(max(self.min_rate, sent / 4), sent * 1.05, now)
+        # A refusal that fits nothing, or only rates under everything the
+        # fit allowed so far, contradicts what the platform did until now.
+        contradicts = self.fitted is not None and (fit is None or fit[1] < self.fitted[0])
+        if fit is not None and not contradicts:
+            self._clean = self._settled_for = 0.0
+            self._reprobing = self._soft = False
+            self._apply_fit(fit)
+            return True
+        if contradicts:
+            if self._since_strike is None:
+                # One such refusal is noise (a hiccup, not the limit): the
+                # pause is the limiter's, the pace stays.
+                self._since_strike = 0.0
+                self.timeline.forget(sent_at)
+                return False
+            # Twice within strike_seconds: the limit fell, or another client
+            # spends the same one. What was learnt before is stale.
+            self._since_strike = None
+            self.timeline.forget_refusals(keep_last=1)
+        self.fitted = None
+        return None
 
     def _reprobe(self) -> None:
         """Look higher again, in case the limit rose: creep up to a ceiling, then double."""

@@ -206,7 +206,9 @@ class RateLimiter:
         self.throttled += 1
         pause = retry_after if retry_after is not None else DEFAULT_PAUSE
         self._paused_until = max(self._paused_until, now + max(0.0, pause))
-        if self.search is not None and self.search.throttled(sent_rate, self._recent_pace(now)):
+        if self.search is not None and self.search.throttled(
+            sent_rate, self._recent_pace(now), sent_at, now
+        ):
             self._rate = self.search.rate
             self._throttled_this_tick = True
             log.debug("refused at %s req/s: now %r", sent_rate, self.search)
@@ -224,6 +226,7 @@ class RateLimiter:
             return False
         self._tat = max(self._tat, now) + interval
         if self.search is not None:  # kept while searching: the pace of the last second
+            self.search.timeline.sent(now)
             self._recent.append(now)
             while self._recent[0] < now - 1.0:
                 self._recent.popleft()
@@ -283,8 +286,9 @@ class RateLimiter:
         if self.search is None or elapsed < TICK:
             return
         if self._queued_this_tick and not self._throttled_this_tick and not self.paused:
-            settled = self.search.busy(min(elapsed, 1.0))
+            settled = self.search.busy(min(elapsed, 1.0), now)
             if self.search.rate != self._rate:
+                self.search.timeline.paced(now)
                 log.debug("busy and clean: now %r", self.search)
             self._rate = self.search.rate
             if settled and self._on_settled is not None:

@@ -1,0 +1,188 @@
+"""The token-bucket fit: which rates the platform's answers allow, and the search that uses it.
+
+Every case here is checked against a real token bucket (the simulator's own
+``TokenBuckets``) fed the exact send times, so the fit is judged on what a
+bucket would have answered, not on what the fit expects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from batch_export.platform.bucket_fit import SendTimeline
+from batch_export.platform.limit_search import LimitSearch
+from batch_export.platform.limits import RateLimiter
+from batch_export.simulator.ratelimit import TokenBuckets
+
+
+def _feed(timeline: SendTimeline, bucket: TokenBuckets, paces: list[list[float]]) -> int:
+    """Send at each time in ``paces`` through ``bucket``, telling ``timeline``; the refusals.
+
+    Each inner list is one pace: the timeline hears of each change, as the limiter tells it."""
+    refused = 0
+    for chunk in paces:
+        if chunk:
+            timeline.paced(chunk[0])
+        for at in chunk:
+            timeline.sent(at)
+            if bucket.take("account", at) > 0:
+                refused += 1
+                timeline.unsent(at)
+                timeline.refused(at, at)
+    return refused
+
+
+def _paced(start: float, pace: float, seconds: float) -> list[float]:
+    """Evenly spaced send times at ``pace`` for ``seconds`` from ``start``."""
+    return [start + i / pace for i in range(int(pace * seconds))]
+
+
+def _ramp_then_creep(rate: float) -> list[list[float]]:
+    """The search's shape: doubling until it overshoots a lot, a pause, then creeping over the rate."""
+    return [
+        _paced(0.0, rate * 0.8, 0.5),
+        _paced(0.5, rate * 1.6, 0.5),
+        _paced(2.0, rate * 0.9, 3.0),
+        _paced(5.0, rate * 1.04, 20.0),
+    ]
+
+
+def test_one_refusal_fits_every_rate_so_nothing_is_claimed() -> None:
+    timeline = SendTimeline()
+    refused = _feed(timeline, TokenBuckets(100.0, 20), [_paced(0.0, 160.0, 1.0)])
+    assert refused > 0
+    timeline.forget_refusals(keep_last=1)
+    assert timeline.refusals == 1
+    assert timeline.fit(10.0, 200.0, now=1.0) is None
+
+
+def test_two_refusals_on_different_paths_pin_the_rate_down() -> None:
+    """A steep overshoot and a slow creep drain the bucket differently: only the real rate fits both."""
+    timeline = SendTimeline()
+    refused = _feed(timeline, TokenBuckets(100.0, 20), _ramp_then_creep(100.0))
+    assert refused >= 2
+    fit = timeline.fit(25.0, 170.0, now=25.0)
+    assert fit is not None
+    low, high = fit
+    assert low <= 100.0 <= high
+    assert high / low < 1.04
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rate=st.floats(min_value=5.0, max_value=400.0),
+    burst_seconds=st.floats(min_value=0.02, max_value=1.0),
+    seed=st.integers(min_value=0, max_value=2**16),
+)
+def test_the_real_rate_always_fits(rate: float, burst_seconds: float, seed: int) -> None:
+    """Whatever the bucket and the (randomly wandering) paces, the fit never rules the truth out."""
+    rng = random.Random(seed)
+    bucket = TokenBuckets(rate, max(1, round(rate * burst_seconds)))
+    timeline = SendTimeline()
+    sends: list[list[float]] = []
+    now = 0.0
+    for _ in range(12):
+        pace = rate * rng.uniform(0.6, 1.6)
+        seconds = rng.uniform(0.3, 4.0)
+        sends.append(_paced(now, pace, seconds))
+        now += seconds + rng.choice([0.0, 0.0, 1.0])  # sometimes a pause, as after a refusal
+    _feed(timeline, bucket, sends)
+    fit = timeline.fit(rate / 4, rate * 4, now=now)
+    if fit is not None:
+        assert fit[0] <= rate * 1.001 and rate * 0.999 <= fit[1]
+
+
+def test_a_sliding_window_is_not_mistaken_for_a_tighter_bucket_forever() -> None:
+    """What fits nothing is not forced: clean running after an unfit refusal keeps the fit honest."""
+    timeline = SendTimeline()
+    for at in _paced(0.0, 100.0, 10.0):
+        timeline.sent(at)
+    timeline.refused(5.0, 5.0)
+    timeline.refused(9.0, 9.0)  # two refusals at a steady pace no bucket refuses twice like that
+    fit = timeline.fit(20.0, 200.0, now=10.0)
+    assert fit is None or fit[1] >= 99.0
+
+
+class FakeTime:
+    """A clock that moves only when the limiter sleeps (its sleeps let callers run)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0)
+        self.now += max(seconds, 1e-6)
+
+
+async def _drive(limiter: RateLimiter, time: FakeTime, bucket: TokenBuckets, accepted: int) -> int:
+    """Many callers through ``limiter`` against ``bucket`` until ``accepted`` went through."""
+    done = refused = 0
+
+    async def caller() -> None:
+        nonlocal done, refused
+        while done < accepted:
+            grant = await limiter.acquire()
+            if bucket.take("account", time.now) > 0:
+                refused += 1
+                limiter.on_throttled(1.0, grant.pace, grant.at)
+            else:
+                done += 1
+
+    callers = [asyncio.ensure_future(caller()) for _ in range(200)]
+    while done < accepted:
+        await asyncio.sleep(0)
+    for task in callers:
+        task.cancel()
+    await asyncio.gather(*callers, return_exceptions=True)
+    return refused
+
+
+async def test_the_search_finds_a_bucket_within_two_percent_with_two_refusals() -> None:
+    """3000 exports' worth at 100/s burst 20: one overshoot, one creep, then the fitted pace."""
+    time = FakeTime()
+    limiter = RateLimiter(None, clock=time.clock, sleep=time.sleep)
+    refused = await _drive(limiter, time, TokenBuckets(100.0, 20), 6000)
+    assert limiter.search is not None and limiter.search.fitted is not None
+    assert 98.0 <= limiter.rate <= 100.5
+    assert refused <= 3
+    assert time.now < 60.0 + 4.0  # 6000 at 100/s, the search costing under four seconds
+
+
+async def test_a_strict_small_bucket_sees_few_refusals() -> None:
+    time = FakeTime()
+    limiter = RateLimiter(None, clock=time.clock, sleep=time.sleep)
+    refused = await _drive(limiter, time, TokenBuckets(20.0, 5), 800)
+    assert refused <= 8  # 1 % of 800
+    assert 18.0 <= limiter.rate <= 20.5
+
+
+def test_a_lone_refusal_the_fit_calls_safe_is_noise_but_two_are_a_fall() -> None:
+    search = LimitSearch()
+    timeline = search.timeline
+    bucket = TokenBuckets(100.0, 20)
+    for chunk in _ramp_then_creep(100.0):
+        timeline.paced(chunk[0])
+        for at in chunk:
+            timeline.sent(at)
+            if bucket.take("account", at) > 0:
+                search.throttled(search.rate, None, at, at)
+    # The shape above is what the search would run; hand it the fit it implies.
+    fit = timeline.fit(25.0, 170.0, now=25.0)
+    assert fit is not None
+    search._apply_fit(fit)
+    pace = search.rate
+    for at in _paced(26.0, pace, 5.0):
+        timeline.sent(at)
+    assert search.throttled(pace, None, 31.0, 31.0) is False  # a hiccup: the pace stays
+    assert search.rate == pace
+    for at in _paced(31.0, pace, 2.0):
+        timeline.sent(at)
+    assert search.throttled(pace, None, 33.0, 33.0) is True  # again soon: the limit fell
+    assert search.rate < pace
