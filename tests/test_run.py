@@ -331,6 +331,9 @@ def test_young_collections_are_rarer_during_the_pipeline_only() -> None:
         gc.set_threshold(50_000, 5, 5)  # a caller's higher threshold is never lowered
         with _fewer_collections():
             assert gc.get_threshold() == (50_000, 5, 5)
+        gc.set_threshold(0, 5, 5)  # nor is collection switched back on
+        with _fewer_collections():
+            assert gc.get_threshold() == (0, 5, 5)
     finally:
         gc.set_threshold(*saved)
 
