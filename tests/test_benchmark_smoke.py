@@ -81,3 +81,20 @@ def test_smoke_writes_json_per_scenario(
         assert data["scenario"] == name
         assert data["smoke"] is True
         assert data["table_rows"]
+
+
+@pytest.mark.timeout(120)
+def test_the_limit_model_runs_the_real_search() -> None:
+    """``limit_model.py`` drives the real limiter against a bucket: one row, the limit found."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "limit_model.py"), "--only", "bucket:20:5:300"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| bucket |")]
+    assert len(rows) == 1
+    found = float(rows[0].rstrip(" |").rsplit("|", 1)[-1])
+    assert 15.0 <= found <= 21.0
