@@ -62,7 +62,7 @@ class LimitSearch:
     step_seconds = 0.5
     #: busy seconds at a pace under a refused one before it counts as working: a
     #: token bucket hides a pace a little over its rate for burst / excess seconds
-    confirm_seconds = 1.5
+    confirm_seconds = 1.0
     #: the first creep step after a refusal, as a factor (it shrinks after each refusal)
     creep = 1.05
     #: settled once the confirmed pace is within this factor of the refused one
@@ -74,7 +74,7 @@ class LimitSearch:
     #: how far above the settled pace a re-probe may creep before it doubles again
     reprobe_ceiling = 1.25
     #: after the first refusal, the search restarts at this share of the accepted pace
-    estimate_share = 0.92
+    estimate_share = 0.96
     #: ... and takes this multiple of the accepted pace as the refused one
     estimate_ceiling = 1.1
     #: a refused pace at or under a confirmed ``low``: the new ``low``, as a share of it
