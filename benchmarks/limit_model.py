@@ -139,7 +139,7 @@ async def _run(case: Case, seed: int) -> Outcome:
     async def caller() -> None:
         nonlocal accepted, refused, sent
         while accepted < case.need:
-            grant = await limiter.acquire()
+            grant = limiter.sending(await limiter.acquire())
             sent += 1
             if platform.take(now[0]) and not (case.noise and rng.random() < case.noise):
                 accepted += 1

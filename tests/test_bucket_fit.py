@@ -22,17 +22,22 @@ from batch_export.simulator.ratelimit import TokenBuckets
 def _feed(timeline: SendTimeline, bucket: TokenBuckets, paces: list[list[float]]) -> int:
     """Send at each time in ``paces`` through ``bucket``, telling ``timeline``; the refusals.
 
-    Each inner list is one pace: the timeline hears of each change, as the limiter tells it."""
+    Each inner list is one pace: the timeline hears of each change, as the
+    limiter tells it, and of the first refusal at each pace (the search's
+    news: later ones at the same pace are only unsent)."""
     refused = 0
     for chunk in paces:
         if chunk:
             timeline.paced(chunk[0])
+        news = True
         for at in chunk:
             timeline.sent(at)
             if bucket.take("account", at) > 0:
                 refused += 1
                 timeline.unsent(at)
-                timeline.refused(at, at)
+                if news:
+                    timeline.refused(at, at)
+                    news = False
     return refused
 
 
@@ -128,7 +133,7 @@ async def _drive(limiter: RateLimiter, time: FakeTime, bucket: TokenBuckets, acc
     async def caller() -> None:
         nonlocal done, refused
         while done < accepted:
-            grant = await limiter.acquire()
+            grant = limiter.sending(await limiter.acquire())
             if bucket.take("account", time.now) > 0:
                 refused += 1
                 limiter.on_throttled(1.0, grant.pace, grant.at)
@@ -163,26 +168,16 @@ async def test_a_strict_small_bucket_sees_few_refusals() -> None:
     assert 18.0 <= limiter.rate <= 20.5
 
 
-def test_a_lone_refusal_the_fit_calls_safe_is_noise_but_two_are_a_fall() -> None:
+def test_the_fit_raises_the_pace_but_never_lowers_it() -> None:
+    """A band above the refused paces' rule is where the search goes; one under it changes nothing."""
     search = LimitSearch()
-    timeline = search.timeline
-    bucket = TokenBuckets(100.0, 20)
-    for chunk in _ramp_then_creep(100.0):
-        timeline.paced(chunk[0])
-        for at in chunk:
-            timeline.sent(at)
-            if bucket.take("account", at) > 0:
-                search.throttled(search.rate, None, at, at)
-    # The shape above is what the search would run; hand it the fit it implies.
-    fit = timeline.fit(25.0, 170.0, now=25.0)
-    assert fit is not None
-    search._apply_fit(fit)
-    pace = search.rate
-    for at in _paced(26.0, pace, 5.0):
-        timeline.sent(at)
-    assert search.throttled(pace, None, 31.0, 31.0) is False  # a hiccup: the pace stays
-    assert search.rate == pace
-    for at in _paced(31.0, pace, 2.0):
-        timeline.sent(at)
-    assert search.throttled(pace, None, 33.0, 33.0) is True  # again soon: the limit fell
-    assert search.rate < pace
+    _feed(search.timeline, TokenBuckets(100.0, 20), _ramp_then_creep(100.0))
+    search.high, search.low, search.rate = 104.0, 95.0, 95.0  # as the paces' rule left it
+    search._raise_by_fit(104.0, 25.0, 25.0)
+    assert search.fitted is not None and 99.0 <= search.rate <= 101.0
+
+    lower = LimitSearch()
+    _feed(lower.timeline, TokenBuckets(50.0, 10), _ramp_then_creep(50.0))
+    lower.high, lower.low, lower.rate = 104.0, 95.0, 95.0  # the rule left it over the band
+    lower._raise_by_fit(104.0, 25.0, 25.0)
+    assert lower.rate == 95.0 and lower.fitted is None  # the paces' rule stands

@@ -38,12 +38,15 @@ __all__ = ["SendTimeline"]
 
 #: the longest segment (seconds): the resolution of the timeline
 SEGMENT = 0.25
+#: a gap this much shorter or longer than the segment's spacing so far starts a new segment
+UNEVEN = 0.5
 #: seconds of history kept
 HORIZON = 90.0
 #: refusals kept (the oldest carry the least: the limit may have changed since)
 MAX_REFUSALS = 6
-#: tokens of slack in each comparison: the even spread within a segment is an approximation
-SLACK = 1.0
+#: tokens of slack in each comparison: the even spread within a segment is an
+#: approximation, and requests reach the platform with some jitter
+SLACK = 2.0
 #: the deepest bucket considered, in seconds of its rate
 MAX_BURST_SECONDS = 2.0
 #: the least deficit (tokens) a refused request can have met: a bucket refuses only when empty
@@ -77,9 +80,19 @@ class SendTimeline:
         return len(self._refusals)
 
     def sent(self, at: float) -> None:
-        """One request granted at ``at`` (non-decreasing)."""
-        if self._open and at - self._open[0] > SEGMENT:
-            self._close(at)
+        """One request sent at ``at`` (non-decreasing)."""
+        open_ = self._open
+        if open_:
+            if at - open_[0] > SEGMENT:
+                self._close(at)
+            elif len(open_) > 1:
+                # A segment is evenly spaced by assumption: requests that left
+                # in a bunch (several submits waiting on one journal commit),
+                # or after a lull, start one of their own.
+                gap = at - open_[-1]
+                spacing = (open_[-1] - open_[0]) / (len(open_) - 1)
+                if gap < spacing * UNEVEN or gap * UNEVEN > spacing:
+                    self._close(at)
         self._open.append(at)
 
     def paced(self, now: float) -> None:

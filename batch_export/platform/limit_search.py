@@ -26,15 +26,17 @@ turns those refusals and the busy seconds without one into a pace:
   under ``low`` (a token bucket hides a pace a little over its rate for
   burst / excess seconds, or the limit fell) steps down;
 * **the bucket fit** (``bucket_fit.SendTimeline``): from the second refusal
-  on, the times every request was sent and refused say which token-bucket
+  on, the times every request left and was refused say which token-bucket
   rates could have answered so; the first doubling's steep overshoot and the
   creep's slow one drain a bucket differently, so together they leave a band
-  about a percent wide. The pace goes to its low end (a little over it while
-  the band is wide: clean running narrows it), and is settled there. A
-  refusal the fit calls impossible is noise once; a second within
-  ``strike_seconds`` means the limit fell (or another client shares it), and
-  the fit starts over. A platform that is not a token bucket fits nothing
-  and is left to the creep;
+  about a percent wide. When the band lies above where the refused paces'
+  rule put the pace, or is narrow and close under the refused pace, the pace
+  goes to its low end (a little over it while the band is wide: clean
+  running narrows it) and is settled there. A wide band under the rule is
+  not trusted: requests reach the platform a little after they leave, some
+  in bunches, and a fit misled by that must not drag the pace down. A
+  platform that is not a token bucket fits nothing, or fits low, and is
+  left to the creep;
 * **settled at a confirmed pace**: once ``high / low`` is within
   ``precision`` it runs at ``low``, and after ``reprobe_seconds`` (sooner
   under a soft ceiling nobody refused) creeps higher again, doubling once it
@@ -87,9 +89,10 @@ class LimitSearch:
     fit_precision = 1.02
     #: while the fitted range is wider, the pace is this far from its low end to its high
     fit_reach = 0.3
-    #: a refusal that fits nothing, at or under a fitted low, is noise unless another
-    #: comes within this many busy seconds (then the limit fell, or another client shares it)
-    strike_seconds = 20.0
+    #: a band under the refused paces' rule is trusted only this narrow (high / low) ...
+    trusted_width = 1.05
+    #: ... and at least this share of the refused pace
+    trusted_floor = 0.85
 
     def __init__(self, start: float | None = None) -> None:
         self.rate = max(self.min_rate, start) if start else self.initial_rate
@@ -105,7 +108,6 @@ class LimitSearch:
         #: what was sent when, and which requests were refused: the bucket fit's evidence
         self.timeline = SendTimeline()
         self.fitted: tuple[float, float] | None = None  # the rates a token bucket fits
-        self._since_strike: float | None = None  # busy seconds since a noise refusal
         if start:
             # A remembered pace is not trusted blindly: it counts as working
             # only once it ran clean (then the search is settled); a refusal
@@ -133,7 +135,6 @@ class LimitSearch:
         Returns True when the search just settled (the pace is worth remembering).
         """
         self._clean += seconds
-        self._strike_ages(seconds)
         if self.fitted is not None and now is not None:
             return self._busy_fitted(seconds, now)
         was_settled = self.settled  # a local: mypy would narrow the property itself
@@ -165,13 +166,6 @@ class LimitSearch:
             self.high = self.low * self.precision
             return not self._reprobing
         return False
-
-    def _strike_ages(self, seconds: float) -> None:
-        """A noise refusal counts against the fit only for ``strike_seconds``."""
-        if self._since_strike is not None:
-            self._since_strike += seconds
-            if self._since_strike > self.strike_seconds:
-                self._since_strike = None
 
     def _busy_fitted(self, seconds: float, now: float) -> bool:
         """Clean running under a fitted range: every ``confirm_seconds`` it narrows the range."""
@@ -225,18 +219,20 @@ class LimitSearch:
         ``accepted`` is the pace the platform accepted over the last second,
         if known. ``sent_at`` and ``now`` (the limiter's clock) put it on the
         timeline the bucket fit reads. Returns whether the refusal was news:
-        one of a pace at or above one already refused changes nothing, nor
-        does one the fit calls noise.
+        one of a pace at or above one already refused changes nothing.
         """
         sent = self.rate if sent_rate is None else sent_rate
         if sent_at is not None:
             self.timeline.unsent(sent_at)
         if self.high is not None and sent >= self.high:
             return False
+        self._by_paces(sent, accepted)
         if sent_at is not None and now is not None:
-            verdict = self._judge_by_fit(sent, sent_at, now)
-            if verdict is not None:
-                return verdict
+            self._raise_by_fit(sent, sent_at, now)
+        return True
+
+    def _by_paces(self, sent: float, accepted: float | None) -> None:
+        """The refused paces' rule: where the search goes after a refusal at ``sent``."""
         if self.high is None and self.low is not None and accepted:
             # The first refusal while doubling: how long the pace ran before it
             # tells where the limit is (quickly: far under it), and so does the
@@ -254,7 +250,7 @@ class LimitSearch:
             )
             self._confirmed = False
             self.rate = self.low
-            return True
+            return
         self.high = sent
         self._soft = False
         self._clean = 0.0
@@ -264,7 +260,7 @@ class LimitSearch:
             # Back to the fastest pace that ran clean, and creep again, in smaller steps.
             self._creep = max(self.min_creep, self._creep**0.5)
             self.rate = self.low
-            return True
+            return
         # Nothing under the refused pace is known to work. A confirmed low
         # that was refused was a bucket draining (or the limit fell a little):
         # step down a little. A guess refused once: step down more; refused
@@ -279,36 +275,32 @@ class LimitSearch:
         self._falling = not self._confirmed
         self._confirmed = False
         self.rate = self.low
-        return True
 
-    def _judge_by_fit(self, sent: float, sent_at: float, now: float) -> bool | None:
-        """A refusal weighed against the bucket fit: news (True), noise (False), or no say (None).
+    def _raise_by_fit(self, sent: float, sent_at: float, now: float) -> None:
+        """After the paces' rule: if the bucket fit says the limit is higher, go there.
 
-        With no say, the refused paces alone decide (``throttled`` goes on).
+        The fit only ever raises the pace. Its evidence is when requests left
+        the client, and the platform sees them a little later, some in bunches
+        (submits waiting on one journal commit): a fit that undersells the
+        limit must not drag the pace under what the refused paces allow.
         """
         self.timeline.refused(sent_at, now)
         fit = self.timeline.fit(max(self.min_rate, sent / 4), sent * 1.05, now)
-        # A refusal that fits nothing, or only rates under everything the
-        # fit allowed so far, contradicts what the platform did until now.
-        contradicts = self.fitted is not None and (fit is None or fit[1] < self.fitted[0])
-        if fit is not None and not contradicts:
-            self._clean = self._settled_for = 0.0
-            self._reprobing = self._soft = False
-            self._apply_fit(fit)
-            return True
-        if contradicts:
-            if self._since_strike is None:
-                # One such refusal is noise (a hiccup, not the limit): the
-                # pause is the limiter's, the pace stays.
-                self._since_strike = 0.0
-                self.timeline.forget(sent_at)
-                return False
-            # Twice within strike_seconds: the limit fell, or another client
-            # spends the same one. What was learnt before is stale.
-            self._since_strike = None
-            self.timeline.forget_refusals(keep_last=1)
-        self.fitted = None
-        return None
+        # Under the rule's pace, only a narrow band close under the refused
+        # pace is trusted (the creep's hidden overshoot, which the rule would
+        # otherwise pay for with a refusal per step back down).
+        trusted = fit is not None and (
+            fit[0] > self.rate
+            or (fit[1] <= fit[0] * self.trusted_width and fit[0] >= sent * self.trusted_floor)
+        )
+        if fit is None or not trusted:
+            self.fitted = None
+            return
+        self._clean = self._settled_for = 0.0
+        self._reprobing = self._soft = False
+        self._apply_fit(fit)
+        self.rate = min(self.rate, sent / self.fit_precision)
+        self.high = min(self.high or sent, sent)
 
     def _reprobe(self) -> None:
         """Look higher again, in case the limit rose: creep up to a ceiling, then double."""

@@ -191,6 +191,19 @@ class RateLimiter:
                 self._dispatcher = None
             raise
 
+    def sending(self, grant: Grant) -> Grant:
+        """The request granted ``grant`` leaves now: the same slot, timed when it left.
+
+        While searching, the bucket fit hears of it: what the platform's
+        bucket sees is when requests arrive, and a submit waits for its
+        journal line between its slot and the wire.
+        """
+        if self.search is None:
+            return grant
+        now = self._clock()
+        self.search.timeline.sent(now)
+        return Grant(grant.pace, now)
+
     def on_throttled(
         self,
         retry_after: float | None,
@@ -226,7 +239,6 @@ class RateLimiter:
             return False
         self._tat = max(self._tat, now) + interval
         if self.search is not None:  # kept while searching: the pace of the last second
-            self.search.timeline.sent(now)
             self._recent.append(now)
             while self._recent[0] < now - 1.0:
                 self._recent.popleft()
