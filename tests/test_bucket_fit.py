@@ -8,6 +8,7 @@ bucket would have answered, not on what the fit expects.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 
 from hypothesis import given, settings
@@ -129,11 +130,14 @@ class FakeTime:
 async def _drive(limiter: RateLimiter, time: FakeTime, bucket: TokenBuckets, accepted: int) -> int:
     """Many callers through ``limiter`` against ``bucket`` until ``accepted`` went through."""
     done = refused = 0
+    # Requests leave at their slots here, and a sleep moves the one fake clock
+    # for everybody: the wire spacing (tested on its own) would distort it.
+    limiter.wire_spacing = 0.0
 
     async def caller() -> None:
         nonlocal done, refused
         while done < accepted:
-            grant = limiter.sending(await limiter.acquire())
+            grant = await limiter.sending(await limiter.acquire())
             if bucket.take("account", time.now) > 0:
                 refused += 1
                 limiter.on_throttled(1.0, grant.pace, grant.at)
@@ -181,3 +185,14 @@ def test_the_fit_raises_the_pace_but_never_lowers_it() -> None:
     lower.high, lower.low, lower.rate = 104.0, 95.0, 95.0  # the rule left it over the band
     lower._raise_by_fit(104.0, 25.0, 25.0)
     assert lower.rate == 95.0 and lower.fitted is None  # the paces' rule stands
+
+
+async def test_requests_released_together_leave_spaced() -> None:
+    """Five slots taken at once (a journal commit released five submits) leave 0.75 slots apart."""
+    time = FakeTime()
+    limiter = RateLimiter(20.0, burst=5, clock=time.clock, sleep=time.sleep)
+    grants = [await limiter.acquire() for _ in range(5)]
+    assert {grant.at for grant in grants} == {0.0}  # the burst: all granted at once
+    left = [(await limiter.sending(grant)).at for grant in grants]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(left)]
+    assert all(abs(gap - 0.75 / 20.0) < 1e-9 for gap in gaps)

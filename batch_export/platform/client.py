@@ -325,9 +325,9 @@ class PlatformClient:
             if before_send is not None:
                 await before_send()
             headers = await self._auth_headers()
-            # The slot's time, moved to the moment the request leaves (a submit
-            # waited for its journal line): what the platform's bucket sees.
-            grant = self.limiter.sending(grant)
+            # Spaced from the previous request (submits released together by one
+            # journal commit would reach the platform as a burst) and timed.
+            grant = await self.limiter.sending(grant)
             self.requests[endpoint] += 1
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s %s", method, redact_url(url))

@@ -86,6 +86,8 @@ class RateLimiter:
 
     #: how long (seconds) an ordinary caller may be overtaken by urgent ones
     patience = 1.0
+    #: the least gap between two requests leaving, in slots (1 / rate each)
+    wire_spacing = 0.75
 
     def __init__(
         self,
@@ -112,6 +114,7 @@ class RateLimiter:
         self._on_settled = on_settled
         self._tat = -math.inf  # theoretical arrival time of the next request
         self._paused_until = -math.inf
+        self._last_send = -math.inf
         self._tick_start = -math.inf
         self._queued_this_tick = False
         self._throttled_this_tick = False
@@ -191,18 +194,25 @@ class RateLimiter:
                 self._dispatcher = None
             raise
 
-    def sending(self, grant: Grant) -> Grant:
-        """The request granted ``grant`` leaves now: the same slot, timed when it left.
+    async def sending(self, grant: Grant) -> Grant:
+        """The request granted ``grant`` is about to leave: space it, and time it.
 
-        While searching, the bucket fit hears of it: what the platform's
-        bucket sees is when requests arrive, and a submit waits for its
-        journal line between its slot and the wire.
+        Slots are paced, but between a slot and the wire a submit waits for
+        its journal line, and one slow commit releases several submits at
+        once: a strict bucket (burst 5) refuses such a bunch even at half
+        its rate. So requests also leave at least ``wire_spacing / rate``
+        apart (a bunch goes out at a third over the pace, not at once). The
+        slot comes back timed when its request left, and the bucket fit
+        hears of it.
         """
-        if self.search is None:
-            return grant
         now = self._clock()
-        self.search.timeline.sent(now)
-        return Grant(grant.pace, now)
+        at = max(now, self._last_send + self.wire_spacing / self._rate)
+        self._last_send = at
+        if at > now:
+            await self._sleep(at - now)
+        if self.search is not None:
+            self.search.timeline.sent(at)
+        return Grant(grant.pace, at)
 
     def on_throttled(
         self,
