@@ -58,18 +58,24 @@ class PrepTimes:
 
     def observe(self, after: float, ready_by: float) -> None:
         """A request was not ready ``after`` seconds from its POST and was ready at ``ready_by``."""
-        lo = max(0, bisect.bisect_right(self.edges, after) - 1)
-        hi = min(len(self.mass) - 1, bisect.bisect_left(self.edges, ready_by) - 1)
+        edges, mass = self.edges, self.mass
+        lo = max(0, bisect.bisect_right(edges, after) - 1)
+        hi = min(len(mass) - 1, bisect.bisect_left(edges, ready_by) - 1)
         hi = max(lo, hi)
-        shares = []
-        for j in range(lo, hi + 1):
-            left, right = self.edges[j], self.edges[j + 1]
-            overlap = (min(right, ready_by) - max(left, after)) / (right - left)
-            # the floor keeps an interval of zero-mass bins from vanishing
-            shares.append(max(overlap, 0.0) * (self.mass[j] + 1e-9 * self._weight))
+        # the floor keeps an interval of zero-mass bins from vanishing
+        floor = 1e-9 * self._weight
+        # Only the two end bins are partly covered; every bin between lies
+        # inside (after, ready_by) whole, its overlap exactly 1: no per-bin
+        # arithmetic for them (this runs once per export).
+        shares = [self._share(lo, after, ready_by, floor)]
+        if hi > lo:
+            shares += [m + floor for m in mass[lo + 1 : hi]]
+            shares.append(self._share(hi, after, ready_by, floor))
         total = sum(shares) or 1.0
-        for j, share in zip(range(lo, hi + 1), shares, strict=True):
-            self.mass[j] += self._weight * share / total
+        weight = self._weight
+        mass[lo : hi + 1] = [
+            m + weight * share / total for m, share in zip(mass[lo : hi + 1], shares, strict=True)
+        ]
         self.observed += 1
         self._weight *= self._growth
         if self._weight > 1e100:  # rescale long before floats overflow
@@ -77,6 +83,12 @@ class PrepTimes:
             self._weight = 1.0
         if self.observed % self._replan_every == 0:
             self._next = None
+
+    def _share(self, j: int, after: float, ready_by: float, floor: float) -> float:
+        """Bin ``j``'s claim on the interval: the part of it the interval covers, times its mass."""
+        left, right = self.edges[j], self.edges[j + 1]
+        overlap = (min(right, ready_by) - max(left, after)) / (right - left)
+        return max(overlap, 0.0) * (self.mass[j] + floor)
 
     def survival(self, t: float) -> float:
         """P(not ready at ``t``) under the current histogram."""
