@@ -25,7 +25,6 @@ from typing import IO, Any
 from ..errors import ConfigError
 from .causes import FailureGroups
 from .checkpoint import replay_journal
-from .jsonlines import json_object
 from .manifest import iso_time
 from .replay import (
     FAILED,
@@ -33,6 +32,7 @@ from .replay import (
     JournalDamage,
     TargetTable,
 )
+from .report_data import journal_kind
 from .statedir import probe_lock
 from .status_format import format_status
 from .status_state import RUNNING, run_state
@@ -115,7 +115,7 @@ def _read_journal(out_dir: Path, cutoff: float) -> _Journal:
     # A last line without its newline is being written right now (or torn by
     # a crash): not counted yet, and no cause for alarm. Damaged lines are.
     # Numeric IDs kept as integers; from the checkpoint a run's end wrote, if it is sound.
-    found = replay_journal(out_dir, _kind(path), done_times=True)
+    found = replay_journal(out_dir, journal_kind(path), done_times=True)
     assert found.done_times is not None
     recent.extend(found.done_times)
     return _Journal(found.header or {}, found.states, found.runs, found.damage, recent, mtime)
@@ -155,14 +155,6 @@ def collect_status(out_dir: Path, now: float | None = None) -> dict[str, Any]:
         "damaged_count": journal.damage.count,
         "journal_damage": journal.damage.describe(),
     }
-
-
-def _kind(path: Path) -> str | None:
-    """The kind the journal's header names, read before the replay (None if unreadable)."""
-    with path.open("rb") as handle:
-        header = json_object(handle.readline())
-    kind = header.get("kind") if header is not None else None
-    return kind if isinstance(kind, str) else None
 
 
 def _rate(journal: _Journal, state: dict[str, Any], remaining: int, now: float) -> dict[str, Any]:
