@@ -156,10 +156,12 @@ async def _drive(limiter: RateLimiter, time: FakeTime, bucket: TokenBuckets, acc
 async def test_the_search_finds_a_bucket_within_two_percent_with_two_refusals() -> None:
     """3000 exports' worth at 100/s burst 20: one overshoot, one creep, then the fitted pace."""
     time = FakeTime()
-    limiter = RateLimiter(None, clock=time.clock, sleep=time.sleep)
+    remembered: list[float] = []
+    limiter = RateLimiter(None, clock=time.clock, sleep=time.sleep, on_settled=remembered.append)
     refused = await _drive(limiter, time, TokenBuckets(100.0, 20), 6000)
     assert limiter.search is not None and limiter.search.fitted is not None
     assert 98.0 <= limiter.rate <= 100.5
+    assert remembered[-1] == limiter.rate  # the fitted pace is what the next run starts from
     assert refused <= 3
     assert time.now < 60.0 + 4.0  # 6000 at 100/s, the search costing under four seconds
 

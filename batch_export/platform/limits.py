@@ -235,6 +235,8 @@ class RateLimiter:
             self._rate = self.search.rate
             self._throttled_this_tick = True
             log.debug("refused at %s req/s: now %r", sent_rate, self.search)
+            if self.search.settled and self._on_settled is not None:  # the fit settled it
+                self._on_settled(self._rate)
         # After the pause, one slot and then the pace: not a burst of every
         # caller that waited, which a sliding-window platform would refuse.
         self._tat = max(self._tat, self._paused_until + (self._burst - 1) / self._rate)
