@@ -30,7 +30,6 @@ deficit forgets what came before any pause longer than burst / rate.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import math
 from collections import deque
 
@@ -123,12 +122,6 @@ class SendTimeline:
                 if self._counts[i] > 1:
                     self._counts[i] -= 1
                 return
-
-    def forget(self, sent_at: float) -> None:
-        """Drop one refusal (the search judged it noise)."""
-        with contextlib.suppress(ValueError):
-            self._refusals.remove(sent_at)
-        self._placed.pop(sent_at, None)
 
     def forget_refusals(self, keep_last: int = 0) -> None:
         """Drop the older refusals (the limit changed, or they were noise)."""
