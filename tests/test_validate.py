@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batch_export.errors import IntegrityError
+from batch_export.errors import IntegrityError, WrongTargetError
 from batch_export.storage.validate import ExportChecker, PlaceholderError, check_whole
 
 #: a body, and the error both checkers must raise for it (None: accepted)
@@ -75,3 +75,27 @@ def test_email_ids_match_case_insensitively() -> None:
         "Ann@example.com",
         b'{"info": {"type": "email", "id": "ann@EXAMPLE.com"}, "data": []}',
     )
+
+
+def test_an_id_past_64_bits_still_names_its_target() -> None:
+    """orjson reads 2**64 as a float; the check reads such an id again, exactly."""
+    big = str(2**64)
+    check_whole(
+        "profile", big, b'{"info": {"type": "profile", "id": ' + big.encode() + b'}, "data": []}'
+    )
+    with pytest.raises(WrongTargetError):
+        check_whole(
+            "profile", big, b'{"info": {"type": "profile", "id": 18446744073709551617}, "data": []}'
+        )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"info": {"type": "profile", "id": 7}, "data": [[NaN, Infinity]]}',
+        '{"info": {"type": "profile", "id": 7}, "data": []}'.encode("utf-16"),
+    ],
+)
+def test_what_orjson_refuses_but_json_accepts_is_still_an_export(body: bytes) -> None:
+    """The fast parser never narrows what counts as an export: json.loads decides its refusals."""
+    check_whole("profile", "7", body)
