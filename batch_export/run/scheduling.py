@@ -146,7 +146,7 @@ class ReadinessModel:
         """
         self._gone_share[kind] += _SHARE_WEIGHT * (gone - self._gone_share[kind])
         if gone and self._gone_share[kind] > 0.5:
-            self._alarm[kind] = max(self.min_delay, min(self._alarm[kind], waited) * 0.7)
+            self._alarm[kind] = max(self.min_delay, min(self._alarm[kind], waited * 0.7))
         elif not gone and self._alarm[kind] != math.inf:
             self._alarm[kind] *= 1.05
             if self._alarm[kind] > self.max_interval:
