@@ -92,13 +92,16 @@ class Case:
     burst: int
     need: int
     noise: float = 0.0
+    #: where in a second the run starts (a fixed window's answers depend on it)
+    phase: float = 0.0
 
     @classmethod
     def parse(cls, text: str) -> Case:
-        """``kind:rate:burst:need[:noise]``."""
+        """``kind:rate:burst:need[:noise[:phase]]``."""
         parts = text.split(":")
         noise = float(parts[4]) if len(parts) > 4 else 0.0
-        return cls(parts[0], float(parts[1]), int(parts[2]), int(parts[3]), noise)
+        phase = float(parts[5]) if len(parts) > 5 else 0.0
+        return cls(parts[0], float(parts[1]), int(parts[2]), int(parts[3]), noise, phase)
 
 
 CASES = [
@@ -111,6 +114,8 @@ CASES = [
     Case("bucket", 10, 2, 600),
     Case("sliding", 100, 0, 6000),
     Case("fixed", 100, 0, 6000),
+    Case("fixed", 100, 0, 6000, phase=0.4),
+    Case("fixed", 100, 0, 6000, phase=0.9),
     Case("bucket", 100, 20, 6000, 0.003),
 ]
 
@@ -124,7 +129,7 @@ class Outcome:
 
 
 async def _run(case: Case, seed: int) -> Outcome:
-    now = [0.0]
+    now = [case.phase]
 
     async def sleep(seconds: float) -> None:
         await asyncio.sleep(0)
@@ -156,23 +161,27 @@ async def _run(case: Case, seed: int) -> Outcome:
     for task in callers:
         task.cancel()
     await asyncio.gather(*callers, return_exceptions=True)
-    return Outcome(now[0], refused, sent, limiter.found)
+    return Outcome(now[0] - case.phase, refused, sent, limiter.found)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", action="append", help="kind:rate:burst:need[:noise]")
+    parser.add_argument("--only", action="append", help="kind:rate:burst:need[:noise[:phase]]")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     cases = [Case.parse(text) for text in args.only] if args.only else CASES
-    print("| platform | rate | burst | requests | noise | took (s) | lost (s) | refused | found |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| platform | rate | burst | requests | noise | phase | took (s) | lost (s) "
+        "| refused | found |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for case in cases:
         out = asyncio.run(_run(case, args.seed))
         ideal = case.need / case.rate
         share = 100 * out.refused / max(1, out.sent)
         print(
             f"| {case.kind} | {case.rate:g} | {case.burst} | {case.need} | {case.noise:g} "
+            f"| {case.phase:g} "
             f"| {out.seconds:.2f} | {out.seconds - ideal:.2f} | {out.refused} ({share:.2f} %) "
             f"| {out.found} |",
             flush=True,

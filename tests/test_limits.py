@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import random
 
 import pytest
@@ -245,8 +246,9 @@ def test_a_remembered_limit_is_confirmed_not_trusted() -> None:
     """Started from a remembered pace, the search settles there once it runs clean."""
     search = LimitSearch(start=80.0)
     assert search.rate == 80.0 and search.low is None  # not settled: not yet confirmed
-    settled = [search.busy(0.5) for _ in range(2)]  # confirm_seconds = 1.0
-    assert settled == [False, True]
+    steps = math.ceil(LimitSearch.confirm_seconds / 0.5)
+    settled = [search.busy(0.5) for _ in range(steps)]
+    assert settled == [False] * (steps - 1) + [True]
     assert search.settled and search.rate == 80.0
 
 

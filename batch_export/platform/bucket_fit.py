@@ -178,6 +178,10 @@ class SendTimeline:
             pending = next(refusals, None)
         return need, allow
 
+    def least_burst(self, rate: float) -> float:
+        """The smallest bucket (tokens) at ``rate`` that took every accepted request."""
+        return self._bounds(rate)[0]
+
     def _margin(self, rate: float) -> float:
         """How much room a bucket at ``rate`` leaves for its burst (it fits when over zero)."""
         need, allow = self._bounds(rate)

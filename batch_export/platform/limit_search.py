@@ -24,7 +24,8 @@ turns those refusals and the busy seconds without one into a pace:
   ``creep`` higher, never above ``high / precision``. A refusal above ``low``
   makes ``high`` hard and goes back to ``low`` in smaller steps; one at or
   under ``low`` (a token bucket hides a pace a little over its rate for
-  burst / excess seconds, or the limit fell) steps down;
+  burst / excess seconds, or the limit fell) steps down; a guess refused
+  twice goes to what the platform took over the last second;
 * **the bucket fit** (``bucket_fit.SendTimeline``): from the second refusal
   on, the times every request left and was refused say which token-bucket
   rates could have answered so; the first doubling's steep overshoot and the
@@ -34,9 +35,10 @@ turns those refusals and the busy seconds without one into a pace:
   goes to its low end (a little over it while the band is wide: clean
   running narrows it) and is settled there. A wide band under the rule is
   not trusted: requests reach the platform a little after they leave, some
-  in bunches, and a fit misled by that must not drag the pace down. A
-  platform that is not a token bucket fits nothing, or fits low, and is
-  left to the creep;
+  in bunches, and a fit misled by that must not drag the pace down. Nor is
+  a narrow band of a deep bucket before a pace that ran clean is refused:
+  a fixed window fits one under its limit. A platform that is not a token
+  bucket fits nothing, or fits low, and is left to the creep;
 * **settled at a confirmed pace**: once ``high / low`` is within
   ``precision`` it runs at ``low``, and after ``reprobe_seconds`` (sooner
   under a soft ceiling nobody refused) creeps higher again, doubling once it
@@ -63,8 +65,10 @@ class LimitSearch:
     #: busy seconds at a pace before it counts as working (and the next step is taken)
     step_seconds = 0.5
     #: busy seconds at a pace under a refused one before it counts as working: a
-    #: token bucket hides a pace a little over its rate for burst / excess seconds
-    confirm_seconds = 1.0
+    #: token bucket hides a pace a little over its rate for burst / excess seconds,
+    #: and a fixed one-second window for the rest of one window and part of the
+    #: next (at 1.0, phases that hid it confirmed 163/s on a 100/s window)
+    confirm_seconds = 1.5
     #: the first creep step after a refusal, as a factor (it shrinks after each refusal)
     creep = 1.05
     #: settled once the confirmed pace is within this factor of the refused one
@@ -93,6 +97,9 @@ class LimitSearch:
     trusted_width = 1.05
     #: ... and at least this share of the refused pace
     trusted_floor = 0.85
+    #: ... and, unless a pace that ran clean was refused, a bucket of at most
+    #: this many seconds of its rate (a deeper one may be a fixed window)
+    shallow_burst_seconds = 0.3
 
     def __init__(self, start: float | None = None) -> None:
         self.rate = max(self.min_rate, start) if start else self.initial_rate
@@ -226,9 +233,11 @@ class LimitSearch:
             self.timeline.unsent(sent_at)
         if self.high is not None and sent >= self.high:
             return False
+        # Refused at a pace that had run clean: only a draining bucket does that.
+        at_clean_pace = self._confirmed and self.low is not None and sent <= self.low
         self._by_paces(sent, accepted)
         if sent_at is not None and now is not None:
-            self._raise_by_fit(sent, sent_at, now)
+            self._raise_by_fit(sent, sent_at, now, at_clean_pace)
         return True
 
     def _by_paces(self, sent: float, accepted: float | None) -> None:
@@ -267,16 +276,22 @@ class LimitSearch:
         # again, the limit is far lower: halve.
         if self._confirmed:
             factor = self.fall_factor
-        elif self._falling:
+        elif self._falling and not accepted:
             factor = 0.5
         else:
             factor = self.guess_fall
-        self.low = max(self.min_rate, sent * factor)
+        low = sent * factor
+        if self._falling and accepted:
+            # Refused again: what the platform took over the last second says
+            # how far (a limit far lower shows there at once; halving instead
+            # took a fixed window's 113/s to 56/s, then 17 s to creep back).
+            low = min(low, accepted * self.estimate_share)
+        self.low = max(self.min_rate, low)
         self._falling = not self._confirmed
         self._confirmed = False
         self.rate = self.low
 
-    def _raise_by_fit(self, sent: float, sent_at: float, now: float) -> None:
+    def _raise_by_fit(self, sent: float, sent_at: float, now: float, at_clean_pace: bool) -> None:
         """After the paces' rule: if the bucket fit says the limit is higher, go there.
 
         The fit only ever raises the pace. Its evidence is when requests left
@@ -288,10 +303,21 @@ class LimitSearch:
         fit = self.timeline.fit(max(self.min_rate, sent / 4), sent * 1.05, now)
         # Under the rule's pace, only a narrow band close under the refused
         # pace is trusted (the creep's hidden overshoot, which the rule would
-        # otherwise pay for with a refusal per step back down).
+        # otherwise pay for with a refusal per step back down) -- and only
+        # for a shallow bucket, or once a pace that ran clean was refused. A
+        # fixed window fits a deep bucket under the limit (it hides an
+        # overshoot for up to two seconds), and a pace just under its limit
+        # runs clean for good: believing the band held 100/s at 88/s.
         trusted = fit is not None and (
             fit[0] > self.rate
-            or (fit[1] <= fit[0] * self.trusted_width and fit[0] >= sent * self.trusted_floor)
+            or (
+                fit[1] <= fit[0] * self.trusted_width
+                and fit[0] >= sent * self.trusted_floor
+                and (
+                    at_clean_pace
+                    or self.timeline.least_burst(fit[0]) <= fit[0] * self.shallow_burst_seconds
+                )
+            )
         )
         if fit is None or not trusted:
             self.fitted = None
