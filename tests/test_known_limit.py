@@ -142,3 +142,25 @@ async def test_a_given_rate_wins_and_a_remembered_one_starts_the_search(tmp_path
     limiter, memory = remembering_limiter(None, 4, api, out, cache)
     assert limiter.rate == 42.0 and limiter.origin.startswith("remembered")
     assert json.loads((out / OUT_FILE).read_text())["rate"] == 42.0
+
+
+async def test_a_pace_the_search_fell_to_replaces_a_remembered_one_above_it(tmp_path: Path) -> None:
+    """Unsettled at the end, but under what was remembered: the lower pace is kept, not the old."""
+    api = ApiSettings(api_url=API, token=Secret(TOKEN))
+    out = tmp_path / "out"
+    out.mkdir()
+    cache = tmp_path / "cache"
+    _, memory = remembering_limiter(None, 4, api, out, cache)
+    assert memory is not None
+    await memory.flush(57.0)  # settled at 57 once
+    await memory.flush(None, fell_to=60.0)  # a higher unsettled pace is no news
+    assert json.loads((out / OUT_FILE).read_text())["rate"] == 57.0
+    await memory.flush(None, fell_to=46.0)  # refused since, and fell: 57 was too high
+    assert json.loads((out / OUT_FILE).read_text())["rate"] == 46.0
+
+    limiter, memory = remembering_limiter(None, 4, api, out, cache)  # the next run starts at 46
+    assert memory is not None and limiter.rate == 46.0
+    await memory.flush(None, fell_to=40.0)  # fell under the recalled pace, never settled
+    _, memory = remembering_limiter(None, 4, api, out, cache)
+    assert memory is not None and memory.recall() is not None
+    assert json.loads((out / OUT_FILE).read_text())["rate"] == 40.0

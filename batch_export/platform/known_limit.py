@@ -82,6 +82,7 @@ class LimitMemory:
         self._key: str | None = None
         self._saving: set[asyncio.Future[None]] = set()
         self._saved: float | None = None
+        self._recalled: float | None = None  # the pace this run started from, if any
 
     def __repr__(self) -> str:  # the key, never the token
         return f"<LimitMemory {self._origin} out={self.out_file} cache={self.cache_file}>"
@@ -108,7 +109,9 @@ class LimitMemory:
         accounts = _read(self.cache_file).get("accounts")
         if isinstance(accounts, dict) and isinstance(accounts.get(key), dict):
             found += _entry(accounts[key], "cache")
-        return max(found, key=lambda known: known.saved, default=None)
+        known = max(found, key=lambda known: known.saved, default=None)
+        self._recalled = None if known is None else known.rate
+        return known
 
     def remember(self, rate: float) -> None:
         """Save ``rate`` in both files (failures are logged at debug level and ignored)."""
@@ -132,8 +135,16 @@ class LimitMemory:
         self._saving.add(saving)
         saving.add_done_callback(self._saving.discard)
 
-    async def flush(self, rate: float | None = None) -> None:
-        """Save ``rate`` (if it is news) and wait for every save still under way."""
+    async def flush(self, rate: float | None = None, fell_to: float | None = None) -> None:
+        """Save ``rate`` (if it is news) and wait for every save still under way.
+
+        Without a settled ``rate``, a pace the search ``fell_to`` under the one
+        remembered (saved by this run, or recalled at its start) is saved
+        instead: a limit found too high would cost the next run a refusal.
+        """
+        known = self._saved if self._saved is not None else self._recalled
+        if rate is None and fell_to is not None and known is not None and fell_to < known:
+            rate = fell_to
         if rate is not None:
             self.remember_soon(rate)
         if self._saving:

@@ -66,9 +66,9 @@ class LimitSearch:
     step_seconds = 0.5
     #: busy seconds at a pace under a refused one before it counts as working: a
     #: token bucket hides a pace a little over its rate for burst / excess seconds,
-    #: and a fixed one-second window for the rest of one window and part of the
-    #: next (at 1.0, phases that hid it confirmed 163/s on a 100/s window)
-    confirm_seconds = 1.5
+    #: and a fixed one-second window of L a pace P > L for up to 2L/P seconds
+    #: (the rest of one window, part of the next: at 1.0, 163/s on 100/s passed)
+    confirm_seconds = 2.0
     #: the first creep step after a refusal, as a factor (it shrinks after each refusal)
     creep = 1.05
     #: settled once the confirmed pace is within this factor of the refused one

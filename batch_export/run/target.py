@@ -150,7 +150,7 @@ class Exporter:
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
             if self.limit_memory is not None:  # what the search settled at, for the next run
-                await self.limit_memory.flush(self.limiter.settled)
+                await self.limit_memory.flush(self.limiter.settled, fell_to=self.limiter.found)
 
     async def _work(self, work: Iterable[str], resumed: set[str]) -> None:
         try:

@@ -26,6 +26,7 @@ from .constants import (
     FAULT_KINDS,
     JUNK_BEHAVIOURS,
     JUNK_FOREVER,
+    LIMIT_SHAPES,
     MIXED_GROUPS,
     MIXED_RATES,
     PLACEHOLDER_WORDINGS,
@@ -55,6 +56,7 @@ __all__ = [
     "FAULT_KINDS",
     "JUNK_BEHAVIOURS",
     "JUNK_FOREVER",
+    "LIMIT_SHAPES",
     "MIXED_GROUPS",
     "MIXED_RATES",
     "PLACEHOLDER_WORDINGS",
@@ -87,6 +89,7 @@ class SimulatorConfig:
     seed: int = 0
     rate_limit: float | None = None
     burst: int = 20
+    limit_shape: str = "bucket"
     retry_after_http_date: bool = False
     prepare_delay: str | DelayDistribution = "0.5:3"
     export_size: int = 20_000
@@ -192,6 +195,7 @@ class SimulatorConfig:
         _choices("post_status", self.post_status, POST_STATUSES)
         _choices("request_id_in", self.request_id_in, REQUEST_ID_PLACES)
         _choices("throttle_style", self.throttle_style, THROTTLE_STYLES)
+        _choices("limit_shape", self.limit_shape, LIMIT_SHAPES)
         if self.account_id < 0:
             raise ValueError("account_id must be >= 0")
         if self.retry_after_http_date and self.throttle_style not in ("429", "429-date"):

@@ -22,6 +22,7 @@ __all__ = [
     "FAULT_KINDS",
     "JUNK_BEHAVIOURS",
     "JUNK_FOREVER",
+    "LIMIT_SHAPES",
     "MIXED_GROUPS",
     "MIXED_RATES",
     "PLACEHOLDER_WORDINGS",
@@ -82,6 +83,8 @@ PLACEHOLDER_WORDINGS: tuple[str, ...] = (
     "Data not available (yet).",
     "no data available (yet).",
 )
+#: how the rate limit counts (simulator/ratelimit.py)
+LIMIT_SHAPES: tuple[str, ...] = ("bucket", "fixed-window", "sliding-window")
 THROTTLE_STYLES: tuple[str, ...] = ("429", "429-date", "429-bare", "503-html", "504-html")
 AUTH_FAULT_KINDS: tuple[str, ...] = ("503", "429", "reset", "slow", "timeout")
 # "timeout" holds the call for --slow-seconds and then drops it: left out of the default mix.
@@ -92,6 +95,7 @@ MIXED_GROUPS: tuple[str, ...] = (
     "post",
     "request-id",
     "throttle",
+    "limit-shape",
     "auth",
     "empty",
     "junk",

@@ -139,8 +139,8 @@ async def _guarded(request: web.Request, handler: Handler, state: SimState) -> w
     if request.match_info.route.name is None:
         return error(404, "Unknown call")
     key, failure = await _authenticate(request, state)
-    if state.buckets is not None:
-        wait = state.buckets.take(key, state.now())
+    if state.rate_limit is not None:
+        wait = state.rate_limit.take(key, state.now())
         if wait > 0:
             return _throttled(state, wait)
     elif state.wire.overloaded():

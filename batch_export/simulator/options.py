@@ -18,6 +18,7 @@ from .config import (
     DEFAULT_TOKEN,
     FAULT_KINDS,
     JUNK_FOREVER,
+    LIMIT_SHAPES,
     MIXED_GROUPS,
     MIXED_RATES,
     PLACEHOLDER_WORDINGS,
@@ -97,6 +98,14 @@ def limit_options(func: F) -> F:
             default=20,
             show_default=True,
             help="Bucket size.",
+        ),
+        click.option(
+            "--limit-shape",
+            type=click.Choice(LIMIT_SHAPES),
+            default="bucket",
+            show_default=True,
+            help="How --rate-limit counts: a token bucket (with --burst), at most that many "
+            "requests in each calendar second, or in any one second.",
         ),
         click.option(
             "--retry-after-date",

@@ -1,4 +1,4 @@
-"""The simulator's mutable world: data requests, RNGs, buckets, counters.
+"""The simulator's mutable world: data requests, RNGs, the rate limit, counters.
 
 Per-request state is one small slots object in a dict keyed by request ID, so
 a million requests cost a few hundred MB at most and every lookup is O(1).
@@ -21,7 +21,7 @@ import aiohttp
 from .auth import JwtIssuer, account_of
 from .config import JUNK_BEHAVIOURS, JUNK_FOREVER, SimulatorConfig
 from .exports import ExportSpec
-from .ratelimit import TokenBuckets
+from .ratelimit import make_limiter
 from .signing import ReportSigner
 from .stats import Stats
 from .wire import Wire
@@ -70,7 +70,6 @@ class SimState:
         self._rng_rid = random.Random(f"rid:{seed}")
         # its own stream, so a forget rate leaves the delays and IDs of a seed as they were
         self._rng_forget = random.Random(f"forget:{seed}")
-        self.buckets = TokenBuckets(config.rate_limit, config.burst) if config.rate_limit else None
         secret = hashlib.sha256(f"sim-jwt:{seed}:{config.token}".encode()).digest()
         self.jwt = JwtIssuer(secret, config.jwt_lifetime)
         self.account = account_of(config.token)
@@ -81,6 +80,11 @@ class SimState:
         self.tasks: set[asyncio.Task[None]] = set()
         self.sha_cache: dict[tuple[str, str, int, str | None], str] = {}
         self.wire = Wire(config, self.stats)
+        self.rate_limit = (
+            make_limiter(self.wire.limit_shape(), config.rate_limit, config.burst)
+            if config.rate_limit
+            else None
+        )
         #: signs report POSTs (its key is only generated when first used)
         self.signer = ReportSigner(seed, config.account_id)
         self.junk_gets: Counter[str] = Counter()  # junk answers played per junk target

@@ -34,6 +34,8 @@ class Stats:
     def __init__(self, record_requests: bool = True) -> None:
         self.record_requests = record_requests
         self.log: deque[tuple[float, str, str, int]] = deque(maxlen=LOG_CAP)
+        #: how the rate limit counts (set once by the wire; not a counter, so never reset)
+        self.limit_shape: str | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -94,4 +96,5 @@ class Stats:
             "outages": self.outages,
             "outage_seconds": round(self.outage_seconds, 3),
             "wire": dict(self.wire),
+            "limit_shape": self.limit_shape,
         }

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from .config import (
     JUNK_BEHAVIOURS,
+    LIMIT_SHAPES,
     MIXED_GROUPS,
     MIXED_RATES,
     PLACEHOLDER_WORDINGS,
@@ -141,6 +142,18 @@ class Wire:
         return with_info, wording
 
     # ----------------------------------------------------------------- throttling
+
+    def limit_shape(self) -> str:
+        """How the rate limit counts: drawn once per platform (mixed), or as configured.
+
+        Not a per-response variant: the stats show it as ``limit_shape``.
+        """
+        if self._on["limit-shape"]:
+            shape = random.Random(f"limit-shape:{self.config.seed}").choice(LIMIT_SHAPES)
+        else:
+            shape = self.config.limit_shape
+        self.stats.limit_shape = shape
+        return shape
 
     def throttle_style(self) -> str:
         """How this refusal looks (the rate limiter decided that there is one)."""
