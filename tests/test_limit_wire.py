@@ -65,7 +65,7 @@ def test_a_window_limit_is_found_near_its_count(
     overshoot for up to two seconds; the search must neither believe a pace
     over it nor fall far under it (the phase-by-phase cost is measured in
     virtual time in test_bucket_fit.py). 600 requests are a short run: the
-    search may still be creeping when it ends (45.7-49.6 found in 6 runs).
+    search may still be creeping when it ends (45.1-51.5 found in 6 runs).
     """
     sim = simulator(rate_limit=50, limit_shape=shape, prepare_delay="0.05:0.3")
     ids = write_ids(tmp_path / "ids.csv", range(1, 301))
@@ -74,6 +74,9 @@ def test_a_window_limit_is_found_near_its_count(
     proc = run_subprocess(args, sim.token, timeout=180, extra_env={CACHE_ENV: str(tmp_path / "c")})
     assert proc.returncode == 0, proc.stderr[-2000:]
     stats = sim.stats()
-    assert _refusals(stats, "429") <= 10, stats["responses"]
+    # The first doubling's overshoot is refused whole: every request already
+    # on the wire when the first 429 comes back (2-24 seen). Each later
+    # refusal is one.
+    assert _refusals(stats, "429") <= 30, stats["responses"]
     found = json.loads((out / OUT_FILE).read_text())["rate"]
     assert 50 * 0.85 <= found <= 50 * 1.05
