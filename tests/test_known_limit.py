@@ -127,12 +127,16 @@ def test_the_cache_directory_comes_from_the_environment(
     assert default_cache_dir().name == "batch-export"
 
 
-async def test_a_given_rate_wins_and_a_remembered_one_starts_the_search(tmp_path: Path) -> None:
-    """--rate is used as given and nothing is remembered; without it the search starts there."""
-    api = ApiSettings(api_url=API, token=Secret(TOKEN))
+def _account(tmp_path: Path) -> tuple[ApiSettings, Path, Path]:
+    """The test account's settings, an output directory and a cache directory."""
     out = tmp_path / "out"
     out.mkdir()
-    cache = tmp_path / "cache"
+    return ApiSettings(api_url=API, token=Secret(TOKEN)), out, tmp_path / "cache"
+
+
+async def test_a_given_rate_wins_and_a_remembered_one_starts_the_search(tmp_path: Path) -> None:
+    """--rate is used as given and nothing is remembered; without it the search starts there."""
+    api, out, cache = _account(tmp_path)
     limiter, memory = remembering_limiter(None, 4, api, out, cache)
     assert memory is not None and limiter.origin == "search"
     assert limiter.search is not None and limiter.rate == limiter.search.initial_rate
@@ -146,10 +150,7 @@ async def test_a_given_rate_wins_and_a_remembered_one_starts_the_search(tmp_path
 
 async def test_a_pace_the_search_fell_to_replaces_a_remembered_one_above_it(tmp_path: Path) -> None:
     """Unsettled at the end, but under what was remembered: the lower pace is kept, not the old."""
-    api = ApiSettings(api_url=API, token=Secret(TOKEN))
-    out = tmp_path / "out"
-    out.mkdir()
-    cache = tmp_path / "cache"
+    api, out, cache = _account(tmp_path)
     _, memory = remembering_limiter(None, 4, api, out, cache)
     assert memory is not None
     await memory.flush(57.0)  # settled at 57 once
