@@ -275,7 +275,8 @@ class LimitSearch:
         # Nothing under the refused pace is known to work. A confirmed low
         # that was refused was a bucket draining (or the limit fell a little):
         # step down a little. A guess refused once: step down more; refused
-        # again, the limit is far lower: halve.
+        # again, the limit is lower still: go under what the platform took
+        # (or halve, when that is not known).
         if self._confirmed:
             factor = self.fall_factor
         elif self._falling and not accepted:
