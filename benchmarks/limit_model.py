@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import random
 from dataclasses import dataclass
 from typing import Protocol
 
 from batch_export.platform.limits import RateLimiter
-from batch_export.simulator.ratelimit import TokenBuckets
+from batch_export.simulator.ratelimit import make_limiter
 
 CALLERS = 400
 
@@ -33,56 +32,23 @@ class Platform(Protocol):
         """Whether a request at ``now`` is accepted."""
 
 
-class Bucket:
-    def __init__(self, rate: float, burst: int) -> None:
-        self._buckets = TokenBuckets(rate, burst)
+class SimulatorLimit:
+    """The simulator's own limit of one shape, answering yes or no."""
+
+    def __init__(self, shape: str, rate: float, burst: int) -> None:
+        self._limit = make_limiter(shape, rate, max(1, burst))
 
     def take(self, now: float) -> bool:
-        return self._buckets.take("account", now) == 0.0
+        return self._limit.take("account", now) == 0.0
 
 
-class SlidingWindow:
-    """At most ``rate`` requests in any one second."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        del burst
-        self._limit = rate
-        self._times: collections.deque[float] = collections.deque()
-
-    def take(self, now: float) -> bool:
-        while self._times and self._times[0] <= now - 1.0:
-            self._times.popleft()
-        if len(self._times) < self._limit:
-            self._times.append(now)
-            return True
-        return False
-
-
-class FixedWindow:
-    """At most ``rate`` requests in each calendar second."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        del burst
-        self._limit = rate
-        self._second = -1
-        self._count = 0
-
-    def take(self, now: float) -> bool:
-        if int(now) != self._second:
-            self._second, self._count = int(now), 0
-        if self._count < self._limit:
-            self._count += 1
-            return True
-        return False
+#: the model's platform names and the simulator's limit shapes
+SHAPES = {"bucket": "bucket", "sliding": "sliding-window", "fixed": "fixed-window"}
 
 
 def make_platform(kind: str, rate: float, burst: int) -> Platform:
-    """The platform model named ``kind``."""
-    if kind == "sliding":
-        return SlidingWindow(rate, burst)
-    if kind == "fixed":
-        return FixedWindow(rate, burst)
-    return Bucket(rate, burst)
+    """The platform model named ``kind``: the simulator's limit of that shape."""
+    return SimulatorLimit(SHAPES[kind], rate, burst)
 
 
 @dataclass(frozen=True)

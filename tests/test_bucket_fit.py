@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from typing import Protocol
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,7 +17,7 @@ from hypothesis import strategies as st
 from batch_export.platform.bucket_fit import SendTimeline
 from batch_export.platform.limit_search import LimitSearch
 from batch_export.platform.limits import RateLimiter
-from batch_export.simulator.ratelimit import TokenBuckets
+from batch_export.simulator.ratelimit import FixedWindows, Limiter, TokenBuckets
 
 from .test_limits import YieldingTime as FakeTime
 
@@ -116,29 +115,7 @@ def test_a_sliding_window_is_not_mistaken_for_a_tighter_bucket_forever() -> None
     assert fit is None or fit[1] >= 99.0
 
 
-class FixedWindow:
-    """At most ``limit`` requests in each calendar second, answering as ``TokenBuckets`` does."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._second, self._count = -1, 0
-
-    def take(self, key: str, now: float) -> float:
-        """0.0 when accepted, else the seconds until the next window."""
-        del key
-        if int(now) != self._second:
-            self._second, self._count = int(now), 0
-        if self._count < self.limit:
-            self._count += 1
-            return 0.0
-        return self._second + 1 - now
-
-
-class Platform(Protocol):
-    def take(self, key: str, now: float) -> float: ...
-
-
-async def _drive(limiter: RateLimiter, time: FakeTime, bucket: Platform, accepted: int) -> int:
+async def _drive(limiter: RateLimiter, time: FakeTime, bucket: Limiter, accepted: int) -> int:
     """Many callers through ``limiter`` against ``bucket`` until ``accepted`` went through."""
     done = refused = 0
     # Requests leave at their slots here, and a sleep moves the one fake clock
@@ -194,7 +171,7 @@ async def test_a_fixed_window_is_found_whatever_its_phase() -> None:
         time.now = 1000.0 + tenth / 10
         limiter = RateLimiter(None, clock=time.clock, sleep=time.sleep)
         start = time.now
-        refused = await _drive(limiter, time, FixedWindow(100), 6000)
+        refused = await _drive(limiter, time, FixedWindows(100), 6000)
         assert refused <= 8, tenth
         assert time.now - start < 69.0, tenth
         assert limiter.rate >= 90.0, tenth
