@@ -106,6 +106,9 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     if path.startswith("/_sim/"):
         return await handler(request)
     stats = state.stats
+    # Logged at arrival, not when the answer is done: the log is read as "what
+    # the platform was sent, when", and answer times bunch under load.
+    arrived = state.now() - state.started_at
     route = request.match_info.route.name
     endpoint = _ROUTE_ENDPOINTS.get(route or "", "other")
     if endpoint != "other":
@@ -127,7 +130,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         log.warning("%s %s: connection closed while answering (%s)", request.method, path, exc)
         return aborted_response()
     finally:
-        stats.record(state.now() - state.started_at, request.method, endpoint, status)
+        stats.record(arrived, request.method, endpoint, status)
 
 
 async def _guarded(request: web.Request, handler: Handler, state: SimState) -> web.StreamResponse:

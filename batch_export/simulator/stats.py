@@ -65,7 +65,7 @@ class Stats:
         self.log.clear()
 
     def record(self, t: float, method: str, endpoint: str, status: int) -> None:
-        """Count one finished response (status 0 = connection aborted, no answer)."""
+        """Count one finished response that arrived at `t` (status 0 = connection aborted, no answer)."""
         self.responses[str(status)] += 1
         if self.record_requests:
             self.log.append((round(t, 6), method, endpoint, status))
