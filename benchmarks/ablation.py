@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from batch_export import cli
-from batch_export.evidence.journal import _ENCODE, Journal
+from batch_export.evidence.journal import Journal, _encode_line
 from batch_export.input.ids import Target
 from batch_export.storage import local as store
 from batch_export.storage import validate
@@ -38,7 +38,7 @@ PARTS = ("journal", "files", "check")
 
 
 def _note_nowhere(self: Journal, event: str, target_id: str, **fields: Any) -> None:
-    _ENCODE(self._change(event, target_id, fields))  # the line is built, never written
+    _encode_line(self._change(event, target_id, fields))  # the line is built, never written
 
 
 async def _record_nowhere(self: Journal, event: str, target_id: str, **fields: Any) -> None:

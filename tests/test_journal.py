@@ -233,3 +233,21 @@ def test_an_export_under_a_name_the_journal_recorded_is_kept(
     assert report["verified"] == 2 and report["unknown_files"] == []
     # the chain breaks at the edit (and seal 1 no longer finds its last line, if that is the one)
     assert {problem["check"] for problem in report["problems"]} == {"journal"}
+
+
+async def test_lines_orjson_refuses_are_written_by_json_and_replay(tmp_path: Path) -> None:
+    """An integer past 64 bits and a lone surrogate (orjson refuses both) still make lines."""
+    journal = Journal.open(tmp_path, "profile")
+    await journal.record("failed", "1", error="x", attempts=2**70)
+    await journal.record("failed", "2", error="bad \udc80 byte")
+    await journal.record("failed", "3", error="Zoë")
+    await journal.close()
+    lines = (tmp_path / "journal.jsonl").read_bytes().splitlines()[1:]
+    records = [json.loads(line) for line in lines]
+    assert [r["id"] for r in records] == ["1", "2", "3"]
+    assert records[0]["attempts"] == 2**70
+    assert records[1]["error"] == "bad \udc80 byte"
+    assert records[2]["error"] == "Zoë"
+    states: dict[str, TargetState] = {}
+    replay(tmp_path / "journal.jsonl", states)
+    assert set(states) == {"1", "2", "3"}

@@ -18,6 +18,13 @@ flusher task that appends everything queued since its last write and fsyncs
 once ("group commit"): every ``record()`` returns only when its line is on
 disk, yet a thousand concurrent targets cost one fsync, not a thousand.
 
+Into a local directory where ``syncfs`` reports errors, the journal instead
+rides the local store's shared trips (``share_trips``,
+``storage/group_commit.py``): its queued lines are appended on the loop right
+before each trip's ``syncfs``, which makes them durable together with the
+small exports of that trip. A run then makes one worker-thread trip where it
+made two (a journal fsync and a file syncfs), about once per 2–8 ms.
+
 Reading the file back (resume, ``batch-export status``, the manifest) is
 ``replay.py``'s job, which also tells a crash's torn tail from damage.
 """
@@ -34,8 +41,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ..durable import fsync_dir, open_private, write_all
 from ..errors import ConfigError, ExportError
+from ..storage.group_commit import FileSystemSync
 from ..storage.sink import SavedExport
 from .chain import chain_lines, last_line_hash
 from .checkpoint import replay_journal
@@ -77,8 +87,22 @@ log = logging.getLogger("batch_export.evidence.journal")
 
 #: seconds the flusher waits to gather lines into one write + fsync
 COMMIT_DELAY = 0.003
-#: one compact encoder for every line (``json.dumps`` with options builds a new one per call)
-_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+#: the compact encoder for what orjson refuses (``json.dumps`` with options builds one per call)
+_JSON_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _encode_line(record: dict[str, Any]) -> str:
+    """One line's compact JSON: orjson (0.4 µs a ``done`` line against 5 µs for ``json``).
+
+    What orjson refuses (an integer past 64 bits, a lone surrogate in an ID
+    built outside the reader) is written by ``json``, which escapes it. Both
+    write non-ASCII text differently (orjson as UTF-8, json as ``\\u``
+    escapes); every reader parses both alike.
+    """
+    try:
+        return orjson.dumps(record).decode()
+    except TypeError:  # orjson.JSONEncodeError is one
+        return _JSON_ENCODE(record)
 
 
 class Journal:
@@ -109,6 +133,11 @@ class Journal:
         #: why the journal cannot be written any more, once a write has failed
         self._failure: str | None = None
         self._writing: asyncio.Future[None] | None = None
+        #: the shared syncfs trips the lines ride in (``share_trips``), or None: fsync of its own
+        self._group: FileSystemSync | None = None
+        #: lines appended by the hook of a trip whose syncfs has not ended yet
+        self._in_trip = False
+        #: fsyncs of the journal, or shared trips that carried its lines
         self.fsyncs = 0
         self.commit_delay = COMMIT_DELAY
         #: what ``open`` found damaged or torn (see the module docstring)
@@ -219,7 +248,7 @@ class Journal:
         download). Not waiting spares each target a wake-up per line.
         """
         self._check_healthy()
-        self._buffer.append(_ENCODE(self._change(event, target_id, fields)) + "\n")
+        self._buffer.append(_encode_line(self._change(event, target_id, fields)) + "\n")
         self._ensure_flusher(asyncio.get_running_loop())
 
     def note_saved(self, target_id: str, rid: str, saved: SavedExport) -> None:
@@ -262,6 +291,46 @@ class Journal:
             self._files.note(target_id, record)
         return record
 
+    def share_trips(self, group: FileSystemSync) -> None:
+        """From now on, make lines durable in ``group``'s shared ``syncfs`` trips.
+
+        Called before the first line is queued (the run calls it right after
+        ``open`` when the destination is a local directory): lines written by
+        the flusher's thread and by the trip's hook must never interleave.
+        """
+        if self._buffer or self._flusher is not None:
+            raise RuntimeError("share_trips() after lines were queued")
+        self._group = group
+        group.before_sync(self._write_for_trip, self._trip_ended)
+
+    def _write_for_trip(self) -> None:
+        """The trip's hook, on the loop just before its ``syncfs``: append every queued line."""
+        if not self._buffer:
+            return
+        self._check_healthy()  # a failed journal fails the trip of whoever waits on its lines
+        lines, self._buffer = self._buffer, []
+        try:
+            data, head = chain_lines(lines, self.head)
+            write_all(self._fd, data)
+        except OSError as exc:
+            self._failure = self._write_failed(exc)
+            raise OSError(self._failure) from None
+        self.head = head
+        self.lines += len(lines)
+        self._in_trip = True
+
+    def _trip_ended(self, failure: OSError | None) -> None:
+        """How the ``syncfs`` after ``_write_for_trip`` ended: a failure loses the lines."""
+        if not self._in_trip:
+            return
+        self._in_trip = False
+        if failure is None:
+            self.fsyncs += 1
+        elif self._failure is None:
+            # Lines queued with ``note`` have no caller to hear of it, and a
+            # later syncfs need not report the same write-back error again.
+            self._failure = self._write_failed(failure)
+
     def _check_healthy(self) -> None:
         # After a failed write nothing more may be claimed durable: every later
         # line (awaited or not) fails, and so does ``close``.
@@ -271,7 +340,16 @@ class Journal:
             raise OSError(self._failure)
 
     async def _append(self, record: dict[str, Any]) -> None:
-        self._buffer.append(_ENCODE(record) + "\n")
+        self._buffer.append(_encode_line(record) + "\n")
+        if self._group is not None:
+            try:
+                # The next trip's hook appends the line before its syncfs.
+                await self._group.durable()
+            except OSError as exc:
+                if self._failure is None:
+                    self._failure = self._write_failed(exc)
+                raise OSError(self._failure) from None
+            return
         loop = asyncio.get_running_loop()
         if self._waiter is None:
             self._waiter = loop.create_future()
@@ -283,7 +361,9 @@ class Journal:
             raise OSError(str(exc)) from None  # every caller its own (see _check_healthy)
 
     def _ensure_flusher(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._flusher is None or self._flusher.done():
+        if self._group is not None:
+            self._group.soon()
+        elif self._flusher is None or self._flusher.done():
             self._flusher = loop.create_task(self._flush_loop())
 
     async def _flush_loop(self) -> None:
@@ -333,6 +413,44 @@ class Journal:
         self.lines += len(lines)
         self.fsyncs += 1
 
+    async def _await_flusher(self) -> None:
+        """Let the flusher, and a write its cancellation left in its thread, end."""
+        if self._flusher is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        if self._writing is not None and self._failure is None:
+            # A cancelled flusher's write goes on in its thread: let it end
+            # before writing the rest, so lines stay in order.
+            try:
+                await self._writing
+            except Exception as exc:
+                self._failure = self._write_failed(exc)
+
+    async def _close_shared(self) -> None:
+        """Leave the shared trips once the lines queued and in flight are durable.
+
+        What a trip could not take (a cancelled wait) is left in the buffer
+        for ``close`` to write and fsync itself, as after a cancelled flusher.
+        """
+        group, self._group = self._group, None
+        assert group is not None
+        try:
+            if (self._buffer or self._in_trip) and self._failure is None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await group.durable()
+        except OSError as exc:
+            if self._failure is None:
+                self._failure = self._write_failed(exc)
+        finally:
+            group.remove_hook(self._write_for_trip)
+        if self._in_trip and self._failure is None:
+            # Cancelled while its trip's syncfs was under way: fsync here.
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                self._failure = self._write_failed(exc)
+            self._in_trip = False
+
     def final_done_records(
         self, *, only_input: bool = True
     ) -> Iterator[tuple[str, dict[str, Any], TargetView]]:
@@ -356,7 +474,7 @@ class Journal:
         then says the seal exists, so removing the latest seal shows (its
         line names a file that is gone).
         """
-        line = _ENCODE({"ts": round(time.time(), 3), "ev": "seal", "seal": seal, "sha256": sha256})
+        line = _encode_line({"ts": round(time.time(), 3), "ev": "seal", "seal": seal, "sha256": sha256})
         data, head = chain_lines([line + "\n"], self.head)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         try:
@@ -373,16 +491,9 @@ class Journal:
         Raises ExportError if any line could not be written: lines recorded
         without waiting (``note``) have nobody else to tell.
         """
-        if self._flusher is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-        if self._writing is not None and self._failure is None:
-            # A cancelled flusher's write goes on in its thread: let it end
-            # before writing the rest, so lines stay in order.
-            try:
-                await self._writing
-            except Exception as exc:
-                self._failure = self._write_failed(exc)
+        if self._group is not None:
+            await self._close_shared()
+        await self._await_flusher()
         if self._buffer and self._failure is None:  # left behind by a cancelled flusher
             try:
                 self._write_durably(self._buffer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,12 @@ from ..evidence.journal import Journal
 from ..evidence.manifest import MANIFEST_NAME, RUNS_NAME, SUMMARY_NAME
 from ..evidence.seal import SEALS_DIR, list_seals
 from ..storage.choose import store_sink
+from ..storage.group_commit import shared_sync
 from ..storage.local import LocalSink
 from ..storage.sink import Sink
 from .options import RunOptions
 
-__all__ = ["changed_in_store", "open_sink", "publish_evidence"]
+__all__ = ["changed_in_store", "open_sink", "publish_evidence", "share_file_trips"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,21 @@ def open_sink(options: RunOptions, out_dir: Path) -> Sink:
     if options.destination is None:
         return LocalSink(out_dir, gzip=options.gzip)
     return store_sink(options.destination, gzip=options.gzip)
+
+
+def share_file_trips(journal: Journal, sink: Sink, out_dir: Path) -> None:
+    """Beside a local store, let the journal's lines ride its shared ``syncfs`` trips.
+
+    Only there: the store's small exports then pay for those trips anyway,
+    and one trip makes both durable. Beside a bucket the journal keeps its
+    own fsyncs, since a ``syncfs`` also flushes every other program's data.
+    The trips are looked up by the journal's own directory, so they cover
+    its file system even where ``exports/`` is mounted from another one.
+    """
+    if isinstance(sink, LocalSink):
+        group = shared_sync(os.fspath(out_dir))
+        if group is not None:
+            journal.share_trips(group)
 
 
 async def changed_in_store(journal: Journal, sink: Sink) -> set[str]:

@@ -275,9 +275,19 @@ class LocalSink:
         self._dirty_dirs.add(directory)
 
     def _make_dir(self, directory: str) -> None:
-        if directory not in self._made_dirs:
+        if directory in self._made_dirs:
+            return
+        # Most exports of a new run land in a bucket directory not made yet
+        # (4,096 of them): one mkdir and a chmod, not pathlib's walk up.
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            pass
+        except FileNotFoundError:  # its parents are missing too
             make_private_dir(Path(directory))
-            self._made_dirs.add(directory)
+        else:
+            os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
+        self._made_dirs.add(directory)
 
     @property
     def commit_trips(self) -> int:
