@@ -12,6 +12,7 @@ import pytest
 
 from batch_export.errors import ExportError
 from batch_export.evidence.journal import DONE, SUBMITTED, Journal, TargetState, TargetTable, replay
+from batch_export.evidence.journal_writer import JournalWriter
 from batch_export.evidence.recorded import RecordedFiles
 from batch_export.evidence.replay import _parse
 from batch_export.input.ids import Target, TargetKind
@@ -81,11 +82,11 @@ async def test_a_failed_write_of_unawaited_lines_is_reported_by_close(tmp_path: 
         await journal.close()
 
 
-class GatedJournal(Journal):
-    """A journal whose writes wait in their thread until the test opens the gate."""
+class GatedWriter(JournalWriter):
+    """A journal writer whose writes wait in their thread until the test opens the gate."""
 
     def __init__(self, path: Path, fd: int) -> None:
-        super().__init__(path, fd, {"kind": "profile"}, TargetTable("profile"))
+        super().__init__(path, fd, head=None, lines=0)
         self.gate = threading.Event()
 
     def _write_durably(self, lines: list[str]) -> None:
@@ -93,10 +94,16 @@ class GatedJournal(Journal):
         super()._write_durably(lines)
 
 
-async def _until_a_write_is_under_way(journal: Journal) -> None:
+def _gated_journal(path: Path, fd: int) -> tuple[Journal, GatedWriter]:
+    journal = Journal(path, fd, {"kind": "profile"}, TargetTable("profile"))
+    journal.out = writer = GatedWriter(path, fd)
+    return journal, writer
+
+
+async def _until_a_write_is_under_way(writer: JournalWriter) -> None:
     """Poll, with a deadline, until the flusher has handed a batch to its thread."""
     deadline = asyncio.get_running_loop().time() + 10
-    while journal._writing is None or journal._buffer:
+    while writer._writing is None or writer._buffer:
         assert asyncio.get_running_loop().time() < deadline, "the flusher never started a write"
         await asyncio.sleep(0)
 
@@ -105,12 +112,12 @@ async def test_a_line_queued_during_a_failing_write_fails_at_once(tmp_path: Path
     """A caller that queued its line while a write was failing is told then, not at close()."""
     if not os.path.exists("/dev/full"):
         pytest.skip("needs /dev/full")
-    journal = GatedJournal(tmp_path / "journal.jsonl", os.open("/dev/full", os.O_WRONLY))
+    journal, writer = _gated_journal(tmp_path / "journal.jsonl", os.open("/dev/full", os.O_WRONLY))
     first = asyncio.create_task(journal.record("submitting", "1"))
-    await _until_a_write_is_under_way(journal)
+    await _until_a_write_is_under_way(writer)
     second = asyncio.create_task(journal.record("submitting", "2"))
     await asyncio.sleep(0)  # let it queue its line behind the write under way
-    journal.gate.set()
+    writer.gate.set()
     for waiting in (first, second):
         with pytest.raises(OSError, match="cannot write the journal"):
             await asyncio.wait_for(waiting, 10)
@@ -123,17 +130,18 @@ async def test_close_lets_a_cancelled_flushers_write_end_before_writing_the_rest
 ) -> None:
     """A stop that cancels the flusher mid-write must not reorder or interleave lines."""
     path = tmp_path / "journal.jsonl"
-    journal = GatedJournal(path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    journal, writer = _gated_journal(path, fd)
     journal.note("submitted", "1", rid="r1")
     journal.note("submitted", "2", rid="r2")
-    await _until_a_write_is_under_way(journal)
-    assert journal._flusher is not None
-    journal._flusher.cancel()  # what a forced stop does to pending tasks
+    await _until_a_write_is_under_way(writer)
+    assert writer._flusher is not None
+    writer._flusher.cancel()  # what a forced stop does to pending tasks
     journal.note("done", "1", rid="r1", file="f", bytes=1, sha256="00")
     closing = asyncio.create_task(journal.close())
     await asyncio.sleep(0)
     assert not closing.done()  # waiting for the write still under way in its thread
-    journal.gate.set()
+    writer.gate.set()
     await asyncio.wait_for(closing, 10)
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [(line["ev"], line["id"]) for line in lines] == [

@@ -13,17 +13,10 @@ of two different deliveries), which reopens the target until the platform's
 own copy has been fetched (``push.py``).
 
 Replaying the lines in order rebuilds each target's state, so a killed run
-resumes exactly where its last durable line left it. Lines are written by one
-flusher task that appends everything queued since its last write and fsyncs
-once ("group commit"): every ``record()`` returns only when its line is on
-disk, yet a thousand concurrent targets cost one fsync, not a thousand.
-
-Into a local directory where ``syncfs`` reports errors, the journal instead
-rides the local store's shared trips (``share_trips``,
-``storage/group_commit.py``): its queued lines are appended on the loop right
-before each trip's ``syncfs``, which makes them durable together with the
-small exports of that trip. A run then makes one worker-thread trip where it
-made two (a journal fsync and a file syncfs), about once per 2–8 ms.
+resumes exactly where its last durable line left it. ``record()`` returns
+only when its line is on disk, yet a thousand concurrent targets cost one
+fsync (or one shared ``syncfs`` trip with the local store's small exports),
+not a thousand: how the lines get there is ``journal_writer.py``'s job.
 
 Reading the file back (resume, ``batch-export status``, the manifest) is
 ``replay.py``'s job, which also tells a crash's torn tail from damage.
@@ -31,8 +24,6 @@ Reading the file back (resume, ``batch-export status``, the manifest) is
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -44,13 +35,14 @@ from typing import Any
 import orjson
 
 from ..durable import fsync_dir, open_private, write_all
-from ..errors import ConfigError, ExportError
+from ..errors import ConfigError
 from ..storage.group_commit import FileSystemSync
 from ..storage.sink import SavedExport
 from .chain import chain_lines, last_line_hash
 from .checkpoint import replay_journal
 from .done_lines import final_done_records
 from .journal_header import check_header, new_header, write_header
+from .journal_writer import JournalWriter
 from .recorded import RecordedFiles
 from .replay import (
     DONE,
@@ -85,8 +77,6 @@ __all__ = [
 
 log = logging.getLogger("batch_export.evidence.journal")
 
-#: seconds the flusher waits to gather lines into one write + fsync
-COMMIT_DELAY = 0.003
 #: the compact encoder for what orjson refuses (``json.dumps`` with options builds one per call)
 _JSON_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -126,26 +116,10 @@ class Journal:
         self.states = states
         #: the file names of done targets that differ from the default one
         self._files = RecordedFiles(self.kind) if files is None else files
-        self._fd = fd
-        self._buffer: list[str] = []
-        self._waiter: asyncio.Future[None] | None = None
-        self._flusher: asyncio.Task[None] | None = None
-        #: why the journal cannot be written any more, once a write has failed
-        self._failure: str | None = None
-        self._writing: asyncio.Future[None] | None = None
-        #: the shared syncfs trips the lines ride in (``share_trips``), or None: fsync of its own
-        self._group: FileSystemSync | None = None
-        #: lines appended by the hook of a trip whose syncfs has not ended yet
-        self._in_trip = False
-        #: fsyncs of the journal, or shared trips that carried its lines
-        self.fsyncs = 0
-        self.commit_delay = COMMIT_DELAY
+        #: appends the lines, durably (its own fsyncs, or the store's shared trips)
+        self.out = JournalWriter(path, fd, head=head, lines=lines)
         #: what ``open`` found damaged or torn (see the module docstring)
         self.damage = JournalDamage()
-        #: the hash of the last line on disk, which the next line names (``chain.py``)
-        self.head = head
-        #: complete lines on disk, the header included
-        self.lines = lines
         #: the number of the latest ``run`` line (this run's, once it is recorded)
         self.run_number = runs
 
@@ -234,8 +208,8 @@ class Journal:
 
     async def record(self, event: str, target_id: str, **fields: Any) -> None:
         """Apply a state change and return once its line is durable on disk."""
-        self._check_healthy()
-        await self._append(self._change(event, target_id, fields))
+        self.out.check_healthy()
+        await self.out.write(_encode_line(self._change(event, target_id, fields)) + "\n")
 
     def note(self, event: str, target_id: str, **fields: Any) -> None:
         """Apply a state change whose line goes to disk with the next group commit.
@@ -247,9 +221,8 @@ class Journal:
         way turns into an ambiguous resubmit; a ``done`` line into a second
         download). Not waiting spares each target a wake-up per line.
         """
-        self._check_healthy()
-        self._buffer.append(_encode_line(self._change(event, target_id, fields)) + "\n")
-        self._ensure_flusher(asyncio.get_running_loop())
+        self.out.check_healthy()
+        self.out.queue(_encode_line(self._change(event, target_id, fields)) + "\n")
 
     def note_saved(self, target_id: str, rid: str, saved: SavedExport) -> None:
         """Queue the ``done`` line of an export the sink saved (see ``note``).
@@ -275,11 +248,10 @@ class Journal:
 
     async def record_run(self, **fields: Any) -> None:
         """A line about the run itself (no target): read by ``batch-export status``."""
-        self._check_healthy()
+        self.out.check_healthy()
         self.run_number += 1
-        await self._append(
-            {"ts": round(time.time(), 3), "ev": "run", "run": self.run_number, **fields}
-        )
+        record = {"ts": round(time.time(), 3), "ev": "run", "run": self.run_number, **fields}
+        await self.out.write(_encode_line(record) + "\n")
 
     def _change(self, event: str, target_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         if event not in EVENTS:  # it would read back as damage
@@ -290,166 +262,6 @@ class Journal:
         if event == DONE:
             self._files.note(target_id, record)
         return record
-
-    def share_trips(self, group: FileSystemSync) -> None:
-        """From now on, make lines durable in ``group``'s shared ``syncfs`` trips.
-
-        Called before the first line is queued (the run calls it right after
-        ``open`` when the destination is a local directory): lines written by
-        the flusher's thread and by the trip's hook must never interleave.
-        """
-        if self._buffer or self._flusher is not None:
-            raise RuntimeError("share_trips() after lines were queued")
-        self._group = group
-        group.before_sync(self._write_for_trip, self._trip_ended)
-
-    def _write_for_trip(self) -> None:
-        """The trip's hook, on the loop just before its ``syncfs``: append every queued line."""
-        if not self._buffer:
-            return
-        self._check_healthy()  # a failed journal fails the trip of whoever waits on its lines
-        lines, self._buffer = self._buffer, []
-        try:
-            data, head = chain_lines(lines, self.head)
-            write_all(self._fd, data)
-        except OSError as exc:
-            self._failure = self._write_failed(exc)
-            raise OSError(self._failure) from None
-        self.head = head
-        self.lines += len(lines)
-        self._in_trip = True
-
-    def _trip_ended(self, failure: OSError | None) -> None:
-        """How the ``syncfs`` after ``_write_for_trip`` ended: a failure loses the lines."""
-        if not self._in_trip:
-            return
-        self._in_trip = False
-        if failure is None:
-            self.fsyncs += 1
-        elif self._failure is None:
-            # Lines queued with ``note`` have no caller to hear of it, and a
-            # later syncfs need not report the same write-back error again.
-            self._failure = self._write_failed(failure)
-
-    def _check_healthy(self) -> None:
-        # After a failed write nothing more may be claimed durable: every later
-        # line (awaited or not) fails, and so does ``close``.
-        if self._failure is not None:
-            # A fresh exception per caller: a shared one would collect every
-            # failing task's frames in its traceback.
-            raise OSError(self._failure)
-
-    async def _append(self, record: dict[str, Any]) -> None:
-        self._buffer.append(_encode_line(record) + "\n")
-        if self._group is not None:
-            try:
-                # The next trip's hook appends the line before its syncfs.
-                await self._group.durable()
-            except OSError as exc:
-                if self._failure is None:
-                    self._failure = self._write_failed(exc)
-                raise OSError(self._failure) from None
-            return
-        loop = asyncio.get_running_loop()
-        if self._waiter is None:
-            self._waiter = loop.create_future()
-        waiter = self._waiter
-        self._ensure_flusher(loop)
-        try:
-            await asyncio.shield(waiter)
-        except OSError as exc:
-            raise OSError(str(exc)) from None  # every caller its own (see _check_healthy)
-
-    def _ensure_flusher(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._group is not None:
-            self._group.soon()
-        elif self._flusher is None or self._flusher.done():
-            self._flusher = loop.create_task(self._flush_loop())
-
-    async def _flush_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._buffer and self._failure is None:
-            # Let concurrent targets add their lines first: one fsync then covers
-            # them all, for a couple of milliseconds of latency per step.
-            await asyncio.sleep(self.commit_delay)
-            data = self._buffer
-            self._buffer = []
-            waiter, self._waiter = self._waiter, None
-            # Shielded: a cancelled flusher must not hide a write still under
-            # way in its thread from ``close``.
-            self._writing = loop.run_in_executor(None, self._write_durably, data)
-            try:
-                await asyncio.shield(self._writing)
-            except Exception as exc:
-                self._failure = self._write_failed(exc)
-                # Lines queued while this write was under way will never be
-                # written either: their callers are told now, not at close().
-                self._fail_waiter(waiter)
-                self._fail_waiter(self._waiter)
-                self._waiter = None
-                return
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-
-    def _fail_waiter(self, waiter: asyncio.Future[None] | None) -> None:
-        if waiter is None or waiter.done():
-            return
-        assert self._failure is not None
-        waiter.set_exception(OSError(self._failure))
-        # Marked retrieved: callers cancelled by a stop no longer listen (a
-        # shield drops its callback), and asyncio would log the exception.
-        waiter.exception()
-
-    def _write_failed(self, exc: Exception) -> str:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        return f"cannot write the journal {self.path}: {reason}"
-
-    def _write_durably(self, lines: list[str]) -> None:
-        # Chained here, in write order (one write at a time), off the event loop.
-        data, head = chain_lines(lines, self.head)
-        write_all(self._fd, data)
-        os.fsync(self._fd)
-        self.head = head
-        self.lines += len(lines)
-        self.fsyncs += 1
-
-    async def _await_flusher(self) -> None:
-        """Let the flusher, and a write its cancellation left in its thread, end."""
-        if self._flusher is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-        if self._writing is not None and self._failure is None:
-            # A cancelled flusher's write goes on in its thread: let it end
-            # before writing the rest, so lines stay in order.
-            try:
-                await self._writing
-            except Exception as exc:
-                self._failure = self._write_failed(exc)
-
-    async def _close_shared(self) -> None:
-        """Leave the shared trips once the lines queued and in flight are durable.
-
-        What a trip could not take (a cancelled wait) is left in the buffer
-        for ``close`` to write and fsync itself, as after a cancelled flusher.
-        """
-        group, self._group = self._group, None
-        assert group is not None
-        try:
-            if (self._buffer or self._in_trip) and self._failure is None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await group.durable()
-        except OSError as exc:
-            if self._failure is None:
-                self._failure = self._write_failed(exc)
-        finally:
-            group.remove_hook(self._write_for_trip)
-        if self._in_trip and self._failure is None:
-            # Cancelled while its trip's syncfs was under way: fsync here.
-            try:
-                os.fsync(self._fd)
-            except OSError as exc:
-                self._failure = self._write_failed(exc)
-            self._in_trip = False
 
     def final_done_records(
         self, *, only_input: bool = True
@@ -474,16 +286,37 @@ class Journal:
         then says the seal exists, so removing the latest seal shows (its
         line names a file that is gone).
         """
-        line = _encode_line({"ts": round(time.time(), 3), "ev": "seal", "seal": seal, "sha256": sha256})
-        data, head = chain_lines([line + "\n"], self.head)
+        line = _encode_line(
+            {"ts": round(time.time(), 3), "ev": "seal", "seal": seal, "sha256": sha256}
+        )
+        data, head = chain_lines([line + "\n"], self.out.head)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         try:
             write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
-        self.head = head
-        self.lines += 1
+        self.out.head = head
+        self.out.lines += 1
+
+    def share_trips(self, group: FileSystemSync) -> None:
+        """Make the lines durable in the local store's shared trips (``JournalWriter.share_trips``)."""
+        self.out.share_trips(group)
+
+    @property
+    def head(self) -> str | None:
+        """The hash of the last line on disk, which the next line names (``chain.py``)."""
+        return self.out.head
+
+    @property
+    def lines(self) -> int:
+        """Complete lines on disk, the header included."""
+        return self.out.lines
+
+    @property
+    def fsyncs(self) -> int:
+        """The journal's fsyncs, or the shared trips that carried its lines."""
+        return self.out.fsyncs
 
     async def close(self) -> None:
         """Wait for queued lines to reach the disk, then close the file.
@@ -491,21 +324,4 @@ class Journal:
         Raises ExportError if any line could not be written: lines recorded
         without waiting (``note``) have nobody else to tell.
         """
-        if self._group is not None:
-            await self._close_shared()
-        await self._await_flusher()
-        if self._buffer and self._failure is None:  # left behind by a cancelled flusher
-            try:
-                self._write_durably(self._buffer)
-            except OSError as exc:
-                self._failure = self._write_failed(exc)
-        self._buffer = []
-        if self._failure is not None:
-            self._fail_waiter(self._waiter)
-        elif self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        if self._failure is not None:
-            raise ExportError(self._failure)
+        await self.out.close()

@@ -13,13 +13,14 @@ from ..evidence.destination import DESTINATION_NAME
 from ..evidence.journal import Journal
 from ..evidence.manifest import MANIFEST_NAME, RUNS_NAME, SUMMARY_NAME
 from ..evidence.seal import SEALS_DIR, list_seals
+from ..evidence.target_table import TargetTable
 from ..storage.choose import store_sink
 from ..storage.group_commit import shared_sync
 from ..storage.local import LocalSink
 from ..storage.sink import Sink
 from .options import RunOptions
 
-__all__ = ["changed_in_store", "open_sink", "publish_evidence", "share_file_trips"]
+__all__ = ["changed_in_store", "open_journal", "open_sink", "publish_evidence"]
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +37,22 @@ def open_sink(options: RunOptions, out_dir: Path) -> Sink:
     return store_sink(options.destination, gzip=options.gzip)
 
 
-def share_file_trips(journal: Journal, sink: Sink, out_dir: Path) -> None:
-    """Beside a local store, let the journal's lines ride its shared ``syncfs`` trips.
+def open_journal(out_dir: Path, kind: str, targets: TargetTable, sink: Sink) -> Journal:
+    """The directory's journal; beside a local store, its lines ride the store's ``syncfs`` trips.
 
-    Only there: the store's small exports then pay for those trips anyway,
-    and one trip makes both durable. Beside a bucket the journal keeps its
-    own fsyncs, since a ``syncfs`` also flushes every other program's data.
-    The trips are looked up by the journal's own directory, so they cover
-    its file system even where ``exports/`` is mounted from another one.
+    Only there: the store's small exports pay for those trips anyway, and one
+    trip makes both durable. Beside a bucket the journal keeps its own
+    fsyncs, since a ``syncfs`` also flushes every other program's data. The
+    trips are looked up by the journal's own directory, so they cover its
+    file system even where ``exports/`` is mounted from another one.
+    Raises OSError if the journal cannot be opened or written.
     """
+    journal = Journal.open(out_dir, kind, targets)
     if isinstance(sink, LocalSink):
         group = shared_sync(os.fspath(out_dir))
         if group is not None:
             journal.share_trips(group)
+    return journal
 
 
 async def changed_in_store(journal: Journal, sink: Sink) -> set[str]:

@@ -37,7 +37,7 @@ from ..input.ids import Target, TargetKind
 from ..input.reader import InputRecord, InvalidRow, TargetReader
 from ..storage.sink import Sink
 from .archive import latest_is_signed, say_what_stays, seal_run
-from .destinations import changed_in_store, open_sink, publish_evidence, share_file_trips
+from .destinations import changed_in_store, open_journal, open_sink, publish_evidence
 from .events import end_after_publishing, run_began
 from .observers import observers_for
 from .options import (
@@ -133,10 +133,9 @@ async def _run_locked(options: RunOptions, out_dir: Path, sink: Sink, run: _Run)
     await sink.recover()  # object storage: the preflight, before any data request
     record_destination(out_dir, options.destination)
     try:
-        journal = Journal.open(out_dir, options.kind.value, run.take_targets())
+        journal = open_journal(out_dir, options.kind.value, run.take_targets(), sink)
     except OSError as exc:  # a full disk or a read-only journal: not a bug
         raise cannot_write(out_dir, exc) from None
-    share_file_trips(journal, sink, out_dir)
     tally = RunTally()
     observers = observers_for(options)
     ticker = Ticker(tally, list(observers))
