@@ -65,17 +65,23 @@ class PrepTimes:
         # the floor keeps an interval of zero-mass bins from vanishing
         floor = 1e-9 * self._weight
         # Only the two end bins are partly covered; every bin between lies
-        # inside (after, ready_by) whole, its overlap exactly 1: no per-bin
-        # arithmetic for them (this runs once per export).
-        shares = [self._share(lo, after, ready_by, floor)]
-        if hi > lo:
-            shares += [m + floor for m in mass[lo + 1 : hi]]
-            shares.append(self._share(hi, after, ready_by, floor))
-        total = sum(shares) or 1.0
+        # inside (after, ready_by) whole, its overlap exactly 1, so its share
+        # is its mass plus the floor: summed in C, and updated in one pass
+        # (this runs once per export).
+        first = self._share(lo, after, ready_by, floor)
         weight = self._weight
-        mass[lo : hi + 1] = [
-            m + weight * share / total for m, share in zip(mass[lo : hi + 1], shares, strict=True)
-        ]
+        if hi == lo:
+            mass[lo] += weight if first > 0.0 else 0.0  # the whole unit, or nothing to share it
+        else:
+            last = self._share(hi, after, ready_by, floor)
+            inner = mass[lo + 1 : hi]
+            total = first + last + sum(inner) + floor * len(inner)
+            if total <= 0.0:
+                total = 1.0
+            scale = weight / total
+            mass[lo] += scale * first
+            mass[lo + 1 : hi] = [m + (m + floor) * scale for m in inner]
+            mass[hi] += scale * last
         self.observed += 1
         self._weight *= self._growth
         if self._weight > 1e100:  # rescale long before floats overflow
