@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from batch_export.platform.limits import RateLimiter
 from batch_export.run.target import GC_YOUNG_THRESHOLD, _fewer_collections
 
 from .conftest import (
@@ -271,13 +272,38 @@ def test_messy_real_world_export(simulator: StartSimulator, tmp_path: Path) -> N
     assert all("line" in e["error"] for e in entries if e["status"] == "invalid")
 
 
-def test_rate_ceiling_is_honoured(simulator: StartSimulator, tmp_path: Path) -> None:
-    """With --rate 25 the simulator never sees more than 25 requests a second (+ burst).
+def test_a_jwt_is_taken_after_the_request_waited_its_turn(
+    simulator: StartSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests spaced at the wire long after their slot still carry a JWT that is valid.
 
-    Counted over three-second windows with 0.2 s of slack for arrival jitter:
-    the simulator shares this process's GIL, so under load requests sent on
-    the client's schedule can arrive bunched. A client pacing at 30/s still
-    fails (90 > 84); one that ignores --rate fails by far.
+    Spacing of 0.2 s at the wire (``wire_spacing`` 8 at 40/s) makes submits
+    queue in ``sending`` for longer than a 1 s JWT's 0.1 s renewal margin: a
+    header taken before that wait would reach the platform expired (a 401).
+    """
+    monkeypatch.setattr(RateLimiter, "wire_spacing", 8.0)
+    sim = simulator(jwt_lifetime=1.0, prepare_delay="0")
+    out = tmp_path / "out"
+    ids = write_ids(tmp_path / "ids.csv", range(1, 13))
+    result = run_cli(
+        ["run", str(ids), "--out", str(out), *api_args(sim, 4), "--rate", "40"], sim.token
+    )
+    assert result.exit_code == 0, result.stderr
+    stats = sim.stats()
+    assert stats["requests"]["POST authenticate"] >= 3  # the run outlived several JWTs
+    assert stats["responses"].get("401", 0) == 0
+
+
+def test_rate_ceiling_is_honoured(simulator: StartSimulator, tmp_path: Path) -> None:
+    """With --rate 25 the simulator sees 25 requests a second on average, in bursts of at most 4.
+
+    Two bounds, robust to arrival jitter (the simulator shares this process's
+    GIL, so under load requests sent on schedule can arrive bunched):
+    - the whole run's requests span at least (n - burst) / 25 seconds, less
+      0.2 s of jitter at its two ends: a client pacing at 30/s fails that;
+    - no second holds more than the wire's own ceiling: requests released
+      together (by one journal commit) leave ``wire_spacing / rate`` apart,
+      i.e. at a third over the pace, plus the burst.
     """
     sim = simulator(prepare_delay="0.1:0.4")
     out = tmp_path / "out"
@@ -288,9 +314,10 @@ def test_rate_ceiling_is_honoured(simulator: StartSimulator, tmp_path: Path) -> 
     assert result.exit_code == 0, result.stderr
     times = sorted(entry[0] for entry in sim.get("/_sim/log") if not str(entry[2]).startswith("_"))
     assert len(times) >= 160
-    window = 3.0
-    worst = max(sum(1 for t in times[i:] if t - start < window) for i, start in enumerate(times))
-    assert worst <= 25 * (window + 0.2) + 4  # + the client's burst allowance
+    burst = 4
+    assert times[-1] - times[0] >= (len(times) - burst) / 25 - 0.2
+    worst = max(sum(1 for t in times[i:] if t - start < 1.0) for i, start in enumerate(times))
+    assert worst <= 25 / RateLimiter.wire_spacing + burst + 2  # + 2 for jitter
 
 
 def test_subprocess_run_and_json_summary(simulator: StartSimulator, tmp_path: Path) -> None:
