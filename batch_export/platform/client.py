@@ -327,9 +327,8 @@ class PlatformClient:
             # Spaced from the previous request (submits released together by one
             # journal commit would reach the platform as a burst) and timed.
             grant = await self.limiter.sending(grant)
-            # After the spacing, not before: a JWT taken first could lapse
-            # while its request waits its turn in a bunch (a 1 s JWT has a
-            # 0.1 s margin; eight bunched requests at 40/s wait 0.15 s).
+            # After the spacing: a JWT taken first could lapse while its
+            # request waits its turn in a bunch (a 1 s JWT has 0.1 s to spare).
             headers = await self._auth_headers()
             self.requests[endpoint] += 1
             if log.isEnabledFor(logging.DEBUG):
