@@ -325,10 +325,9 @@ class PlatformClient:
             if before_send is not None:
                 await before_send()
             # Spaced from the previous request (submits released together by one
-            # journal commit would reach the platform as a burst) and timed.
+            # journal commit would reach the platform as a burst) and timed;
+            # the JWT after that wait, in which it could lapse (0.1 s spare of 1 s).
             grant = await self.limiter.sending(grant)
-            # After the spacing: a JWT taken first could lapse while its
-            # request waits its turn in a bunch (a 1 s JWT has 0.1 s to spare).
             headers = await self._auth_headers()
             self.requests[endpoint] += 1
             if log.isEnabledFor(logging.DEBUG):
