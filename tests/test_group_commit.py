@@ -97,6 +97,24 @@ async def test_store_saves_small_exports_durably_in_shared_trips(tmp_path: Path)
     assert os.listdir(out / ".partial") == []
 
 
+async def test_close_waits_for_a_trip_a_cancelled_save_left_queued(tmp_path: Path) -> None:
+    """A save cancelled while it waits for its trip leaves the trip queued: close() drains it."""
+    out = prepare_out_dir(tmp_path / "out")
+    store = LocalSink(out)
+    target = Target(TargetKind.PROFILE, "1")
+    saving = asyncio.ensure_future(store.save(target, small_export(target), no_more_chunks()))
+    for _ in range(20):  # until the save waits for its first trip
+        await asyncio.sleep(0)
+    assert store._group is not None and store._group._runner is not None
+    saving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await saving
+    assert not store._group._runner.done()  # the trip runs on for the others
+    await store.close()
+    assert store._group._runner.done()
+    assert not [t for t in asyncio.all_tasks() if "FileSystemSync._trips" in repr(t)]
+
+
 def test_a_store_used_on_a_second_loop_gets_that_loops_trips(tmp_path: Path) -> None:
     """A sink reused by a later asyncio.run (the Python API) does not wait on a dead loop's trips."""
     out = prepare_out_dir(tmp_path / "out")

@@ -309,8 +309,14 @@ class LocalSink:
             await asyncio.to_thread(fsync_dirs, sorted(dirty))
 
     async def close(self) -> None:
-        """Let queued fsyncs and renames finish; the sink holds nothing else."""
+        """Let queued fsyncs, renames and shared syncfs trips finish; the sink holds nothing else.
+
+        A trip may still be queued when the run ends (a save cancelled while
+        it waited leaves its trip to run): it must not outlive the run.
+        """
         await self._batcher.drain()
+        if self._group is not None and self._group_loop is asyncio.get_running_loop():
+            await self._group.drain()
 
 
 class LocalWriter(CheckedWriter):
