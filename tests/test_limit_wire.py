@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from batch_export.platform.known_limit import CACHE_ENV, OUT_FILE
 
-from .conftest import StartSimulator, api_args, run_subprocess, write_ids
+from .conftest import SimThread, StartSimulator, api_args, run_subprocess, write_ids
 
 TARGETS = 150
 
@@ -80,3 +83,50 @@ def test_a_window_limit_is_found_near_its_count(
     assert _refusals(stats, "429") <= 30, stats["responses"]
     found = json.loads((out / OUT_FILE).read_text())["rate"]
     assert 50 * 0.85 <= found <= 50 * 1.05
+
+
+def _overload_when_served(sim: SimThread, served: int, seconds: float) -> threading.Thread:
+    """A thread that starts an overload episode once ``served`` exports were served."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while sim.stats()["exports_served"] < served:
+            if time.monotonic() > deadline:
+                return  # the run's own assertions report what went wrong
+            time.sleep(0.05)
+        request = urllib.request.Request(
+            f"{sim.base_url}/_sim/overload?seconds={seconds}", method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            assert json.load(resp)["ok"]
+
+    thread = threading.Thread(target=watch, name="overload", daemon=True)
+    thread.start()
+    return thread
+
+
+def test_an_overload_episode_is_waited_out_at_the_pace_from_before(
+    simulator: StartSimulator, tmp_path: Path
+) -> None:
+    """Five seconds of 503s to every call mid-run: probes back off, the found pace survives.
+
+    Charged to the search, each probe refused after its pause would step the
+    pace down, to the floor within seconds, and the run would crawl back up
+    for minutes after the episode (the model: 116 s lost to a 60 s episode).
+    """
+    sim = simulator(rate_limit=30, burst=5, prepare_delay="0.05:0.3")
+    ids = write_ids(tmp_path / "ids.csv", range(1, 241))
+    out = tmp_path / "out"
+    watcher = _overload_when_served(sim, served=80, seconds=5)
+    args = ["run", str(ids), "--out", str(out), *api_args(sim), "--no-progress"]
+    proc = run_subprocess(args, sim.token, timeout=180, extra_env={CACHE_ENV: str(tmp_path / "c")})
+    watcher.join(5)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    stats = sim.stats()
+    assert stats["exports_served"] == 240
+    # Probes at 1, 2 and 4 s (and what was on the wire when it began), not one a second.
+    assert _refusals(stats, "503") <= 15, stats["responses"]
+    remembered = json.loads((out / OUT_FILE).read_text())
+    assert remembered["rate"] >= 30 / 1.3, remembered
+    assert "refuses even the first request after a pause" in proc.stderr
+    assert "takes requests again after" in proc.stderr

@@ -9,7 +9,13 @@ import random
 
 import pytest
 
-from batch_export.platform.limits import LimitSearch, RateLimiter, RetryPolicy
+from batch_export.platform.limits import (
+    PROBE_WINDOW,
+    Grant,
+    LimitSearch,
+    RateLimiter,
+    RetryPolicy,
+)
 from batch_export.platform.responses import parse_retry_after
 from batch_export.run.scheduling import ReadinessModel
 
@@ -191,6 +197,89 @@ async def test_the_limiter_charges_a_refusal_to_the_pace_it_was_granted_at() -> 
     limiter.on_throttled(None, sent_rate=80.0)
     assert limiter.rate == slower
     assert limiter.throttled == 3 and limiter.paused
+
+
+async def _send(limiter: RateLimiter) -> Grant:
+    """One request through the limiter: its slot, then its time on the wire."""
+    return await limiter.sending(await limiter.acquire())
+
+
+def _probing(limiter: RateLimiter) -> bool:
+    """Whether the limiter waits for an answer to a request sent after its pause."""
+    return limiter.probing
+
+
+async def test_a_refusal_after_a_pause_is_overload_and_backs_off_without_slowing() -> None:
+    """Refused even right after a pause: the pause doubles (to a cap), the pace stays put.
+
+    A bucket or window that refused for pace has room after the pause; a
+    platform that still refuses is overloaded, which says nothing about the
+    account's limit (charged to the search, every probe would step it down).
+    """
+    time = FakeTime()
+    limiter = RateLimiter(None, burst=2, clock=time.clock, sleep=time.sleep)
+    before = await _send(limiter)
+    limiter.on_throttled(None, before.pace, before.at)  # the first refusal: the search's news
+    pace = limiter.rate
+    assert limiter.probing and limiter.search is not None
+    pauses = []
+    for _ in range(7):
+        probe = await _send(limiter)  # held until the pause is over
+        limiter.on_throttled(None, probe.pace, probe.at)
+        assert limiter.rate == pace  # not the search's news
+        pauses.append(round(limiter.pause_left, 6))
+    assert pauses == [2.0, 4.0, 8.0, 16.0, 16.0, 16.0, 16.0]
+    assert limiter.overload_refusals == 7 and limiter.throttled == 8
+    late = await _send(limiter)
+    limiter.answered(late.at)  # the platform takes requests again
+    assert not _probing(limiter)
+    # A refusal from now on is news again, and the next pause is one second.
+    after = await _send(limiter)
+    limiter.on_throttled(None, after.pace, after.at)
+    assert limiter.rate < pace
+    assert limiter.pause_left == pytest.approx(1.0)
+
+
+async def test_requests_of_one_probe_round_double_the_pause_once() -> None:
+    """Several requests sent after one pause and refused: one doubling, all counted as overload."""
+    time = FakeTime()
+    limiter = RateLimiter(10.0, burst=4, clock=time.clock, sleep=time.sleep)
+    first = await _send(limiter)
+    limiter.on_throttled(None, first.pace, first.at)
+    round_ = [await _send(limiter) for _ in range(3)]  # all after the pause
+    for grant in round_:
+        limiter.on_throttled(None, grant.pace, grant.at)
+    assert limiter.pause_left == pytest.approx(2.0)  # doubled once
+    assert limiter.overload_refusals == 3
+
+
+async def test_an_answer_from_before_the_pause_does_not_end_the_probing() -> None:
+    """Only a request sent after the pause proves the platform takes requests again."""
+    time = FakeTime()
+    limiter = RateLimiter(10.0, burst=4, clock=time.clock, sleep=time.sleep)
+    early = await _send(limiter)
+    refused = await _send(limiter)
+    limiter.on_throttled(None, refused.pace, refused.at)
+    limiter.answered(early.at)  # sent before the pause began: no news about now
+    assert _probing(limiter)
+    probe = await _send(limiter)
+    limiter.answered(probe.at)
+    assert not _probing(limiter)
+
+
+async def test_a_caller_that_never_reports_answers_is_not_stuck_probing() -> None:
+    """Without ``answered``, a round of probes ends PROBE_WINDOW after its pause."""
+    time = FakeTime()
+    limiter = RateLimiter(None, burst=2, clock=time.clock, sleep=time.sleep)
+    first = await _send(limiter)
+    limiter.on_throttled(None, first.pace, first.at)
+    pace = limiter.rate
+    await _send(limiter)  # the probe, never reported
+    time.now += PROBE_WINDOW
+    assert not _probing(limiter)
+    late = await _send(limiter)
+    limiter.on_throttled(None, late.pace, late.at)  # the search's news again
+    assert limiter.rate < pace and limiter.overload_refusals == 0
 
 
 def _search_against(limit: float, search: LimitSearch, seconds: int) -> tuple[int, int]:

@@ -352,6 +352,8 @@ class PlatformClient:
                 self.gate.probe_ended(probe)
         self.gate.answered()
         self.responses[resp.status] += 1
+        if self.limiter.probing and resp.status < 300:
+            self.limiter.answered(grant.at)  # taken: any overload before it is over
         return resp, headers, grant
 
     def _with_credential(self, url: str) -> str:
@@ -394,6 +396,8 @@ class PlatformClient:
         error = error_for_status(resp.status, resp.headers, body, where, message)
         if isinstance(error, RateLimitedError):
             self.limiter.on_throttled(error.retry_after, grant.pace, grant.at)
+        elif self.limiter.probing:
+            self.limiter.answered(grant.at)
         return error
 
     def _count_cut(self) -> None:

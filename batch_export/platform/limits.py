@@ -21,6 +21,17 @@ it back with a refusal (``on_throttled``), so the search charges each 429 or
 overload answer to the pace its request was sent at. Any refusal pauses every
 caller for the server's ``Retry-After`` (one second without one): the limit
 is shared, so one throttled request means all of them would be.
+
+A pause is also a test. After it, a platform that refused for *pace* has
+room again (a bucket refilled, a window moved on), so the first requests
+after it are taken. A platform that refuses those too is *overloaded* (the
+field's "Loadbalancer Error" episodes last minutes): that is no news about
+the account's limit, and charging it to the search would drag the pace to
+its floor and leave minutes of crawling back after the episode. So a refusal
+of a request sent after a pause, before any request sent after it was
+answered, is not told to the search; the pause doubles instead (one request
+probes at 1, 2, 4 ... ``max_overload_pause`` seconds), and the first answer
+to a request sent after a pause ends the episode at the pace from before it.
 """
 
 from __future__ import annotations
@@ -37,7 +48,15 @@ from typing import NamedTuple
 from ..errors import ConfigError
 from .limit_search import LimitSearch
 
-__all__ = ["Grant", "LimitSearch", "RateLimiter", "RetryPolicy", "check_rate"]
+__all__ = [
+    "MAX_OVERLOAD_PAUSE",
+    "PROBE_WINDOW",
+    "Grant",
+    "LimitSearch",
+    "RateLimiter",
+    "RetryPolicy",
+    "check_rate",
+]
 
 
 def check_rate(rate: float | None) -> None:
@@ -58,6 +77,11 @@ Sleep = Callable[[float], Awaitable[None]]
 DEFAULT_PAUSE = 1.0
 #: how often the search hears whether callers queued (seconds)
 TICK = 0.25
+#: the longest pause while the platform refuses even the request after a pause
+MAX_OVERLOAD_PAUSE = 16.0
+#: a round of probes that drew no refusal for this long after its pause was taken
+#: (the client says so sooner, with ``answered``; a caller that never does is not stuck)
+PROBE_WINDOW = 2.0
 
 
 class Grant(NamedTuple):
@@ -125,6 +149,13 @@ class RateLimiter:
         self._recent: deque[float] = deque()  # grant times of the last second (searching)
         self._first_grant = math.inf
         self.throttled = 0
+        #: refusals of a request sent after a pause (overload: not the search's news)
+        self.overload_refusals = 0
+        self._probing = False  # see ``probing``
+        self._overload_streak = 0  # pauses in a row whose first requests were refused
+        self._overload_since = 0.0
+        self._probe_from = math.inf  # requests sent from here on probe (a pause's end)
+        self._round_from = math.inf  # ... and from here on, the latest round of probes
 
     @property
     def rate(self) -> float:
@@ -135,6 +166,20 @@ class RateLimiter:
     def paused(self) -> bool:
         """Whether every request is held now, after a 429 or an overload answer."""
         return self._clock() < self._paused_until
+
+    @property
+    def probing(self) -> bool:
+        """Whether requests sent since the last pause ended may still show an overload.
+
+        True from a refusal until a request sent after its pause was answered
+        (``answered``), or until ``PROBE_WINDOW`` seconds after the pause
+        passed without a refusal of one."""
+        return self._probing and self._clock() < self._round_from + PROBE_WINDOW
+
+    @property
+    def pause_left(self) -> float:
+        """Seconds until requests go again after a refusal (0.0 when not paused)."""
+        return max(0.0, self._paused_until - self._clock())
 
     @property
     def found(self) -> float | None:
@@ -214,6 +259,24 @@ class RateLimiter:
             self.search.timeline.sent(at)
         return Grant(grant.pace, at)
 
+    def answered(self, sent_at: float) -> None:
+        """A request that left at ``sent_at`` got an answer that was not "slower".
+
+        Called by the client while ``probing``: an answer to a request sent
+        after the last pause ends a probing round (and an overload episode).
+        """
+        if not self._probing or sent_at < self._probe_from:
+            return
+        self._probing = False
+        if self._overload_streak >= 2:
+            log.warning(
+                "the platform takes requests again after %.0f s of overload; "
+                "resuming at %.1f req/s",
+                self._clock() - self._overload_since,
+                self._rate,
+            )
+        self._overload_streak = 0
+
     def on_throttled(
         self,
         retry_after: float | None,
@@ -223,12 +286,17 @@ class RateLimiter:
         """The platform said "slower" to a request sent at ``sent_rate``: pause everyone.
 
         In adaptive mode the search is told, charged to ``sent_rate`` (the
-        value ``acquire`` returned for that request; None means the pace now).
+        value ``acquire`` returned for that request; None means the pace now)
+        -- unless the request left after a pause and nothing sent since was
+        answered: that is overload, and the pause doubles instead.
         """
         now = self._clock()
         self.throttled += 1
         pause = retry_after if retry_after is not None else DEFAULT_PAUSE
-        self._paused_until = max(self._paused_until, now + max(0.0, pause))
+        if self.probing and sent_at is not None and sent_at >= self._probe_from:
+            self._overloaded(now, pause, sent_at)
+            return
+        self._pause(now, pause)
         if self.search is not None and self.search.throttled(
             sent_rate, self._recent_pace(now), sent_at, now
         ):
@@ -237,6 +305,40 @@ class RateLimiter:
             log.debug("refused at %s req/s: now %r", sent_rate, self.search)
             if self.search.settled and self._on_settled is not None:  # the fit settled it
                 self._on_settled(self._rate)
+        self._after_pause()
+
+    def _pause(self, now: float, seconds: float) -> None:
+        """Hold every caller until ``seconds`` from ``now``; what is sent after it probes."""
+        self._paused_until = max(self._paused_until, now + max(0.0, seconds))
+        if not self.probing:  # a new episode, if it is one
+            self._probing = True
+            self._probe_from = self._paused_until
+            self._overload_streak = 0
+        self._round_from = self._paused_until
+
+    def _overloaded(self, now: float, pause: float, sent_at: float) -> None:
+        """A request sent after a pause was refused: the platform is overloaded, back off.
+
+        Requests sent in one round of probes (after one pause) double the
+        pause once: the first of them refused. The others only count."""
+        self.overload_refusals += 1
+        if sent_at < self._round_from:
+            return
+        self._overload_streak += 1
+        if self._overload_streak == 1:
+            self._overload_since = now
+        elif self._overload_streak == 2:
+            log.warning(
+                "the platform refuses even the first request after a pause (overloaded); "
+                "probing at growing intervals up to %.0f s, at the pace from before",
+                MAX_OVERLOAD_PAUSE,
+            )
+        backoff = min(MAX_OVERLOAD_PAUSE, DEFAULT_PAUSE * 2.0**self._overload_streak)
+        self._pause(now, max(pause, backoff))
+        self._throttled_this_tick = True  # nothing ran clean: no busy time for the search
+        self._after_pause()
+
+    def _after_pause(self) -> None:
         # After the pause, one slot and then the pace: not a burst of every
         # caller that waited, which a sliding-window platform would refuse.
         self._tat = max(self._tat, self._paused_until + (self._burst - 1) / self._rate)

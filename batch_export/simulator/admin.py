@@ -20,6 +20,7 @@ __all__ = [
     "admin_dkim",
     "admin_log",
     "admin_outage",
+    "admin_overload",
     "admin_reset_stats",
     "admin_stats",
 ]
@@ -46,9 +47,8 @@ async def admin_reset_stats(request: web.Request) -> web.StreamResponse:
     return web.json_response({"ok": True})
 
 
-async def admin_outage(request: web.Request) -> web.StreamResponse:
-    """POST /_sim/outage?seconds=S: answer, then refuse connections for S seconds."""
-    state = request.app[STATE]
+def _episode_seconds(request: web.Request) -> float | web.Response:
+    """The ``seconds`` query of an outage or overload episode, or the 400 that refuses it."""
     raw = request.query.get("seconds", "")
     try:
         seconds = float(raw)
@@ -56,6 +56,28 @@ async def admin_outage(request: web.Request) -> web.StreamResponse:
         seconds = math.nan
     if not (math.isfinite(seconds) and 0 < seconds <= 3600):
         return error(400, f"seconds: accepted: a number of seconds, 0 < S <= 3600; got {raw!r}")
+    return seconds
+
+
+async def admin_overload(request: web.Request) -> web.StreamResponse:
+    """POST /_sim/overload?seconds=S: refuse every API call as overload (503) for S seconds.
+
+    The field's "Loadbalancer Error" episodes: the platform refuses whatever
+    the pace, for minutes, then takes requests again."""
+    state = request.app[STATE]
+    seconds = _episode_seconds(request)
+    if isinstance(seconds, web.Response):
+        return seconds
+    state.overloaded_until = state.now() + seconds
+    return web.json_response({"ok": True, "seconds": seconds})
+
+
+async def admin_outage(request: web.Request) -> web.StreamResponse:
+    """POST /_sim/outage?seconds=S: answer, then refuse connections for S seconds."""
+    state = request.app[STATE]
+    seconds = _episode_seconds(request)
+    if isinstance(seconds, web.Response):
+        return seconds
     hook = state.outage_hook
     if hook is None:
         return error(501, "outages need the Simulator server (batch_export.simulator.Simulator)")

@@ -21,6 +21,7 @@ from .admin import (
     admin_dkim,
     admin_log,
     admin_outage,
+    admin_overload,
     admin_reset_stats,
     admin_stats,
 )
@@ -69,6 +70,7 @@ def build_app(config: SimulatorConfig) -> web.Application:
     add("GET", "/_sim/log", admin_log)
     add("POST", "/_sim/reset-stats", admin_reset_stats)
     add("POST", "/_sim/outage", admin_outage)
+    add("POST", "/_sim/overload", admin_overload)
     add("GET", "/_sim/datarequest/{rid}", admin_datarequest)
     add("GET", "/_sim/dkim", admin_dkim)
     app.on_startup.append(_on_startup)

@@ -70,6 +70,13 @@ def _throttled(state: SimState, wait: float) -> web.Response:
     return error(429, message, {"Retry-After": retry_after})
 
 
+def _overloaded() -> web.Response:
+    """The load balancer's refusal of an overload episode: whatever the pace, no Retry-After."""
+    return web.Response(
+        status=503, text=LOADBALANCER_HTML, content_type="text/html", headers=LOADBALANCER_HEADER
+    )
+
+
 async def _authenticate(request: web.Request, state: SimState) -> tuple[str, web.Response | None]:
     """(rate-limit key, 401 response or None) for an API request."""
     cfg = state.config
@@ -142,6 +149,8 @@ async def _guarded(request: web.Request, handler: Handler, state: SimState) -> w
     if request.match_info.route.name is None:
         return error(404, "Unknown call")
     key, failure = await _authenticate(request, state)
+    if state.now() < state.overloaded_until:  # an overload episode (/_sim/overload)
+        return _overloaded()
     if state.rate_limit is not None:
         wait = state.rate_limit.take(key, state.now())
         if wait > 0:

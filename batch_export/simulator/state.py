@@ -90,6 +90,8 @@ class SimState:
         self.junk_gets: Counter[str] = Counter()  # junk answers played per junk target
         # Set by the Simulator (server.py): start an outage of S seconds, sparing one transport.
         self.outage_hook: OutageHook | None = None
+        #: until when (the loop's clock) every API call is refused as overload (/_sim/overload)
+        self.overloaded_until = -math.inf
 
     def now(self) -> float:
         """The event loop's clock."""
