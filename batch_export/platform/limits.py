@@ -29,8 +29,8 @@ field's "Loadbalancer Error" episodes last minutes): that is no news about
 the account's limit, and charging it to the search would drag the pace to
 its floor and leave minutes of crawling back after the episode. So a refusal
 of a request sent after a pause, before any request sent after it was
-answered, is not told to the search; the pause doubles instead (one request
-probes at 1, 2, 4 ... ``max_overload_pause`` seconds), and the first answer
+answered, is not told to the search; the pause doubles instead (probes go
+after 2, 4, 8 ... up to ``MAX_OVERLOAD_PAUSE`` seconds), and the first answer
 to a request sent after a pause ends the episode at the pace from before it.
 """
 
