@@ -187,8 +187,8 @@ async def _run(case: Case, seed: int) -> Outcome:
             sent += 1
             if platform.takes(now[0]):
                 accepted += 1
-                if limiter.probing:
-                    limiter.answered(grant.at)
+                if limiter.overload.probing:
+                    limiter.overload.answered(grant.at)
             else:
                 refused += 1
                 limiter.on_throttled(1.0, grant.pace, grant.at)

@@ -131,8 +131,8 @@ async def _drive(limiter: RateLimiter, time: FakeTime, bucket: Limiter, accepted
                 limiter.on_throttled(1.0, grant.pace, grant.at)
             else:
                 done += 1
-                if limiter.probing:  # as the client does: the platform took it
-                    limiter.answered(grant.at)
+                if limiter.overload.probing:  # as the client does: the platform took it
+                    limiter.overload.answered(grant.at)
 
     callers = [asyncio.ensure_future(caller()) for _ in range(200)]
     while done < accepted:

@@ -9,13 +9,8 @@ import random
 
 import pytest
 
-from batch_export.platform.limits import (
-    PROBE_WINDOW,
-    Grant,
-    LimitSearch,
-    RateLimiter,
-    RetryPolicy,
-)
+from batch_export.platform.limits import Grant, LimitSearch, RateLimiter, RetryPolicy
+from batch_export.platform.overload import PROBE_WINDOW
 from batch_export.platform.responses import parse_retry_after
 from batch_export.run.scheduling import ReadinessModel
 
@@ -206,7 +201,7 @@ async def _send(limiter: RateLimiter) -> Grant:
 
 def _probing(limiter: RateLimiter) -> bool:
     """Whether the limiter waits for an answer to a request sent after its pause."""
-    return limiter.probing
+    return limiter.overload.probing
 
 
 async def test_a_refusal_after_a_pause_is_overload_and_backs_off_without_slowing() -> None:
@@ -221,7 +216,7 @@ async def test_a_refusal_after_a_pause_is_overload_and_backs_off_without_slowing
     before = await _send(limiter)
     limiter.on_throttled(None, before.pace, before.at)  # the first refusal: the search's news
     pace = limiter.rate
-    assert limiter.probing and limiter.search is not None
+    assert limiter.overload.probing and limiter.search is not None
     pauses = []
     for _ in range(7):
         probe = await _send(limiter)  # held until the pause is over
@@ -229,9 +224,9 @@ async def test_a_refusal_after_a_pause_is_overload_and_backs_off_without_slowing
         assert limiter.rate == pace  # not the search's news
         pauses.append(round(limiter.pause_left, 6))
     assert pauses == [2.0, 4.0, 8.0, 16.0, 16.0, 16.0, 16.0]
-    assert limiter.overload_refusals == 7 and limiter.throttled == 8
+    assert limiter.overload.refusals == 7 and limiter.throttled == 8
     late = await _send(limiter)
-    limiter.answered(late.at)  # the platform takes requests again
+    limiter.overload.answered(late.at)  # the platform takes requests again
     assert not _probing(limiter)
     # A refusal from now on is news again, and the next pause is one second.
     after = await _send(limiter)
@@ -250,7 +245,7 @@ async def test_requests_of_one_probe_round_double_the_pause_once() -> None:
     for grant in round_:
         limiter.on_throttled(None, grant.pace, grant.at)
     assert limiter.pause_left == pytest.approx(2.0)  # doubled once
-    assert limiter.overload_refusals == 3
+    assert limiter.overload.refusals == 3
 
 
 async def test_an_answer_from_before_the_pause_does_not_end_the_probing() -> None:
@@ -260,10 +255,10 @@ async def test_an_answer_from_before_the_pause_does_not_end_the_probing() -> Non
     early = await _send(limiter)
     refused = await _send(limiter)
     limiter.on_throttled(None, refused.pace, refused.at)
-    limiter.answered(early.at)  # sent before the pause began: no news about now
+    limiter.overload.answered(early.at)  # sent before the pause began: no news about now
     assert _probing(limiter)
     probe = await _send(limiter)
-    limiter.answered(probe.at)
+    limiter.overload.answered(probe.at)
     assert not _probing(limiter)
 
 
@@ -279,7 +274,7 @@ async def test_a_caller_that_never_reports_answers_is_not_stuck_probing() -> Non
     assert not _probing(limiter)
     late = await _send(limiter)
     limiter.on_throttled(None, late.pace, late.at)  # the search's news again
-    assert limiter.rate < pace and limiter.overload_refusals == 0
+    assert limiter.rate < pace and limiter.overload.refusals == 0
 
 
 def _search_against(limit: float, search: LimitSearch, seconds: int) -> tuple[int, int]:

@@ -37,13 +37,12 @@ from .outage import OutageGate
 from .responses import (
     CHUNK_BYTES,
     ERROR_BODY_LIMIT,
-    MAX_REDIRECTS,
     PEEK_BYTES,
     REDIRECT_STATUSES,
     error_for_status,
     is_placeholder,
+    next_hop,
     readable_error,
-    redirect_target,
     request_id_from,
 )
 from .settings import ApiSettings
@@ -289,7 +288,8 @@ class PlatformClient:
                 try:
                     if resp.status in REDIRECT_STATUSES:
                         hops += 1
-                        url = self._next_hop(resp, url, method, hops)
+                        api_url = self.settings.api_url
+                        url = next_hop(resp.headers, url, method, hops, api_url, resp.status)
                         continue
                     if resp.status == 401 and may_renew and self._bearer is not None:
                         may_renew = False
@@ -352,8 +352,8 @@ class PlatformClient:
                 self.gate.probe_ended(probe)
         self.gate.answered()
         self.responses[resp.status] += 1
-        if self.limiter.probing and resp.status < 300:
-            self.limiter.answered(grant.at)  # taken: any overload before it is over
+        if self.limiter.overload.probing and resp.status < 300:
+            self.limiter.overload.answered(grant.at)  # taken: any overload is over
         return resp, headers, grant
 
     def _with_credential(self, url: str) -> str:
@@ -369,15 +369,6 @@ class PlatformClient:
 
     async def _auth_headers(self) -> dict[str, str]:
         return {} if self._bearer is None else await self._bearer.header()
-
-    def _next_hop(self, resp: aiohttp.ClientResponse, current: str, method: str, hops: int) -> str:
-        """Where a redirect leads, if it may be followed with the credentials."""
-        if hops > MAX_REDIRECTS:
-            raise TargetError(
-                f"more than {MAX_REDIRECTS} redirects for {method} {redact_url(current)}"
-            )
-        location = resp.headers.get("Location") or resp.headers.get("X-location") or ""
-        return redirect_target(current, location, self.settings.api_url, resp.status)
 
     async def _status_error(
         self, resp: aiohttp.ClientResponse, method: str, endpoint: str, grant: Grant
@@ -396,8 +387,8 @@ class PlatformClient:
         error = error_for_status(resp.status, resp.headers, body, where, message)
         if isinstance(error, RateLimitedError):
             self.limiter.on_throttled(error.retry_after, grant.pace, grant.at)
-        elif self.limiter.probing:
-            self.limiter.answered(grant.at)
+        elif self.limiter.overload.probing:
+            self.limiter.overload.answered(grant.at)
         return error
 
     def _count_cut(self) -> None:

@@ -22,16 +22,8 @@ overload answer to the pace its request was sent at. Any refusal pauses every
 caller for the server's ``Retry-After`` (one second without one): the limit
 is shared, so one throttled request means all of them would be.
 
-A pause is also a test. After it, a platform that refused for *pace* has
-room again (a bucket refilled, a window moved on), so the first requests
-after it are taken. A platform that refuses those too is *overloaded* (the
-field's "Loadbalancer Error" episodes last minutes): that is no news about
-the account's limit, and charging it to the search would drag the pace to
-its floor and leave minutes of crawling back after the episode. So a refusal
-of a request sent after a pause, before any request sent after it was
-answered, is not told to the search; the pause doubles instead (probes go
-after 2, 4, 8 ... up to ``MAX_OVERLOAD_PAUSE`` seconds), and the first answer
-to a request sent after a pause ends the episode at the pace from before it.
+A pause is also a test: a platform that refuses even the requests sent
+after it is overloaded, which is no news about the limit (``overload``).
 """
 
 from __future__ import annotations
@@ -47,16 +39,9 @@ from typing import NamedTuple
 
 from ..errors import ConfigError
 from .limit_search import LimitSearch
+from .overload import OverloadProbe
 
-__all__ = [
-    "MAX_OVERLOAD_PAUSE",
-    "PROBE_WINDOW",
-    "Grant",
-    "LimitSearch",
-    "RateLimiter",
-    "RetryPolicy",
-    "check_rate",
-]
+__all__ = ["Grant", "LimitSearch", "RateLimiter", "RetryPolicy", "check_rate"]
 
 
 def check_rate(rate: float | None) -> None:
@@ -77,11 +62,6 @@ Sleep = Callable[[float], Awaitable[None]]
 DEFAULT_PAUSE = 1.0
 #: how often the search hears whether callers queued (seconds)
 TICK = 0.25
-#: the longest pause while the platform refuses even the request after a pause
-MAX_OVERLOAD_PAUSE = 16.0
-#: a round of probes that drew no refusal for this long after its pause was taken
-#: (the client says so sooner, with ``answered``; a caller that never does is not stuck)
-PROBE_WINDOW = 2.0
 
 
 class Grant(NamedTuple):
@@ -149,13 +129,8 @@ class RateLimiter:
         self._recent: deque[float] = deque()  # grant times of the last second (searching)
         self._first_grant = math.inf
         self.throttled = 0
-        #: refusals of a request sent after a pause (overload: not the search's news)
-        self.overload_refusals = 0
-        self._probing = False  # see ``probing``
-        self._overload_streak = 0  # pauses in a row whose first requests were refused
-        self._overload_since = 0.0
-        self._probe_from = math.inf  # requests sent from here on probe (a pause's end)
-        self._round_from = math.inf  # ... and from here on, the latest round of probes
+        #: whether a refusal is an overload rather than the pace's (the client reports answers)
+        self.overload = OverloadProbe(self._clock)
 
     @property
     def rate(self) -> float:
@@ -166,15 +141,6 @@ class RateLimiter:
     def paused(self) -> bool:
         """Whether every request is held now, after a 429 or an overload answer."""
         return self._clock() < self._paused_until
-
-    @property
-    def probing(self) -> bool:
-        """Whether requests sent since the last pause ended may still show an overload.
-
-        True from a refusal until a request sent after its pause was answered
-        (``answered``), or until ``PROBE_WINDOW`` seconds after the pause
-        passed without a refusal of one."""
-        return self._probing and self._clock() < self._round_from + PROBE_WINDOW
 
     @property
     def pause_left(self) -> float:
@@ -259,24 +225,6 @@ class RateLimiter:
             self.search.timeline.sent(at)
         return Grant(grant.pace, at)
 
-    def answered(self, sent_at: float) -> None:
-        """A request that left at ``sent_at`` got an answer that was not "slower".
-
-        Called by the client while ``probing``: an answer to a request sent
-        after the last pause ends a probing round (and an overload episode).
-        """
-        if not self._probing or sent_at < self._probe_from:
-            return
-        self._probing = False
-        if self._overload_streak >= 2:
-            log.warning(
-                "the platform takes requests again after %.0f s of overload; "
-                "resuming at %.1f req/s",
-                self._clock() - self._overload_since,
-                self._rate,
-            )
-        self._overload_streak = 0
-
     def on_throttled(
         self,
         retry_after: float | None,
@@ -293,8 +241,12 @@ class RateLimiter:
         now = self._clock()
         self.throttled += 1
         pause = retry_after if retry_after is not None else DEFAULT_PAUSE
-        if self.probing and sent_at is not None and sent_at >= self._probe_from:
-            self._overloaded(now, pause, sent_at)
+        backoff = self.overload.refused(sent_at)
+        if backoff is not None:  # overloaded: the pause grows, the pace stays
+            if backoff:
+                self._pause(now, max(pause, backoff))
+                self._throttled_this_tick = True  # nothing ran clean this tick
+                self._after_pause()
             return
         self._pause(now, pause)
         if self.search is not None and self.search.throttled(
@@ -310,33 +262,7 @@ class RateLimiter:
     def _pause(self, now: float, seconds: float) -> None:
         """Hold every caller until ``seconds`` from ``now``; what is sent after it probes."""
         self._paused_until = max(self._paused_until, now + max(0.0, seconds))
-        if not self.probing:  # a new episode, if it is one
-            self._probing = True
-            self._probe_from = self._paused_until
-            self._overload_streak = 0
-        self._round_from = self._paused_until
-
-    def _overloaded(self, now: float, pause: float, sent_at: float) -> None:
-        """A request sent after a pause was refused: the platform is overloaded, back off.
-
-        Requests sent in one round of probes (after one pause) double the
-        pause once: the first of them refused. The others only count."""
-        self.overload_refusals += 1
-        if sent_at < self._round_from:
-            return
-        self._overload_streak += 1
-        if self._overload_streak == 1:
-            self._overload_since = now
-        elif self._overload_streak == 2:
-            log.warning(
-                "the platform refuses even the first request after a pause (overloaded); "
-                "probing at growing intervals up to %.0f s, at the pace from before",
-                MAX_OVERLOAD_PAUSE,
-            )
-        backoff = min(MAX_OVERLOAD_PAUSE, DEFAULT_PAUSE * 2.0**self._overload_streak)
-        self._pause(now, max(pause, backoff))
-        self._throttled_this_tick = True  # nothing ran clean: no busy time for the search
-        self._after_pause()
+        self.overload.paused(self._paused_until)
 
     def _after_pause(self) -> None:
         # After the pause, one slot and then the pace: not a burst of every

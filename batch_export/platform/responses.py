@@ -27,6 +27,7 @@ from ..errors import (
     TargetError,
     TransientError,
 )
+from ..redaction import redact_url
 
 __all__ = [
     "CHUNK_BYTES",
@@ -39,6 +40,7 @@ __all__ = [
     "is_overload",
     "is_placeholder",
     "is_placeholder_document",
+    "next_hop",
     "parse_retry_after",
     "readable_error",
     "redirect_target",
@@ -114,7 +116,9 @@ def is_overload(status: int, headers: Mapping[str, str], body: bytes) -> bool:
     """
     if status not in (503, 504):
         return False
-    if any(_OVERLOAD_WORDS.search(value.encode("latin-1", "replace")) for value in headers.values()):
+    if any(
+        _OVERLOAD_WORDS.search(value.encode("latin-1", "replace")) for value in headers.values()
+    ):
         return True
     text = body.strip()
     if not text or _OVERLOAD_WORDS.search(text):
@@ -181,7 +185,9 @@ def readable_error(body: bytes, content_type: str) -> str:
     except ValueError:
         if "html" in content_type.lower() or text.lstrip()[:1] == "<":
             if _OVERLOAD_WORDS.search(body):
-                return "the platform's load balancer is overloaded (an HTML 'Loadbalancer Error' page)"
+                return (
+                    "the platform's load balancer is overloaded (an HTML 'Loadbalancer Error' page)"
+                )
             return "an HTML page instead of the platform's JSON (a proxy or gateway?)"
         return clean_text(text)
     if isinstance(document, dict):
@@ -240,3 +246,13 @@ def redirect_target(current: str, location: str, api_url: str, status: int) -> s
         p for p in parts.query.split("&") if p and not p.lower().startswith("access_token=")
     )
     return parts._replace(query=kept, fragment="").geturl()
+
+
+def next_hop(
+    headers: Mapping[str, str], current: str, method: str, hops: int, api_url: str, status: int
+) -> str:
+    """Where redirect number ``hops`` leads, if it may be followed (else TargetError)."""
+    if hops > MAX_REDIRECTS:
+        raise TargetError(f"more than {MAX_REDIRECTS} redirects for {method} {redact_url(current)}")
+    location = headers.get("Location") or headers.get("X-location") or ""
+    return redirect_target(current, location, api_url, status)
