@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import random
 from dataclasses import dataclass
 from typing import Protocol
@@ -69,6 +70,14 @@ def make_platform(kind: str, rate: float, burst: int) -> Platform:
     return SimulatorLimit(SHAPES[kind], rate, burst)
 
 
+def _pair(text: str | None) -> tuple[float, float] | None:
+    """``S+X`` as (S, X); None for None."""
+    if text is None:
+        return None
+    first, second = text.split("+")
+    return float(first), float(second)
+
+
 @dataclass(frozen=True)
 class Case:
     kind: str
@@ -86,17 +95,12 @@ class Case:
     @classmethod
     def parse(cls, text: str) -> Case:
         """``kind:rate:burst:need[:noise[:phase]][:episode=S+L][:fall=S+R]``."""
-        named = dict(part.split("=", 1) for part in text.split(":") if "=" in part)
-        parts = [part for part in text.split(":") if "=" not in part]
+        fields = text.split(":")
+        named = dict(part.split("=", 1) for part in fields if "=" in part)
+        parts = [part for part in fields if "=" not in part]
         noise = float(parts[4]) if len(parts) > 4 else 0.0
         phase = float(parts[5]) if len(parts) > 5 else 0.0
-        episode = fall = None
-        if "episode" in named:
-            start, length = named["episode"].split("+")
-            episode = (float(start), float(length))
-        if "fall" in named:
-            start, fallen = named["fall"].split("+")
-            fall = (float(start), float(fallen))
+        episode, fall = _pair(named.get("episode")), _pair(named.get("fall"))
         rate, burst, need = float(parts[1]), int(parts[2]), int(parts[3])
         return cls(parts[0], rate, burst, need, noise, phase, episode, fall)
 
@@ -148,6 +152,7 @@ class ModelPlatform:
         self.case = case
         self._limit = make_platform(case.kind, case.rate, case.burst)
         self._fallen = make_platform(case.kind, case.fall[1], case.burst) if case.fall else None
+        self._fall_at = case.fall[0] if case.fall else math.inf
         self._rng = random.Random(seed)
 
     def takes(self, at: float) -> bool:
@@ -155,9 +160,9 @@ class ModelPlatform:
         since = at - case.phase
         if case.episode and case.episode[0] <= since < sum(case.episode):
             return False
-        limit = (
-            self._fallen if self._fallen and case.fall and since >= case.fall[0] else self._limit
-        )
+        limit = self._limit
+        if self._fallen is not None and since >= self._fall_at:
+            limit = self._fallen
         return limit.take(at) and not (case.noise and self._rng.random() < case.noise)
 
 

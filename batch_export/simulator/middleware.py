@@ -52,12 +52,7 @@ def _throttled(state: SimState, wait: float) -> web.Response:
     """A refusal to serve this call now, in the configured (or drawn) throttle style."""
     style = state.wire.throttle_style()
     if style in ("503-html", "504-html"):
-        return web.Response(
-            status=int(style[:3]),
-            text=LOADBALANCER_HTML,
-            content_type="text/html",
-            headers=LOADBALANCER_HEADER,
-        )
+        return _loadbalancer_page(int(style[:3]))
     message = "Too many requests: rate limit exceeded"
     if style == "429-bare":
         return error(429, message)
@@ -70,10 +65,10 @@ def _throttled(state: SimState, wait: float) -> web.Response:
     return error(429, message, {"Retry-After": retry_after})
 
 
-def _overloaded() -> web.Response:
-    """The load balancer's refusal of an overload episode: whatever the pace, no Retry-After."""
+def _loadbalancer_page(status: int) -> web.Response:
+    """The overloaded load balancer's refusal: an HTML page, no Retry-After."""
     return web.Response(
-        status=503, text=LOADBALANCER_HTML, content_type="text/html", headers=LOADBALANCER_HEADER
+        status=status, text=LOADBALANCER_HTML, content_type="text/html", headers=LOADBALANCER_HEADER
     )
 
 
@@ -150,7 +145,7 @@ async def _guarded(request: web.Request, handler: Handler, state: SimState) -> w
         return error(404, "Unknown call")
     key, failure = await _authenticate(request, state)
     if state.now() < state.overloaded_until:  # an overload episode (/_sim/overload)
-        return _overloaded()
+        return _loadbalancer_page(503)
     if state.rate_limit is not None:
         wait = state.rate_limit.take(key, state.now())
         if wait > 0:
