@@ -20,6 +20,7 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from batch_export.platform.responses import is_overload
 from batch_export.simulator import Simulator, SimulatorConfig, parse_delay, parse_size
 from batch_export.simulator.config import (
     AUTH_FAULT_KINDS,
@@ -1437,3 +1438,24 @@ async def test_mixed_defaults_are_survivable() -> None:
         calls, disrupted = client.calls, client.disrupted
         print(f"mixed defaults: {disrupted} of {calls} calls disrupted")
         assert disrupted / calls < 0.1, (disrupted, calls)
+
+
+async def test_an_overload_episode_refuses_every_call_then_ends() -> None:
+    """POST /_sim/overload?seconds=S: 503 "Loadbalancer Error" whatever the pace, then the API again."""
+    async with running() as api:
+        admin = f"{api.sim.base_url}/_sim/overload"
+        for bad in ("0", "-1", "abc", "3601", ""):
+            async with api.session.post(admin, params={"seconds": bad}) as resp:
+                assert resp.status == 400
+                assert "0 < S <= 3600" in await resp.text()
+        async with api.session.post(admin, params={"seconds": "0.5"}) as resp:
+            assert resp.status == 200 and (await resp.json())["seconds"] == 0.5
+        refused = await api.post("profile", "1")
+        assert refused.status == 503 and "Retry-After" not in refused.headers
+        body = await refused.read()
+        assert is_overload(refused.status, refused.headers, body)
+
+        async def served() -> bool:
+            return (await api.post("profile", "1")).status == 201
+
+        await wait_for(served, timeout=10)
