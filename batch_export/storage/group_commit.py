@@ -85,8 +85,12 @@ class FileSystemSync:
         #: an open descriptor on the file system (``syncfs`` needs one)
         self._anchor = anchor
         self._hooks: list[tuple[Callable[[], None], AfterSync | None]] = []
-        #: what callers since the current trip started wait for: the next trip
-        self._next: asyncio.Future[None] | None = None
+        #: one future per caller since the current trip started: the next trip ends them.
+        #: Each caller's own, so a cancelled one drops out by itself (no ``shield``
+        #: per call: that was two more callbacks and a future for every wait).
+        self._waiting: list[asyncio.Future[None]] = []
+        #: whether a trip is wanted, waited for or not (``soon``)
+        self._wanted = False
         self._runner: asyncio.Task[None] | None = None
         #: seconds a trip waits for more writers before it starts
         self.gather = GATHER
@@ -107,11 +111,9 @@ class FileSystemSync:
 
     def soon(self) -> None:
         """Make sure a trip starts soon, without waiting for it (a hook's buffer has lines)."""
-        loop = asyncio.get_running_loop()
-        if self._next is None:
-            self._next = loop.create_future()
+        self._wanted = True
         if self._runner is None or self._runner.done():
-            self._runner = loop.create_task(self._trips())
+            self._runner = asyncio.get_running_loop().create_task(self._trips())
 
     async def durable(self) -> None:
         """Return once everything written to the file system before this call is on disk.
@@ -119,15 +121,17 @@ class FileSystemSync:
         Raises the OSError of the ``syncfs`` (or hook) that failed. A caller
         cancelled while waiting leaves the trip to run for the others.
         """
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
         self.soon()
-        assert self._next is not None
-        await asyncio.shield(self._next)
+        await waiter  # cancelled, it is skipped when its trip ends
 
     async def _trips(self) -> None:
-        while self._next is not None:
+        while self._wanted:
             # Let writers gather first: a trip costs a syncfs however little it carries.
             await asyncio.sleep(self.gather)
-            trip, self._next = self._next, None
+            waiting, self._waiting = self._waiting, []
+            self._wanted = False
             hooks = list(self._hooks)
             try:
                 for hook, _ in hooks:
@@ -136,16 +140,17 @@ class FileSystemSync:
             except BaseException as exc:
                 failure = exc if isinstance(exc, OSError) else OSError(f"sync failed: {exc!r}")
                 self._tell(hooks, failure)
-                if not trip.done():
-                    trip.set_exception(failure)
-                    trip.exception()  # retrieved: cancelled waiters no longer listen
+                for waiter in waiting:
+                    if not waiter.done():
+                        waiter.set_exception(failure)
                 if not isinstance(exc, Exception):
                     raise
                 continue
             self.trips += 1
             self._tell(hooks, None)
-            if not trip.done():
-                trip.set_result(None)
+            for waiter in waiting:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     @staticmethod
     def _tell(

@@ -13,12 +13,11 @@ bytes: each aiofiles call is a hop to a worker thread, so writing every 4 KB
 network chunk separately would cost more than the write itself. A body that
 arrived whole (at most the client's 64 KB peek, most exports) is checked,
 compressed if ``--gzip``, written into the page cache and hashed on the event
-loop, where that costs less than a thread hop; only making it durable and
-renaming it go to a worker, batched with every other file that finished
-meanwhile (``batching.ThreadBatcher``, ``group_commit.commit_files``: one
-``syncfs`` for the whole batch where the system has one). The price: on a
-very slow or networked file system, creating that small temporary briefly
-blocks the loop.
+loop, where that costs less than a thread hop; only making it durable goes
+to a worker: one ``syncfs`` shared by every writer (``group_commit``), or
+without one an fsync and rename batched with every file that finished
+meanwhile (``batching.ThreadBatcher``). The price: on a very slow or
+networked file system, creating that small temporary briefly blocks the loop.
 
 Personal data: files are created 0600 and directories 0700 whatever the umask.
 """
@@ -122,6 +121,8 @@ class LocalSink:
         #: distinct syncfs trips small exports waited for, and the latest one
         self._synced_trips = 0
         self._last_trip = -1
+        #: small exports renamed that no trip begun since has made durable (``sync``)
+        self._names_waiting = False
         #: without ``syncfs``: fsync, close and rename per file, many files per trip
         self._batcher: ThreadBatcher[Callable[[], Any]] = ThreadBatcher(run_jobs)
 
@@ -213,10 +214,10 @@ class LocalSink:
         happen here on the event loop: for a body of at most ``PEEK_BYTES``
         they cost less than a hop to a worker thread would. Only what blocks
         for long goes to a worker, shared with every other writer: the
-        ``syncfs`` that makes the contents durable before the rename, and the
-        one that makes the rename durable (``group_commit``). Without
-        ``syncfs``, the fsync, close and rename go to a worker instead, batched
-        with every other file that finished meanwhile.
+        ``syncfs`` that makes the contents durable before the rename
+        (``group_commit``); the rename rides the next one, with the done line.
+        Without ``syncfs``, the fsync, close and rename go to a worker instead,
+        batched with every other file that finished meanwhile.
         """
         check_whole(target.kind.value, target.id, body)
         relative = self.locate(target)
@@ -242,9 +243,12 @@ class LocalSink:
             os.close(fd)
             await group.durable()  # the contents: never incomplete under the final name
             self._count_trip(group.trips)
+            # The name is not waited for: it rides the trip of the done line
+            # queued after it. A crash that kept the line and lost the rename
+            # leaves a done target without its file, which the next run's
+            # resume check exports again (the rule of ``commit_one`` too).
             os.replace(temporary, final)
-            await group.durable()  # the name: the done line may now claim the file
-            self._count_trip(group.trips)
+            self._names_waiting = True
         return SavedExport(
             file=relative, bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), gzip=self.gzip
         )
@@ -299,13 +303,16 @@ class LocalSink:
         return {"file_commit_trips": self.commit_trips}
 
     async def sync(self) -> None:
-        """Make every rename so far durable: an fsync per directory that has an unsynced one."""
+        """Make every rename so far durable: a shared trip, or an fsync per directory."""
         await self._batcher.drain()
+        group = self._group_sync() if self._names_waiting else None
+        if group is not None:  # small exports renamed since the last trip began
+            self._names_waiting = False
+            await group.durable()
         dirty, self._dirty_dirs = self._dirty_dirs, set()
         if dirty:
-            # Only directories of streamed exports (and, without syncfs, of small
-            # ones): a handful of fsyncs cost less than a syncfs, which would
-            # also flush every other program's unwritten data.
+            # Directories of streamed exports (without syncfs, of all): a handful
+            # of fsyncs cost less than a syncfs of other programs' data too.
             await asyncio.to_thread(fsync_dirs, sorted(dirty))
 
     async def close(self) -> None:
