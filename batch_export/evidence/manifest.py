@@ -20,6 +20,7 @@ a secret.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -27,6 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import orjson
 
 from ..durable import append_line, write_atomically
 from ..input.reader import InvalidRow
@@ -190,7 +193,7 @@ def write_manifest(
                 counts.bytes += entry["bytes"]
             else:
                 archive.not_in_input += 1
-            yield json.dumps(entry, ensure_ascii=False) + "\n"
+            yield _encode(entry)
         for slot in states.input_slots():
             state = states.view(slot)
             if state.status == DONE:
@@ -200,13 +203,25 @@ def write_manifest(
                 counts.failed += 1
             else:
                 counts.pending += 1
-            yield json.dumps(entry, ensure_ascii=False) + "\n"
+            yield _encode(entry)
         for row in invalid:
             counts.invalid += 1
-            yield json.dumps(invalid_line(kind, row), ensure_ascii=False) + "\n"
+            yield _encode(invalid_line(kind, row))
 
     write_atomically(out_dir / MANIFEST_NAME, lines())
     return counts, archive
+
+
+def _encode(entry: dict[str, Any]) -> str:
+    """One manifest line: compact JSON, UTF-8 as it is (orjson: a tenth of ``json``'s time).
+
+    What orjson refuses (a lone surrogate in an invalid row's text, an
+    integer past 64 bits) is written by ``json``, escaped; readers parse both alike.
+    """
+    try:
+        return orjson.dumps(entry).decode() + "\n"
+    except TypeError:  # orjson.JSONEncodeError is one
+        return json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 def write_summary(
@@ -275,4 +290,10 @@ def iso_time(timestamp: object) -> str | None:
     if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
         return None
     seconds, millis = divmod(round(float(timestamp) * 1000), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    return f"{_iso_second(seconds)}.{millis:03d}Z"
+
+
+@functools.lru_cache(maxsize=256)
+def _iso_second(seconds: int) -> str:
+    # A run saves hundreds of exports a second: most lines repeat the last one's second.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))

@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
+
+from .jsonlines import orjson_reads_alike
 from .recorded import RecordedFiles
 from .target_state import TargetState
 from .target_table import DONE, FAILED, NEW, SUBMITTED, SUBMITTING, TargetTable
@@ -281,12 +284,19 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _parse(raw: bytes) -> Any:
-    """``json.loads(raw)``, in half the time for a line the writer made.
+    """``json.loads(raw)``, in a third of the time for a line the writer made.
 
-    Such a line is UTF-8 and starts with ``{``, so ``json.loads`` would decode
-    it as UTF-8 and parse it from its first byte, as done here, without its
-    encoding detection and whitespace scans. Any other line is ``json.loads``'.
+    orjson first where it reads alike (``jsonlines.orjson_reads_alike``:
+    1.3 µs a ``done`` line against 3.0; a short ``submitting`` line costs
+    1.0 either way). What it refuses: a line that is UTF-8 and starts with ``{`` is
+    parsed by the scanner ``json.loads`` would use, without its encoding
+    detection and whitespace scans; any other line is ``json.loads``'.
     """
+    if orjson_reads_alike(raw):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
     if raw[:1] == b"{" and raw[1:2] != b"\x00":  # a NUL second byte would mean UTF-16
         text = raw.decode("utf-8", "surrogatepass")
         try:

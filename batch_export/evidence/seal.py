@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from ..durable import fsync_dir, make_private_dir, write_atomically
 from .jsonlines import json_object
 from .leaf_sort import SortedLeaves
@@ -68,9 +70,19 @@ def canonical(document: dict[str, Any]) -> bytes:
 
 
 def leaf_hash(kind: str, target_id: str, sha256: str, size: int) -> bytes:
-    """The Merkle leaf hash of one done target."""
-    leaf = json.dumps([kind, target_id, sha256, size], separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(b"\x00" + leaf.encode()).digest()
+    """The Merkle leaf hash of one done target: of its compact JSON array, UTF-8 as it is.
+
+    orjson writes that array byte for byte as ``json.dumps(...,
+    separators=(",", ":"), ensure_ascii=False)`` does, for every character
+    but a lone surrogate (checked over all of Unicode in the tests), in a
+    tenth of the time; ``json`` writes what orjson refuses.
+    """
+    try:
+        leaf = orjson.dumps([kind, target_id, sha256, size])
+    except TypeError:  # orjson.JSONEncodeError is one: an integer past 64 bits, a surrogate
+        text = json.dumps([kind, target_id, sha256, size], separators=(",", ":"), ensure_ascii=False)
+        leaf = text.encode()
+    return hashlib.sha256(b"\x00" + leaf).digest()
 
 
 def merkle_root(leaves: Iterable[bytes]) -> str:
