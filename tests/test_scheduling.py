@@ -196,6 +196,30 @@ def test_prep_times_plans_a_later_check_for_a_pending_request() -> None:
     assert prep.next_check(100_000.0) == pytest.approx(150_000.0)
 
 
+
+def test_prep_times_replans_less_often_yet_follows_a_slower_platform() -> None:
+    """20,000 outcomes re-solve the plan ~110 times (not 400), and a slow-down still shows."""
+    prep = PrepTimes()
+    solves = 0
+    solve = prep._solve
+
+    def counted() -> list[int]:
+        nonlocal solves
+        solves += 1
+        return solve()
+
+    prep._solve = counted  # type: ignore[method-assign]
+    rng = random.Random(5)
+    for speed in (1.0, 6.0):  # ready 0.5–1 s after the POST, then 3–6 s
+        for _ in range(10_000):
+            ready = rng.uniform(0.5, 1.0) * speed
+            prep.observe(ready * 0.9, ready)
+            prep.next_check(0.0)  # each check asks for the plan, as the pipeline's do
+        if speed == 1.0:
+            fast = prep.next_check(0.0)
+    assert 90 <= solves <= 130
+    assert fast <= 1.0 and prep.next_check(0.0) >= 2.5
+
 def play_concurrently(
     model: ReadinessModel,
     n: int,

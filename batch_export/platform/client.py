@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import aiohttp
-from yarl import URL
 
 from .._version import __version__
 from ..errors import ExportError, RateLimitedError, TargetError, TransientError, UnreachableError
@@ -48,6 +47,7 @@ from .responses import (
 from .settings import ApiSettings
 from .transfer import DownloadGuard, NetworkChunks, NoMoreChunks, read_bounded
 from .translate import network_error
+from .wire_url import WireUrls
 
 __all__ = ["Consume", "PlatformClient"]
 
@@ -99,6 +99,7 @@ class PlatformClient:
         if settings.api_version == 4:
             self._bearer = BearerAuth(self._auth.fetch, self.redactor)
         self._base = settings.base
+        self._urls = WireUrls(self._base)
         # v1–v3 carry the token in every URL; encoded once, and kept a Secret.
         self._token_query = Secret(
             f"access_token={quote(settings.token.reveal(), safe='')}"
@@ -335,7 +336,7 @@ class PlatformClient:
             try:
                 resp = await session.request(
                     method,
-                    URL(self._with_credential(url), encoded=True),
+                    self._urls.url(self._with_credential(url)),
                     json=json_body,
                     headers=headers,
                     allow_redirects=False,
