@@ -99,3 +99,65 @@ def test_an_id_past_64_bits_still_names_its_target() -> None:
 def test_what_orjson_refuses_but_json_accepts_is_still_an_export(body: bytes) -> None:
     """The fast parser never narrows what counts as an export: json.loads decides its refusals."""
     check_whole("profile", "7", body)
+
+
+def _verdict_of_json(kind: str, target_id: str, body: bytes) -> str:
+    """What the check says when the body is read the slow, sure way (``json.loads`` whole)."""
+    import json
+
+    from batch_export.storage import validate
+
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return "MalformedExportError"
+    is_object = isinstance(document, dict)
+    info = document.get("info") if is_object else None
+    try:
+        validate._check_shape(
+            kind,
+            target_id,
+            is_object=is_object,
+            info=info if isinstance(info, dict) else None,
+            data_kind=validate._json_kind(document["data"])
+            if is_object and "data" in document
+            else None,
+        )
+    except IntegrityError as exc:
+        return type(exc).__name__
+    return "ok"
+
+
+_HEAD = b'{"info": {"type": "profile", "id": 7}, "data": '
+ODD_BODIES = [
+    _HEAD + b'[["caf\xc3\xa9 \xe2\x80\xa8"]]}',  # valid UTF-8, not ASCII
+    _HEAD + b'[["\xff"]]}',  # not UTF-8 inside a string the fast reader skips
+    _HEAD + b'[["\xed\xa0\x80"]]}',  # an encoded surrogate: json.loads passes it
+    _HEAD + b'[["\\ud800"]]}',  # a lone surrogate escape
+    _HEAD + b"[[NaN, Infinity]]}",  # json.loads alone reads these
+    _HEAD + b"[[1e999]]}",
+    _HEAD + b"[" * 5000 + b"]" * 5000 + b"}",  # nested past any recursion limit
+    b'{"info": {"type": "profile", "id": 18446744073709551623}, "data": [[]]}',
+    b'{"info": {"type": "profile", "id": 7.0}, "data": [[]]}',
+    _HEAD + b'"Data not available (yet)", "data": [[]]}',  # a repeated key: the last one
+    _HEAD + b'[[]], "data": "Data not available (yet)"}',
+    _HEAD + b"null}",
+    _HEAD + b"{}}",
+    _HEAD + b"[[]]} trailing",
+    b'\xef\xbb\xbf{"info": {"type": "profile", "id": 7}, "data": [[]]}',  # a BOM
+    b'{"data": [[]]}',
+    b'{"info": "7", "data": [[]]}',
+    b"[1, 2]",
+]
+
+
+@pytest.mark.parametrize("body", ODD_BODIES)
+def test_the_fast_reader_says_what_json_says(body: bytes) -> None:
+    """Whichever reader answers (msgspec, orjson, json), the verdict is json.loads's."""
+    expected = _verdict_of_json("profile", "7", body)
+    try:
+        check_whole("profile", "7", body)
+        found = "ok"
+    except IntegrityError as exc:
+        found = type(exc).__name__
+    assert found == expected

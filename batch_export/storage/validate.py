@@ -25,11 +25,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import ijson
+import msgspec
 import orjson
 
 from ..errors import IntegrityError, MalformedExportError, WrongTargetError
 
 __all__ = ["ExportChecker", "PlaceholderError", "check_whole", "digest_checked", "ids_match"]
+
+
+#: an export's top level, each member kept as its raw JSON (``_members``)
+_TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
+#: the ijson event a raw JSON value starts with, by its first byte (else "scalar")
+_RAW_KINDS = {b"[": "start_array", b"{": "start_map", b'"': "string"}
 
 
 class PlaceholderError(IntegrityError):
@@ -135,6 +142,19 @@ def check_whole(kind: str, target_id: str, body: bytes) -> None:
     parser checks them an order of magnitude faster than an event-per-token
     one (``_parse_whole``).
     """
+    members = _members(body)
+    if members is not None:
+        raw_info, raw_data = members.get("info"), members.get("data")
+        info = None if raw_info is None else _parse_info(bytes(raw_info))
+        first = b"" if raw_data is None else bytes(memoryview(raw_data)[:1])
+        _check_shape(
+            kind,
+            target_id,
+            is_object=True,
+            info=info if isinstance(info, dict) else None,
+            data_kind=None if raw_data is None else _RAW_KINDS.get(first, "scalar"),
+        )
+        return
     document = _parse_whole(body)
     is_object = isinstance(document, dict)
     info = document.get("info") if is_object else None
@@ -146,6 +166,39 @@ def check_whole(kind: str, target_id: str, body: bytes) -> None:
         info=info if isinstance(info, dict) else None,
         data_kind=_json_kind(data) if is_object and "data" in document else None,
     )
+
+
+def _members(body: bytes) -> dict[str, msgspec.Raw] | None:
+    """The top-level members of ``body`` as raw JSON, if it is an object ``json.loads`` reads.
+
+    msgspec checks the whole document but builds only this small dict: the
+    ``data`` array is skipped over, not made into a million Python objects
+    (2.0 µs for a 5 kB export, against 7.1 for orjson). It skips strings
+    without checking their UTF-8, so a body that is not valid UTF-8 (or
+    not ASCII and not decodable) goes the longer way; so does anything it
+    refuses (``json.loads`` alone accepts NaN, a lone surrogate), which
+    ``_parse_whole`` then decides.
+    """
+    if not body.isascii():
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    try:
+        return _TOP_LEVEL.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+
+def _parse_info(raw: bytes) -> Any:
+    """``json.loads``'s reading of an ``info`` member msgspec found valid (see ``_parse_whole``)."""
+    try:
+        info = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+    if isinstance(info, dict) and isinstance(info.get("id"), float):
+        return json.loads(raw)  # maybe an integer past 64 bits, which orjson reads as a float
+    return info
 
 
 def _parse_whole(body: bytes) -> Any:
@@ -170,7 +223,7 @@ def _parse_whole(body: bytes) -> Any:
 def _stdlib_loads(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested thousands deep
         raise MalformedExportError("the export is not valid JSON") from exc
 
 
