@@ -21,6 +21,7 @@ built so that:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -60,7 +61,17 @@ def export_relname(target: Target, *, suffix: str = ".json") -> str:
         raise ValueError(f"unsafe file suffix {suffix!r}")
     # Once per export and per replayed done line: no enum calls, no properties.
     kind = _KIND_VALUES.get(target.kind) or TargetKind(target.kind).value
-    ident = target.id
+    return _relname(kind, target.id, suffix)
+
+
+@functools.lru_cache(maxsize=4096)
+def _relname(kind: str, ident: str, suffix: str) -> str:
+    """``export_relname``'s work, remembered for the last few thousand targets.
+
+    A saved export asks for its name twice, a trip apart: the store, to put
+    the file there, and the journal's ``done`` line, to tell whether the file
+    it records is the default one (``RecordedFiles``).
+    """
     # The hash of ``target.key``; surrogatepass keeps the encoding injective
     # even for an id built outside validate_id that carries a lone surrogate.
     digest = hashlib.sha256(f"{kind}:{ident}".encode("utf-8", "surrogatepass")).hexdigest()
