@@ -49,7 +49,10 @@ class DownloadGuard:
         )
         self._seen = resp.content.total_bytes
         self._timer: asyncio.TimerHandle | None = None
-        if self._floor > 0 or self._deadline is not None:
+        # A body already read off the socket whole (most exports: it came in
+        # the headers' packets) can no longer crawl: no timer for it.
+        arrived = resp.content.is_eof()
+        if not arrived and (self._floor > 0 or self._deadline is not None):
             self._timer = loop.call_later(self._next_wait(), self._check)
 
     def _next_wait(self) -> float:

@@ -43,6 +43,7 @@ from ..platform.known_limit import remembering_limiter
 from ..redaction import Redactor
 from ..storage.sink import SavedExport, Sink
 from ..storage.validate import PlaceholderError
+from .deadlines import Deadlines
 from .delivery import PushMode
 from .options import RunOptions, cannot_write
 from .scheduling import Outcome, ReadinessModel
@@ -98,6 +99,8 @@ class Exporter:
         )
         self.model = ReadinessModel()
         self.window = TaskWindow(options.max_pending, grace=options.grace)
+        #: every open target's --timeout, on one timer
+        self.deadlines = Deadlines(options.timeout)
         self.journal: Journal
         self.client: PlatformClient
         self._client_ready = False
@@ -146,6 +149,7 @@ class Exporter:
                     self.report = await self.push.start(stack, self.client, journal, self.redactor)
                 await self._work(work, resumed)
         finally:
+            self.deadlines.close()
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
@@ -193,7 +197,7 @@ class Exporter:
             expired = True
             task.cancel()
 
-        timer = asyncio.get_running_loop().call_later(self.options.timeout, deadline)
+        self.deadlines.watch(task, deadline)
         try:
             await self._export_one(target, state, target_id in resumed)
         except Stopped:
@@ -207,7 +211,7 @@ class Exporter:
         except Exception as exc:
             await self._settle(target, exc, str)
         finally:
-            timer.cancel()
+            self.deadlines.release(task)
 
     async def _settle(
         self, target: Target, exc: Exception, failure: Callable[[ExportError], str]
