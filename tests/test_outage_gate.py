@@ -23,7 +23,9 @@ class Clock:
 
 
 def _refused() -> UnreachableError:
-    return UnreachableError("cannot reach h:1: connection refused", host="h:1", reason="connection refused")
+    return UnreachableError(
+        "cannot reach h:1: connection refused", host="h:1", reason="connection refused"
+    )
 
 
 async def _settle() -> None:

@@ -122,7 +122,6 @@ class ForgingProxy(PostRelay):
         return [forged, await late]
 
 
-
 async def _run_with_proxy(
     sim: SimThread,
     tmp_path: Path,

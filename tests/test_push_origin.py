@@ -378,7 +378,6 @@ class _OriginProxy(PostRelay):
             return web.Response(status=resp.status)
 
 
-
 def _run_forgeries(
     url: str, body: bytes, forged: bytes
 ) -> dict[str, tuple[bytes, dict[str, str], int]]:

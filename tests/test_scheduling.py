@@ -196,7 +196,6 @@ def test_prep_times_plans_a_later_check_for_a_pending_request() -> None:
     assert prep.next_check(100_000.0) == pytest.approx(150_000.0)
 
 
-
 def test_prep_times_replans_less_often_yet_follows_a_slower_platform() -> None:
     """20,000 outcomes re-solve the plan ~110 times (not 400), and a slow-down still shows."""
     prep = PrepTimes()
@@ -219,6 +218,7 @@ def test_prep_times_replans_less_often_yet_follows_a_slower_platform() -> None:
             fast = prep.next_check(0.0)
     assert 90 <= solves <= 130
     assert fast <= 1.0 and prep.next_check(0.0) >= 2.5
+
 
 def play_concurrently(
     model: ReadinessModel,

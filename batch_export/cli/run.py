@@ -106,7 +106,9 @@ def run(
         # environment (COPERNICA_API_URL, …) must not stop the demo.
         api_url, auth_url = DEFAULT_API_URL, DEFAULT_AUTH_URL
     try:
-        token = _check_platform(simulate, api_url, api_version, auth_url, insecure, token_file, console)
+        token = _check_platform(
+            simulate, api_url, api_version, auth_url, insecure, token_file, console
+        )
         redactor.add(token.reveal())
         options = RunOptions(
             input=input_csv,

@@ -80,7 +80,9 @@ def leaf_hash(kind: str, target_id: str, sha256: str, size: int) -> bytes:
     try:
         leaf = orjson.dumps([kind, target_id, sha256, size])
     except TypeError:  # orjson.JSONEncodeError is one: an integer past 64 bits, a surrogate
-        text = json.dumps([kind, target_id, sha256, size], separators=(",", ":"), ensure_ascii=False)
+        text = json.dumps(
+            [kind, target_id, sha256, size], separators=(",", ":"), ensure_ascii=False
+        )
         leaf = text.encode()
     return hashlib.sha256(b"\x00" + leaf).digest()
 

@@ -56,6 +56,8 @@ _LOCAL_SPECIALS = frozenset('()<>[]:;,\\"')
 # else takes the slow path, which accepts a superset and explains rejections.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _PLAIN_EMAIL = re.compile(rf"[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~.-]{{1,64}}@(?:{_LABEL}\.)+{_LABEL}")
+
+
 # Appended after the last line: if the parser swallows it into a field, a quote
 # was opened and never closed (csv itself ends such a field silently at EOF).
 def _show(raw: str) -> str:
@@ -195,5 +197,3 @@ def is_valid_id(kind: TargetKind, raw: str) -> bool:
     except ValueError:
         return False
     return True
-
-
