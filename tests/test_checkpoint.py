@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import stat
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,26 @@ async def test_a_checkpoint_and_the_lines_after_it_give_the_full_replay(tmp_path
     assert found.from_checkpoint
     assert _as_tuple(found) == _full(tmp_path)
     assert found.states["3"].bytes == 13 and found.states["1"].error == "missing"
+
+
+async def test_done_times_come_from_the_checkpoint_only_when_asked_for(tmp_path: Path) -> None:
+    """The done lines' times: as a full replay gives them, or checked and not kept."""
+    await _first_run(tmp_path)
+    write_checkpoint(tmp_path, "profile")
+    await _killed_run(tmp_path)
+    full = array("d")
+    replay(tmp_path / JOURNAL_NAME, TargetTable("profile"), done_times=full)
+    assert len(full) == 4  # the done lines of 1, 2, 007 and, after the checkpoint, 3
+    found = replay_journal(tmp_path, "profile", done_times=True)
+    assert found.from_checkpoint and found.done_times == full
+    without = replay_journal(tmp_path, "profile")
+    assert without.from_checkpoint and without.done_times is None
+    assert _as_tuple(without) == _as_tuple(found)
+    # The times are still checked when not kept: a changed byte there voids the checkpoint.
+    data = bytearray((tmp_path / CHECKPOINT_NAME).read_bytes())
+    data[-33] ^= 0xFF  # the last byte of the times, just before the checksum
+    (tmp_path / CHECKPOINT_NAME).write_bytes(bytes(data))
+    assert not replay_journal(tmp_path, "profile").from_checkpoint
 
 
 async def test_a_run_merges_the_checkpoint_into_its_input_table(tmp_path: Path) -> None:
