@@ -167,7 +167,7 @@ def _load(
     """The checkpoint's replay and where it ends, or None (with a debug log) if it is not sound.
 
     Without ``done_times`` the done lines' times are checked but not kept
-    (80 MB for 10,000,000 targets that ``status`` and a resume never use).
+    (80 MB for 10,000,000 targets, which a resume never uses).
     """
     try:
         with checkpoint.open("rb") as handle:
