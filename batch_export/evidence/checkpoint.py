@@ -204,7 +204,7 @@ def _read(
     ]
     times = _read_blob(handle, "d", sizes[-1], hasher) if done_times else None
     if times is None:
-        _hash_blob(handle, sizes[-1], hasher)
+        _hash_blob(handle, sizes[-1], hasher, "the checkpoint is cut short")
     if handle.read(_DIGEST + 1) != hasher.digest():
         raise ValueError("its checksum does not match")
     offset = int(meta["offset"])
@@ -251,15 +251,19 @@ def _read_blob(handle: io.BufferedReader, code: str, size: int, hasher: Any) -> 
     return blob
 
 
-def _hash_blob(handle: io.BufferedReader, size: int, hasher: Any) -> None:
-    """Hash ``size`` bytes of ``handle`` a chunk at a time, keeping none of them."""
-    buffer = bytearray(min(size, _CHUNK))
-    view = memoryview(buffer)
+def _hash_blob(
+    handle: io.RawIOBase | io.BufferedIOBase, size: int, hasher: Any, short: str
+) -> None:
+    """Hash ``size`` bytes of ``handle`` a chunk at a time, keeping none of them.
+
+    ValueError(``short``) if the file ends first.
+    """
+    view = memoryview(bytearray(min(size, _CHUNK)))
     left = size
     while left > 0:
         got = handle.readinto(view[: min(left, _CHUNK)])
         if not got:
-            raise ValueError("the checkpoint is cut short")
+            raise ValueError(short)
         hasher.update(view[:got])
         left -= got
 
@@ -267,14 +271,6 @@ def _hash_blob(handle: io.BufferedReader, size: int, hasher: Any) -> None:
 def _prefix_digest(path: Path, end: int) -> str:
     """SHA-256 of the first ``end`` bytes of ``path`` (hashlib, at C speed)."""
     hasher = hashlib.sha256()
-    buffer = bytearray(_CHUNK)
-    view = memoryview(buffer)
-    left = end
     with path.open("rb", buffering=0) as handle:
-        while left > 0:
-            got = handle.readinto(view[: min(left, _CHUNK)])
-            if not got:
-                raise ValueError("the journal is shorter than the checkpoint")
-            hasher.update(view[:got])
-            left -= got
+        _hash_blob(handle, end, hasher, "the journal is shorter than the checkpoint")
     return hasher.hexdigest()
