@@ -7,17 +7,17 @@ ready, and its file expires some time after; the model decides every check.
 
 from __future__ import annotations
 
-import heapq
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import pytest
 
 from batch_export.run.expiry import ExpiryModel, GapEvidence
 from batch_export.run.preptimes import PrepTimes
 from batch_export.run.scheduling import ReadinessModel
+
+from .virtual_polling import Tally, play_concurrently
 
 Prep = Callable[[random.Random], float]
 
@@ -31,20 +31,6 @@ def long_tail(rng: random.Random) -> float:
 def uniform(rng: random.Random) -> float:
     """The simulator's default preparation delay, 0.5-3 s."""
     return rng.uniform(0.5, 3.0)
-
-
-@dataclass
-class Tally:
-    """What one synthetic run cost."""
-
-    requests: int = 0
-    exports: int = 0
-    gone: int = 0
-
-    @property
-    def per_export(self) -> float:
-        """Requests (submits and checks) per saved export."""
-        return self.requests / self.exports
 
 
 def play(
@@ -218,64 +204,6 @@ def test_prep_times_replans_less_often_yet_follows_a_slower_platform() -> None:
             fast = prep.next_check(0.0)
     assert 90 <= solves <= 130
     assert fast <= 1.0 and prep.next_check(0.0) >= 2.5
-
-
-def play_concurrently(
-    model: ReadinessModel,
-    n: int,
-    *,
-    low: float,
-    high: float,
-    expire: float,
-    window: int = 30,
-    rate: float = 200.0,
-    seed: int = 1,
-) -> Tally:
-    """Export ``n`` targets ``window`` at a time, submitted at ``rate``, on a virtual clock.
-
-    Unlike ``play``, outcomes come back out of order and late: the checks
-    of a whole window are in flight before the first answer is seen, as in
-    a live run with ``--max-pending``. Preparation is uniform in
-    ``low..high``; a lost request is submitted again.
-    """
-    rng = random.Random(seed)
-    tally = Tally()
-    # (when it is checked, seq, posted, ready, checks so far, last seen alive)
-    due: list[tuple[float, int, float, float, int, float]] = []
-    seq = 0
-    submit_at = 0.0
-    waiting = n
-    now = 0.0
-
-    def submit(at: float) -> None:
-        nonlocal seq
-        tally.requests += 1
-        seq += 1
-        heapq.heappush(
-            due, (at + model.delay(0, 0.0), seq, at, at + rng.uniform(low, high), 0, 0.0)
-        )
-
-    while waiting or due:
-        while waiting and len(due) < window:
-            submit_at = max(submit_at + 1.0 / rate, now)
-            submit(submit_at)
-            waiting -= 1
-        now, _, posted, ready, checks, alive = heapq.heappop(due)
-        tally.requests += 1
-        checks += 1
-        age = now - posted
-        if now >= ready + expire:
-            model.record(checks, alive, age, "gone")
-            tally.gone += 1
-            waiting += 1
-        elif now >= ready:
-            model.record(checks, alive, age, "ready")
-            tally.exports += 1
-        else:
-            model.record(checks, alive, age, "pending")
-            seq += 1
-            heapq.heappush(due, (now + model.delay(checks, age), seq, posted, ready, checks, age))
-    return tally
 
 
 def test_a_burst_of_losses_does_not_push_checks_before_any_file_is_ready() -> None:

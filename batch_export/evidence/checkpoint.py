@@ -202,8 +202,10 @@ def _read(
         _read_blob(handle, code, size, hasher)
         for code, size in zip(BLOB_CODES, sizes, strict=False)
     ]
-    times = _read_blob(handle, "d", sizes[-1], hasher) if done_times else None
-    if times is None:
+    times = None
+    if done_times:
+        times = _read_blob(handle, "d", sizes[-1], hasher)
+    else:
         _hash_blob(handle, sizes[-1], hasher, "the checkpoint is cut short")
     if handle.read(_DIGEST + 1) != hasher.digest():
         raise ValueError("its checksum does not match")
