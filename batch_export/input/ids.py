@@ -50,16 +50,12 @@ _SCIENTIFIC = re.compile(r"[0-9]+(?:[.,][0-9]+)?[eE][+-]?[0-9]+")
 # Specials of RFC 5322 that are only legal inside a quoted local part; in a CSV
 # cell they nearly always mean two addresses or a display name got mixed in.
 _LOCAL_SPECIALS = frozenset('()<>[]:;,\\"')
-# surrogateescape turns undecodable bytes into U+DC80..U+DCFF; finding one in a
-# decoded line tells us exactly which line held the bad byte.
 # The common case — a plain ASCII address — is accepted by one regex; anything
 # else takes the slow path, which accepts a superset and explains rejections.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _PLAIN_EMAIL = re.compile(rf"[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~.-]{{1,64}}@(?:{_LABEL}\.)+{_LABEL}")
 
 
-# Appended after the last line: if the parser swallows it into a field, a quote
-# was opened and never closed (csv itself ends such a field silently at EOF).
 def _show(raw: str) -> str:
     """The raw value quoted and escaped for a message, cut to a readable length."""
     if len(raw) > SHOWN_CHARS:
